@@ -1,0 +1,5 @@
+import sys
+
+from hydra_vision.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hydra-ViT models, registered in timm's model registry on import."""
