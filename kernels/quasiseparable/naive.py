@@ -21,31 +21,9 @@ import torch.nn.functional as F
 
 from .checks import check_mix_inputs, compute_dtype
 from .dt import activate_dt
+from .segsum import segment_sums
 
 __all__ = ["quasiseparable_matrix", "quasiseparable_mix_naive", "quasiseparable_mix_scan", "semiseparable_matrix"]
-
-
-def _segment_sums(a: torch.Tensor, lower: bool) -> torch.Tensor:
-    """Exact log-decays from masked cumulative sums (no differences of long cumsums).
-
-    Args:
-        a: (..., L) per-token log decays.
-        lower: True for S[i, j] = sum_{k=j+1}^{i} a[k] (i >= j),
-            False for S[i, j] = sum_{k=i}^{j-1} a[k] (i <= j).
-
-    Returns:
-        (..., L, L) with -inf outside the triangle.
-    """
-    idx = torch.arange(a.shape[-1], device=a.device)
-    i, j = idx[:, None], idx[None, :]
-    rows = a[..., :, None].expand(*a.shape, a.shape[-1])
-    if lower:
-        s = torch.where(i > j, rows, 0.0).cumsum(-2)
-        keep = i >= j
-    else:
-        s = torch.where(i < j, rows, 0.0).flip(-2).cumsum(-2).flip(-2)
-        keep = i <= j
-    return s.masked_fill(~keep, -math.inf)
 
 
 def _triangle(dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, lower: bool) -> torch.Tensor:
@@ -53,7 +31,9 @@ def _triangle(dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tenso
     H, G = dt.shape[2], B.shape[2]
     cb = torch.einsum("bign,bjgn->bgij", C, B).repeat_interleave(H // G, dim=1)
     a = (dt * A).transpose(1, 2)
-    return cb * torch.exp(_segment_sums(a, lower)) * dt.transpose(1, 2)[:, :, None, :]
+    # upper: sum_{k=i}^{j-1} a[k] is the lower segment sum of a shifted by one, transposed
+    log_decay = segment_sums(a) if lower else segment_sums(F.pad(a, (1, 0))[..., :-1]).transpose(-1, -2)
+    return cb * torch.exp(log_decay) * dt.transpose(1, 2)[:, :, None, :]
 
 
 def semiseparable_matrix(dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:

@@ -20,19 +20,14 @@ import torch.nn.functional as F
 
 from .checks import check_mix_inputs, compute_dtype
 from .dt import activate_dt
+from .segsum import segment_sums
 
 __all__ = ["quasiseparable_mix_reference"]
 
 
-def _segment_decay(rows: torch.Tensor, cols: torch.Tensor, strict: bool) -> torch.Tensor:
-    """exp(rows[i] - cols[j]) on the causal triangle (j < i if strict, else j <= i), 0 elsewhere.
-
-    rows, cols: (..., T) cumulative log-decays, non-increasing, so every kept
-    exponent is <= 0; the mask is applied before the exp. Returns (..., T, T).
-    """
-    T = rows.shape[-1]
-    keep = torch.ones(T, T, dtype=torch.bool, device=rows.device).tril(-1 if strict else 0)
-    return torch.exp((rows[..., :, None] - cols[..., None, :]).masked_fill(~keep, -math.inf))
+def _rows_down(m: torch.Tensor) -> torch.Tensor:
+    """Row i of the result is row i-1 of m (row 0 is -inf): S[i-1, j] = sum_{k=j+1}^{i-1} a[k], j < i."""
+    return F.pad(m, (0, 0, 1, 0), value=-math.inf)[..., :-1, :]
 
 
 def _causal_mix(
@@ -59,24 +54,27 @@ def _causal_mix(
     B = F.pad(B, (0, 0, 0, 0, 0, pad)).reshape(batch, nchunks, Q, G, N)
     C = F.pad(C, (0, 0, 0, 0, 0, pad)).reshape(batch, nchunks, Q, G, N)
     a = F.pad(dt * A, (0, 0, 0, pad)).reshape(batch, nchunks, Q, G, H // G).permute(0, 3, 4, 1, 2)  # [b, g, r, c, Q]
-    cum = a.cumsum(-1)  # sum_{k <= s} a[k] inside the chunk
-    cum_out = cum - a if shift else cum  # output side: exclusive (shift) or inclusive sum
+    log_decay = segment_sums(a)  # [b, g, r, c, Q, Q]: sum_{k=s+1}^{l} a[k], s <= l
+    to_end = torch.exp(log_decay[..., -1, :])  # [b, g, r, c, Q]: decay from token s to the chunk's end
+    from_start = a.cumsum(-1)  # [b, g, r, c, Q]: sum_{k<=l} a[k], decay of the incoming state
+    if shift:  # output l reads the state after token l-1: exclusive sums, strictly causal
+        log_decay = _rows_down(log_decay)
+        from_start = F.pad(from_start, (1, 0))[..., :-1]
 
-    # Intra-chunk: y[l] = sum_{s (<) l} C[l] . B[s] exp(cum_out[l] - cum[s]) dt[s] x[s]
+    # Intra-chunk: y[l] = sum_{s (<) l} C[l] . B[s] exp(log_decay[l, s]) dt[s] x[s]
     cb = torch.einsum("bclgn,bcsgn->bgcls", C, B)  # [b, g, c, Q, Q]
-    y = torch.einsum("bgrcls,bcsgrp->bclgrp", cb[:, :, None] * _segment_decay(cum_out, cum, shift), x_dt)
+    y = torch.einsum("bgrcls,bcsgrp->bclgrp", cb[:, :, None] * torch.exp(log_decay), x_dt)
 
-    # Chunk states from the chunk's own tokens: sum_s exp(cum[Q-1] - cum[s]) dt[s] x[s] B[s]^T
-    to_end = torch.exp(cum[..., -1:] - cum)  # [b, g, r, c, Q]
-    states = torch.einsum("bcsgn,bgrcs,bcsgrp->bcgrpn", B, to_end, x_dt)
+    # Chunk states from the chunk's own tokens: sum_s to_end[s] dt[s] x[s] B[s]^T
+    states = torch.einsum("bcsgn,bgrcs,bcsgrp->bcgrpn", B, to_end, x_dt)  # [b, c, g, r, P, N]
 
     # State entering chunk z: sum_{c < z} exp(total[c+1] + ... + total[z-1]) states[c]
-    total = cum[..., -1]  # [b, g, r, c]
-    chunk_cum = total.cumsum(-1)
-    incoming = torch.einsum("bgrzc,bcgrpn->bzgrpn", _segment_decay(chunk_cum - total, chunk_cum, True), states)
+    total = a.sum(-1)  # [b, g, r, c]
+    passing = torch.exp(_rows_down(segment_sums(total)))  # [b, g, r, z, c]
+    incoming = torch.einsum("bgrzc,bcgrpn->bzgrpn", passing, states)
 
-    # Its contribution: C[l] . exp(cum_out[l]) incoming
-    y = y + torch.einsum("bclgn,bgrcl,bcgrpn->bclgrp", C, torch.exp(cum_out), incoming)
+    # Its contribution: C[l] . exp(from_start[l]) incoming
+    y = y + torch.einsum("bclgn,bgrcl,bcgrpn->bclgrp", C, torch.exp(from_start), incoming)
     return y.reshape(batch, nchunks * Q, H, P)[:, :L]
 
 
