@@ -2,8 +2,8 @@
 
     y = x / sqrt(mean(x^2) + eps) * weight * SiLU(z)
 
-normalising before the gate (Mamba-2's `norm_before_gate=True`), computed in fp32 and
-returned in x's dtype.
+normalising before the gate (Mamba-2's `norm_before_gate=True`), computed in fp32 (fp64
+for fp64 inputs) and returned in x's dtype.
 """
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ class GatedRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Args: x, z: (..., dim). Returns: (..., dim) in x's dtype."""
-        x32 = x.float()
-        y = x32 * torch.rsqrt(x32.square().mean(dim=-1, keepdim=True) + self.eps) * self.weight.float()
-        return (y * F.silu(z.float())).to(x.dtype)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        xf = x.to(dtype)
+        y = xf * torch.rsqrt(xf.square().mean(dim=-1, keepdim=True) + self.eps) * self.weight.to(dtype)
+        return (y * F.silu(z.to(dtype))).to(x.dtype)

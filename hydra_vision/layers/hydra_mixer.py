@@ -144,7 +144,7 @@ class Hydra(nn.Module):
             u.unflatten(-1, (H, self.headdim)),
             dt[..., :H],
             dt[..., H:],
-            -torch.exp(self.A_log.float()),
+            -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32))),
             B_f.unflatten(-1, (G, N)),
             C_f.unflatten(-1, (G, N)),
             B_b.unflatten(-1, (G, N)),
