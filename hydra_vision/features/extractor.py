@@ -1,0 +1,212 @@
+"""FeatureExtractor: pooled embeddings and per-block feature maps of a timm ViT-style model.
+
+For an image batch x (B, 3, H, W) and a model with D channels, P prefix tokens and an
+(h, w) = (H, W) / patch grid of patch tokens, one forward pass
+(`forward_intermediates`) gives
+- `embeddings`: forward_head(forward_features(x), pre_logits=True), (B, D), pooled by
+  the model's `global_pool` (optionally L2-normalised);
+- `blocks.<i>` for each chosen block i: its output tokens, as NCHW (B, D, h, w) or NLC
+  (B, h*w, D); with prefix tokens, NLC becomes (B, P + h*w, D) (prefix first, as in
+  forward_features) and NCHW adds `blocks.<i>.prefix` (B, P, D).
+Preprocessing follows the model's pretrained cfg (timm's resolve_data_config +
+create_transform); images are resized on the CPU as uint8 and normalised on the device.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+from .checkpoint import load_weights
+from .loading import open_rgb
+
+__all__ = ["FeatureExtractor", "ImageInput"]
+
+OutputFormat = Literal["NCHW", "NLC"]
+ImageInput = torch.Tensor | Image.Image | str | os.PathLike | Sequence[Image.Image | str | os.PathLike]
+
+
+def _model_input_size(model: torch.nn.Module, img_size: int | None) -> tuple[int, int, int] | None:
+    """(C, H, W) the model is built for: `img_size` if given, else its patch embedding's size."""
+    in_chans = getattr(model, "in_chans", 3)
+    if img_size is not None:
+        return in_chans, img_size, img_size
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    return (in_chans, *size) if size is not None else None
+
+
+class FeatureExtractor:
+    """Extracts embeddings and block feature maps from images.
+
+    Args:
+        model: a timm model name (built with `num_classes=0`) or a model instance (used
+            as it is, switched to eval mode).
+        checkpoint: weights to load into a model given by name (see `load_weights`).
+        ema: load the checkpoint's EMA weights.
+        pool: `global_pool` for a model given by name (e.g. 'avg', 'token'); None keeps
+            the model's default.
+        embeddings: return pooled `embeddings`.
+        layers: block indices (negative counts from the end) whose outputs to return.
+        output_fmt: 'NCHW' maps or 'NLC' token sequences for `layers`.
+        prefix_tokens: also return the prefix (class/register) tokens of `layers`.
+        layer_norm: apply the model's final norm to the block outputs.
+        normalize: L2-normalise `embeddings`.
+        img_size: input size for a model given by name; None keeps the cfg's.
+        device: device to run on (default: cpu for a name, the model's own otherwise).
+        dtype: compute dtype (default: float32 for a name, the model's own otherwise).
+        model_kwargs: extra `timm.create_model` keyword arguments.
+
+    Raises:
+        ValueError: no output asked for, bad `output_fmt`, duplicate or unknown layer index.
+        TypeError: `pool`, `img_size`, `checkpoint` or `model_kwargs` with a model instance.
+    """
+
+    def __init__(
+        self,
+        model: str | torch.nn.Module,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        ema: bool = False,
+        pool: str | None = None,
+        embeddings: bool = True,
+        layers: Sequence[int] = (),
+        output_fmt: OutputFormat = "NCHW",
+        prefix_tokens: bool = False,
+        layer_norm: bool = False,
+        normalize: bool = False,
+        img_size: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        model_kwargs: dict | None = None,
+    ):
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        if not embeddings and not layers:
+            raise ValueError("nothing to extract: ask for embeddings and/or layers")
+        if isinstance(model, str):
+            kwargs = dict(model_kwargs or {})
+            if pool is not None:
+                kwargs["global_pool"] = pool
+            if img_size is not None:
+                kwargs["img_size"] = img_size
+            model = timm.create_model(model, pretrained=False, num_classes=0, **kwargs)
+            if checkpoint is not None:
+                load_weights(model, checkpoint, ema=ema)
+            device, dtype = device or "cpu", dtype or torch.float32
+        elif any(v is not None for v in (pool, img_size, checkpoint, model_kwargs)):
+            raise TypeError("pool, img_size, checkpoint and model_kwargs apply only to a model given by name")
+        else:
+            param = next(model.parameters())
+            device, dtype = device or param.device, dtype or param.dtype
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.device, self.dtype = torch.device(device), dtype
+        self.embeddings, self.output_fmt = embeddings, output_fmt
+        self.prefix_tokens, self.layer_norm, self.normalize = prefix_tokens, layer_norm, normalize
+        self.layers = self._resolve_layers(layers)
+
+        input_size = _model_input_size(model, img_size)
+        self.data_config = resolve_data_config({"input_size": input_size} if input_size else {}, model=model)
+        self.transform = create_transform(**self.data_config, use_prefetcher=True)
+        shape = (1, -1, 1, 1)
+        self._mean = torch.tensor(self.data_config["mean"], device=self.device).view(shape) * 255
+        self._std = torch.tensor(self.data_config["std"], device=self.device).view(shape) * 255
+
+    def _resolve_layers(self, layers: Sequence[int]) -> list[int]:
+        """Checks block indices and returns them non-negative and sorted."""
+        feature_info = getattr(self.model, "feature_info", None)
+        if layers and not feature_info:
+            raise ValueError(f"{type(self.model).__name__} has no feature_info: cannot take block outputs")
+        n = len(feature_info or ())
+        resolved = []
+        for index in layers:
+            if not -n <= index < n:
+                raise ValueError(f"unknown layer index {index}: the model has {n} blocks (0..{n - 1} or -{n}..-1)")
+            resolved.append(index % n)
+        if len(set(resolved)) != len(resolved):
+            raise ValueError(f"duplicate layer indices in {list(layers)}")
+        return sorted(resolved)
+
+    def layer_name(self, index: int) -> str:
+        """Output key of block `index` (its module name, e.g. 'blocks.11')."""
+        return self.model.feature_info[index]["module"]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Keys of the dict each call returns."""
+        names = ["embeddings"] if self.embeddings else []
+        with_prefix = self.prefix_tokens and self.output_fmt == "NCHW" and getattr(self.model, "num_prefix_tokens", 0)
+        for index in self.layers:
+            names.append(self.layer_name(index))
+            if with_prefix:
+                names.append(f"{self.layer_name(index)}.prefix")
+        return names
+
+    def preprocess(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor:
+        """Paths or PIL images -> resized uint8 batch (B, 3, H, W) on the CPU."""
+        return torch.stack([
+            torch.as_tensor(self.transform(im if isinstance(im, Image.Image) else open_rgb(os.fspath(im))))
+            for im in images
+        ])
+
+    def normalize_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> model input (x / 255 - mean) / std on the device, in the compute dtype."""
+        images = images.to(self.device, non_blocking=True).float()
+        return ((images - self._mean) / self._std).to(self.dtype)
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of a preprocessed batch x (B, 3, H, W); keys as in the module docstring."""
+        x = x.to(self.device, self.dtype)
+        if not self.layers:
+            return {"embeddings": self._pool(self.model.forward_features(x))}
+        result = self.model.forward_intermediates(
+            x,
+            indices=self.layers,
+            return_prefix_tokens=self.prefix_tokens,
+            norm=self.layer_norm,
+            stop_early=not self.embeddings,
+            output_fmt=self.output_fmt,
+            intermediates_only=not self.embeddings,
+        )
+        final, intermediates = result if self.embeddings else (None, result)
+        out = {"embeddings": self._pool(final)} if self.embeddings else {}
+        for index, maps in zip(self.layers, intermediates):
+            name = self.layer_name(index)
+            if isinstance(maps, tuple):
+                maps, prefix = maps
+                if self.output_fmt == "NLC":
+                    maps = torch.cat([prefix, maps], dim=1)
+                else:
+                    out[f"{name}.prefix"] = prefix.contiguous()
+            out[name] = maps.contiguous()
+        return out
+
+    def _pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        embeddings = self.model.forward_head(tokens, pre_logits=True)
+        return F.normalize(embeddings.float(), dim=-1).to(embeddings.dtype) if self.normalize else embeddings
+
+    def __call__(self, images: ImageInput) -> dict[str, torch.Tensor]:
+        """Features of images.
+
+        Args:
+            images: a preprocessed float tensor (B, 3, H, W) or (3, H, W); a uint8 tensor
+                from `preprocess`; or a PIL image, a path, or a sequence of them.
+
+        Returns:
+            dict of tensors on the device, in the compute dtype: `embeddings` (B, D)
+            and/or the block outputs (see the module docstring).
+        """
+        if isinstance(images, torch.Tensor):
+            batch = images if images.ndim == 4 else images.unsqueeze(0)
+            if batch.ndim != 4:
+                raise ValueError(f"expected an image tensor (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+            return self.forward(self.normalize_input(batch) if batch.dtype == torch.uint8 else batch)
+        if isinstance(images, (Image.Image, str, os.PathLike)):
+            images = [images]
+        return self.forward(self.normalize_input(self.preprocess(images)))
