@@ -1,0 +1,213 @@
+"""The epoch loops: one training epoch (grad accumulation, clipping, AMP, EMA, per-update LR)
+and an evaluation pass (top-1 / top-5 / loss, exact under DDP).
+
+The training step follows timm's train.py: the loss of an accumulated update is divided by the
+number of micro-batches, DDP skips the gradient all-reduce on micro-batches that do not update,
+the EMA and the scheduler advance once per optimizer update.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from timm.models import model_parameters
+from timm.utils import AverageMeter, ModelEmaV3, NativeScaler, accuracy, dispatch_clip_grad
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .distributed import DistContext
+from .signals import StopRequest
+
+__all__ = ["TrainParts", "train_one_epoch", "evaluate"]
+
+_logger = logging.getLogger(__name__)
+
+StepLogger = Callable[[int, int, float, float, float], None]
+
+
+@dataclass
+class TrainParts:
+    """What a training epoch uses: `model` is the wrapped (DDP / compiled) module, `raw_model` the
+    bare one (EMA source, state dicts)."""
+
+    model: torch.nn.Module
+    raw_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: torch.nn.Module
+    autocast: Callable[[], AbstractContextManager]
+    ctx: DistContext
+    ema: ModelEmaV3 | None = None
+    scaler: NativeScaler | None = None
+    mixup_fn: Callable | None = None
+
+
+def _mean_lr(optimizer: torch.optim.Optimizer) -> float:
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    return sum(lrs) / len(lrs)
+
+
+def _set_mixup(loader: Any, mixup_fn: Callable | None, enabled: bool) -> None:
+    if mixup_fn is not None:
+        mixup_fn.mixup_enabled = enabled
+    elif hasattr(loader, "mixup_enabled"):
+        loader.mixup_enabled = enabled
+
+
+def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.Namespace, stop: StopRequest,
+                    total_updates: int, log_step: StepLogger | None = None) -> tuple[dict[str, float], bool]:
+    """Train one epoch.
+
+    Args:
+        parts: model, optimizer, scheduler, loss, AMP, EMA, mixup, process context.
+        loader: timm train loader (yields (images, targets); targets soft when mixup is in the collate).
+        epoch: 0-based epoch; updates are counted from `epoch * updates_per_epoch`.
+        args: the run's options (grad_accum_steps, clip_grad, clip_mode, channels_last, log_interval, ...).
+        stop: checked after every optimizer update, agreed over all processes.
+        total_updates: updates in the whole run (for the ETA).
+        log_step: called on the primary process every `log_interval` updates with
+            (epoch, update count, mean loss since the last call, lr, samples/s over all processes).
+
+    Returns:
+        ({"loss": mean training loss of the epoch over all processes}, True if the epoch completed).
+    """
+    ctx, model, optimizer = parts.ctx, parts.model, parts.optimizer
+    if args.mixup_off_epoch:
+        _set_mixup(loader, parts.mixup_fn, epoch < args.mixup_off_epoch)
+    model.train()
+    num_batches = len(loader)
+    accum = args.grad_accum_steps
+    updates_per_epoch = math.ceil(num_batches / accum)
+    last_accum = num_batches % accum or accum
+    first_of_last_group = num_batches - last_accum
+    num_updates = epoch * updates_per_epoch
+    has_no_sync = hasattr(model, "no_sync")
+    clip_params = model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode)
+
+    epoch_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
+    window_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
+    epoch_samples = window_samples = window_updates = 0
+    window_start = time.perf_counter()
+    completed = True
+    bar = tqdm(total=num_batches, desc=f"train {epoch}", unit="batch", dynamic_ncols=True,
+               disable=None if ctx.is_primary else True, leave=False)
+    optimizer.zero_grad(set_to_none=True)
+    with logging_redirect_tqdm():
+        for batch_idx, (inputs, targets) in enumerate(loader):
+            micro = last_accum if batch_idx >= first_of_last_group else accum
+            need_update = batch_idx == num_batches - 1 or (batch_idx + 1) % accum == 0
+            inputs, targets = inputs.to(ctx.device, non_blocking=True), targets.to(ctx.device, non_blocking=True)
+            if parts.mixup_fn is not None:
+                inputs, targets = parts.mixup_fn(inputs, targets)
+            if args.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            sync = nullcontext() if need_update or not has_no_sync else model.no_sync()
+            with sync:
+                with parts.autocast():
+                    output = model(inputs)
+                    loss = parts.loss_fn(output, targets)
+                scaled = loss / micro
+                if parts.scaler is not None:
+                    parts.scaler(scaled, optimizer, clip_grad=args.clip_grad, clip_mode=args.clip_mode,
+                                 parameters=clip_params, need_update=need_update)
+                else:
+                    scaled.backward()
+                    if need_update:
+                        if args.clip_grad is not None:
+                            dispatch_clip_grad(clip_params, value=args.clip_grad, mode=args.clip_mode)
+                        optimizer.step()
+            batch_loss = loss.detach().to(torch.float64) * inputs.size(0)
+            epoch_loss += batch_loss
+            window_loss += batch_loss
+            epoch_samples += inputs.size(0)
+            window_samples += inputs.size(0)
+            bar.update(1)
+            if not need_update:
+                continue
+
+            num_updates += 1
+            window_updates += 1
+            optimizer.zero_grad(set_to_none=True)
+            if parts.ema is not None:
+                parts.ema.update(parts.raw_model, step=num_updates)
+            if args.synchronize_step and ctx.device.type == "cuda":
+                torch.cuda.synchronize()
+            if parts.scheduler is not None:
+                parts.scheduler.step_update(num_updates=num_updates)
+
+            update_idx = batch_idx // accum
+            if (update_idx + 1) % args.log_interval == 0 or batch_idx == num_batches - 1:
+                totals = ctx.all_reduce_sum(torch.stack([window_loss, window_loss.new_tensor(window_samples)]))
+                elapsed = time.perf_counter() - window_start
+                mean_loss = (totals[0] / totals[1]).item()
+                rate = totals[1].item() / max(elapsed, 1e-9)
+                lr = _mean_lr(optimizer)
+                remaining = (total_updates - num_updates) * elapsed / window_updates
+                bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}")
+                if ctx.is_primary:
+                    _logger.info(f"train {epoch} [{update_idx + 1}/{updates_per_epoch}] loss {mean_loss:.4g} "
+                                 f"lr {lr:.3e} {rate:.0f} img/s, run ETA "
+                                 f"{datetime.timedelta(seconds=round(remaining))}")
+                    if log_step is not None:
+                        log_step(epoch, num_updates, mean_loss, lr, rate)
+                window_loss.zero_()
+                window_samples = window_updates = 0
+                window_start = time.perf_counter()
+            if ctx.any(stop.requested):
+                completed = False
+                break
+    bar.close()
+    if hasattr(optimizer, "sync_lookahead"):
+        optimizer.sync_lookahead()
+    totals = ctx.all_reduce_sum(torch.stack([epoch_loss, epoch_loss.new_tensor(epoch_samples)]))
+    return {"loss": (totals[0] / totals[1].clamp(min=1)).item()}, completed
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Any, ctx: DistContext,
+             autocast: Callable[[], AbstractContextManager] = nullcontext, channels_last: bool = False,
+             desc: str = "eval") -> dict[str, float]:
+    """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole eval set.
+
+    Under DDP each process scores its shard of timm's `OrderedDistributedSampler`; the padding
+    that evens out the shards runs through the model (every process makes the same calls) but is
+    left out of the scores, so the result equals a single-process pass.
+    """
+    sampler = getattr(loader, "sampler", None)
+    num_valid = getattr(sampler, "num_valid_samples", None)
+    if num_valid is None:
+        num_valid = len(loader.dataset)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_m, top1_m, top5_m = AverageMeter(), AverageMeter(), AverageMeter()
+    model.eval()
+    seen = 0
+    for inputs, targets in tqdm(loader, desc=desc, unit="batch", leave=False,
+                                disable=None if ctx.is_primary else True):
+        valid = max(0, min(inputs.size(0), num_valid - seen))
+        seen += inputs.size(0)
+        inputs, targets = inputs.to(ctx.device, non_blocking=True), targets.to(ctx.device, non_blocking=True)
+        if channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            output = model(inputs)
+        if isinstance(output, (tuple, list)):
+            output = output[0]
+        if valid == 0:
+            continue
+        output, targets = output[:valid].float(), targets[:valid]
+        acc1, acc5 = accuracy(output, targets, topk=(1, min(5, output.size(-1))))
+        loss_m.update(loss_fn(output, targets).item(), valid)
+        top1_m.update(acc1.item(), valid)
+        top5_m.update(acc5.item(), valid)
+    totals = ctx.all_reduce_sum(torch.tensor([loss_m.sum, top1_m.sum, top5_m.sum, loss_m.count],
+                                             dtype=torch.float64, device=ctx.device))
+    count = max(totals[3].item(), 1.0)
+    return {"loss": totals[0].item() / count, "top1": totals[1].item() / count, "top5": totals[2].item() / count}

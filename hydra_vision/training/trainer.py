@@ -1,0 +1,296 @@
+"""One training run: timm's train.py recipe put together from the pieces of this package.
+
+Per epoch: train, evaluate the model and its EMA, step the schedule, append summary.csv and
+redraw curves.png, then save `last.pth.tar` (and `model_best.pth.tar`, numbered history)
+atomically. A checkpoint holds everything the next epoch depends on, RNG states of every rank
+included, so `--resume` continues exactly: the resumed run ends with the metrics of an
+uninterrupted one. An interruption inside an epoch restarts that epoch from its start.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from timm.data import resolve_data_config
+from timm.layers import convert_sync_batchnorm
+from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.models import clean_state_dict, safe_model_name
+from timm.utils import ModelEmaV3, distribute_bn, get_outdir, random_seed
+from torch.nn.parallel import DistributedDataParallel
+
+from .checkpoint import (AtomicCheckpointSaver, atomic_save, atomic_write_text, export_safetensors,
+                         load_checkpoint_file)
+from .config import config_to_yaml
+from .data import class_names_of, create_eval_loader, create_image_dataset, create_train_loader, mixup_args
+from .distributed import DistContext, setup_distributed, teardown_distributed
+from .loggers import ScalarLogger
+from .loops import TrainParts, evaluate, train_one_epoch
+from .metrics import RunRecords, plot_curves
+from .model import create_training_model
+from .optim import create_optimizer, create_scheduler, resolve_lr
+from .precision import resolve_amp
+from .rng import capture_rng_state, restore_rng_state
+from .signals import StopRequest
+
+__all__ = ["train"]
+
+_logger = logging.getLogger(__name__)
+
+_RESUME_IGNORED = {"resume", "output", "experiment", "workers", "log_interval", "log_wandb", "log_tensorboard",
+                   "wandb_project", "pin_mem", "device", "local_rank", "config", "data", "data_dir"}
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run the training described by `args` (see `config.build_parser`); returns the exit code
+    (0, or 128 + signal number after a SIGTERM/SIGINT stop)."""
+    ctx = setup_distributed(args.device)
+    try:
+        return _train(args, ctx)
+    finally:
+        teardown_distributed(ctx)
+
+
+def _num_classes(args: argparse.Namespace, class_names: list[str] | None) -> int:
+    if args.num_classes is None:
+        if class_names is None:
+            raise ValueError(f"--num-classes is needed for dataset {args.dataset!r}")
+        return len(class_names)
+    if class_names is not None and len(class_names) > args.num_classes:
+        raise ValueError(f"the train split has {len(class_names)} classes but --num-classes is {args.num_classes}")
+    return args.num_classes
+
+
+def _sync_img_size(args: argparse.Namespace) -> None:
+    """Use `--model-kwargs img_size=N` as the data size when no data size is given."""
+    size = args.model_kwargs.get("img_size")
+    if size is None or args.img_size is not None or args.input_size is not None:
+        return
+    if isinstance(size, int):
+        args.img_size = size
+    else:
+        args.input_size = [args.in_chans or 3, *size]
+
+
+def _loss_fn(args: argparse.Namespace, mixup_active: bool) -> torch.nn.Module:
+    if mixup_active:
+        return BinaryCrossEntropy(target_threshold=args.bce_target_thresh) if args.bce_loss else SoftTargetCrossEntropy()
+    if args.smoothing:
+        if args.bce_loss:
+            return BinaryCrossEntropy(smoothing=args.smoothing, target_threshold=args.bce_target_thresh)
+        return LabelSmoothingCrossEntropy(smoothing=args.smoothing)
+    return torch.nn.CrossEntropyLoss()
+
+
+def _run_dir(args: argparse.Namespace, img_size: int) -> Path:
+    if args.resume and not args.output and not args.experiment:
+        return Path(args.resume).resolve().parent
+    name = args.experiment or "-".join(
+        [datetime.now().strftime("%Y%m%d-%H%M%S"), safe_model_name(args.model), str(img_size)])
+    return Path(get_outdir(args.output or "./output/train", name))
+
+
+def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[str] | None) -> dict[str, Any]:
+    """Restore weights, EMA, optimizer, scaler and schedule from `--resume`; returns the checkpoint."""
+    checkpoint = load_checkpoint_file(args.resume)
+    if checkpoint.get("interrupted"):
+        raise ValueError(f"{args.resume} is a mid-epoch snapshot; resume from last.pth.tar in the same folder "
+                         f"(it restarts the interrupted epoch from its start)")
+    if "state_dict" not in checkpoint or "epoch" not in checkpoint:
+        raise ValueError(f"{args.resume} is not a training checkpoint (no state_dict/epoch)")
+    if checkpoint.get("arch", args.model) != args.model:
+        raise ValueError(f"{args.resume} was trained with model {checkpoint['arch']!r}, not {args.model!r}")
+    if class_names is not None and checkpoint.get("class_names") not in (None, class_names):
+        raise ValueError(f"{args.resume} was trained on other classes than the ones in {args.data_dir}")
+    saved = checkpoint.get("args") or {}
+    changed = sorted(k for k, v in vars(args).items() if k in saved and k not in _RESUME_IGNORED and saved[k] != v)
+    if changed:
+        _logger.warning(f"resuming with options that differ from the checkpoint's: {', '.join(changed)}")
+    try:
+        parts.raw_model.load_state_dict(clean_state_dict(checkpoint["state_dict"]))
+        if parts.ema is not None and checkpoint.get("state_dict_ema") is not None:
+            parts.ema.module.load_state_dict(clean_state_dict(checkpoint["state_dict_ema"]))
+    except RuntimeError as e:
+        raise ValueError(f"{args.resume} does not fit model {args.model}: {str(e).splitlines()[1].strip()}") from None
+    if not args.no_resume_opt:
+        parts.optimizer.load_state_dict(checkpoint["optimizer"])
+        if parts.scaler is not None and parts.scaler.state_dict_key in checkpoint:
+            parts.scaler.load_state_dict(checkpoint[parts.scaler.state_dict_key])
+        if parts.scheduler is not None and "scheduler" in checkpoint:
+            parts.scheduler.load_state_dict(checkpoint["scheduler"])
+    return checkpoint
+
+
+def _checkpoint_state(args: argparse.Namespace, parts: TrainParts, class_names: list[str] | None, step: int,
+                      rng: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "arch": args.model,
+        "args": dict(vars(args)),
+        "state_dict": parts.raw_model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "step": step,
+        "rng": rng,
+        "class_names": class_names,
+    }
+    if parts.ema is not None:
+        state["state_dict_ema"] = parts.ema.module.state_dict()
+    if parts.scheduler is not None:
+        state["scheduler"] = parts.scheduler.state_dict()
+    if parts.scaler is not None:
+        state[parts.scaler.state_dict_key] = parts.scaler.state_dict()
+    return state
+
+
+def _export_best(run_dir: Path, arch: str) -> None:
+    """Write the best checkpoint's weights (and EMA weights) as .safetensors files."""
+    best = run_dir / "model_best.pth.tar"
+    if not best.exists():
+        return
+    checkpoint = load_checkpoint_file(best)
+    export_safetensors(checkpoint["state_dict"], run_dir / "model_best.safetensors", arch)
+    if checkpoint.get("state_dict_ema") is not None:
+        export_safetensors(checkpoint["state_dict_ema"], run_dir / "model_best_ema.safetensors", arch)
+
+
+def _train(args: argparse.Namespace, ctx: DistContext) -> int:
+    if not args.data_dir:
+        raise ValueError("no dataset given: pass its root as DIR or --data-dir DIR")
+    if ctx.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    args.device = ctx.device.type
+    args.grad_accum_steps = max(1, args.grad_accum_steps)
+    autocast, scaler = resolve_amp(args, ctx.device)
+    random_seed(args.seed, ctx.rank)
+
+    dataset_train = create_image_dataset(args, args.train_split, is_training=True)
+    class_names = class_names_of(dataset_train)
+    class_map = dict(dataset_train.reader.class_to_idx) if class_names else ""
+    dataset_eval = create_image_dataset(args, args.val_split, is_training=False, class_map=class_map)
+    args.num_classes = _num_classes(args, class_names)
+    _sync_img_size(args)
+
+    model = create_training_model(args, args.num_classes)
+    data_config = resolve_data_config(vars(args), model=model, verbose=ctx.is_primary)
+    model.to(ctx.device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if ctx.distributed and args.sync_bn:
+        model = convert_sync_batchnorm(model)
+    if ctx.is_primary:
+        _logger.info(f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+                     f"{args.num_classes} classes, {ctx.world_size} process(es) on {ctx.device.type}")
+    resolve_lr(args, ctx.world_size)
+    optimizer = create_optimizer(args, model)
+    ema = None
+    if args.model_ema:
+        ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=args.model_ema_warmup,
+                         device=torch.device("cpu") if args.model_ema_force_cpu else None)
+
+    use_prefetcher = not args.no_prefetcher and ctx.device.type == "cuda"
+    loader_train, mixup_fn = create_train_loader(args, dataset_train, data_config, args.num_classes, ctx.device,
+                                                 ctx.distributed, use_prefetcher)
+    loader_eval = create_eval_loader(dataset_eval, data_config, args.validation_batch_size or args.batch_size,
+                                     args.workers, ctx.device, ctx.distributed, use_prefetcher, args.pin_mem)
+    updates_per_epoch = math.ceil(len(loader_train) / args.grad_accum_steps)
+    scheduler, num_epochs = create_scheduler(args, optimizer, updates_per_epoch)
+    parts = TrainParts(model=model, raw_model=model, optimizer=optimizer, scheduler=scheduler,
+                       loss_fn=_loss_fn(args, mixup_args(args, args.num_classes) is not None).to(ctx.device),
+                       autocast=autocast, ctx=ctx, ema=ema, scaler=scaler, mixup_fn=mixup_fn)
+
+    start_epoch, checkpoint = 0, None
+    if args.resume:
+        checkpoint = _load_resume(args, parts, class_names)
+        start_epoch = checkpoint["epoch"] + 1
+        if args.sched_on_updates:
+            scheduler.step_update(start_epoch * updates_per_epoch)
+        else:
+            scheduler.step(start_epoch)
+    if ctx.distributed:
+        device_ids = [ctx.device] if ctx.device.type == "cuda" else None
+        parts.model = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=not args.no_ddp_bb)
+    if args.torchcompile:
+        parts.model = torch.compile(parts.model, backend=args.torchcompile, mode=args.torchcompile_mode)
+
+    run_dir = records = saver = None
+    scalar_log = None
+    rng: list[dict[str, Any]] = []
+    num_updates = start_epoch * updates_per_epoch
+    if ctx.is_primary:
+        run_dir = _run_dir(args, data_config["input_size"][-1])
+        atomic_write_text(config_to_yaml(args), run_dir / "args.yaml")
+        records = RunRecords(run_dir, log_wandb=args.log_wandb)
+        records.trim(start_epoch)
+        saver = AtomicCheckpointSaver(
+            lambda: _checkpoint_state(args, parts, class_names, num_updates, rng), run_dir,
+            decreasing=args.eval_metric == "loss", max_history=args.checkpoint_hist)
+        if checkpoint is not None and "saver" in checkpoint:
+            saver.load_state_dict(checkpoint["saver"])
+        scalar_log = ScalarLogger(args, run_dir, config=dict(vars(args)))
+        _logger.info(f"run folder {run_dir}; epochs {start_epoch}..{num_epochs - 1}, "
+                     f"{updates_per_epoch} updates per epoch")
+
+    def log_step(epoch: int, step: int, loss: float, lr: float, rate: float) -> None:
+        records.add_step(epoch, step, loss, lr, rate)
+        scalar_log.scalars({"train/loss": loss, "train/lr": lr, "train/samples_per_s": rate}, step)
+
+    if checkpoint is not None and checkpoint.get("rng"):
+        if len(checkpoint["rng"]) == ctx.world_size:
+            restore_rng_state(checkpoint["rng"][ctx.rank], ctx.device)
+        else:
+            _logger.warning(f"checkpoint RNG states are for {len(checkpoint['rng'])} processes, not "
+                            f"{ctx.world_size}: data order and augmentation will differ from the original run")
+
+    try:
+        with StopRequest() as stop:
+            for epoch in range(start_epoch, num_epochs):
+                if ctx.distributed and hasattr(loader_train.sampler, "set_epoch"):
+                    loader_train.sampler.set_epoch(epoch)
+                train_metrics, completed = train_one_epoch(
+                    parts, loader_train, epoch, args, stop, num_epochs * updates_per_epoch,
+                    log_step if ctx.is_primary else None)
+                num_updates = (epoch + completed) * updates_per_epoch
+                if not completed:
+                    rng = ctx.gather(capture_rng_state(ctx.device))
+                    if ctx.is_primary:
+                        state = _checkpoint_state(args, parts, class_names, num_updates, rng)
+                        state.update(epoch=epoch, interrupted=True, version=2)
+                        atomic_save(state, run_dir / "interrupted.pth.tar")
+                        _logger.warning(f"stopped in epoch {epoch}: mid-epoch weights in interrupted.pth.tar; "
+                                        f"--resume {run_dir / 'last.pth.tar'} restarts epoch {epoch}")
+                    return stop.exit_code
+                skipped = getattr(dataset_train, "take_skipped", lambda: 0)()
+                train_metrics["skipped_images"] = ctx.all_reduce_sum(torch.tensor([skipped], device=ctx.device)).item()
+                if train_metrics["skipped_images"]:
+                    _logger.warning(f"epoch {epoch}: skipped {train_metrics['skipped_images']} unreadable images")
+                if ctx.distributed and args.dist_bn in ("broadcast", "reduce"):
+                    distribute_bn(model, ctx.world_size, args.dist_bn == "reduce")
+                evaluation = evaluate(parts.model, loader_eval, ctx, autocast, args.channels_last)
+                latest = evaluation[args.eval_metric]
+                if ema is not None and not args.model_ema_force_cpu:
+                    ema_metrics = evaluate(ema, loader_eval, ctx, autocast, args.channels_last, desc="eval EMA")
+                    evaluation.update({f"ema_{k}": v for k, v in ema_metrics.items()})
+                    latest = ema_metrics[args.eval_metric]
+                lr = sum(g["lr"] for g in optimizer.param_groups) / len(optimizer.param_groups)
+                scheduler.step(epoch + 1, latest)
+                rng = ctx.gather(capture_rng_state(ctx.device))
+                if ctx.is_primary:
+                    _logger.info(f"epoch {epoch}: train loss {train_metrics['loss']:.4f}, " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in evaluation.items()))
+                    records.add_epoch(epoch, train_metrics, evaluation, lr)
+                    plot_curves(records.summary, run_dir / "curves.png")
+                    scalar_log.scalars({f"eval/{k}": v for k, v in evaluation.items()}, num_updates)
+                    best, best_epoch = saver.save_checkpoint(epoch, metric=latest)
+                    _logger.info(f"saved {run_dir / 'last.pth.tar'}; best {args.eval_metric} {best} (epoch {best_epoch})")
+                if ctx.any(stop.requested):
+                    return stop.exit_code
+        if ctx.is_primary:
+            _export_best(run_dir, args.model)
+        return 0
+    finally:
+        if scalar_log is not None:
+            scalar_log.close()
