@@ -24,6 +24,7 @@ from timm.layers import (
     get_norm_layer,
     register_notrace_function,
     resample_abs_pos_embed,
+    resample_patch_embed,
     to_2tuple,
     trunc_normal_,
 )
@@ -467,14 +468,23 @@ class HydraVisionTransformer(nn.Module):
         return x
 
 
+def _shape_fits(key: str, shape: torch.Size, model_shape: torch.Size) -> bool:
+    """Equal shapes, except what timm adapts after the filter: the head (num_classes), the first conv's channels."""
+    if key.startswith('head.'):
+        return True
+    if key == 'patch_embed.proj.weight':
+        return shape[0] == model_shape[0] and shape[2:] == model_shape[2:]
+    return shape == model_shape
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: HydraVisionTransformer) -> Dict[str, torch.Tensor]:
     """Turns a saved checkpoint into `model`'s state dict.
 
     Unwraps timm training checkpoints (EMA weights first: 'state_dict_ema', 'model_ema', then
     'state_dict', 'model'), strips DDP / torch.compile / wrapper prefixes ('module.', '_orig_mod.',
-    'model.'), resamples a learned position embedding to the model's grid, and raises a ValueError
-    naming every tensor whose shape does not fit (except the classifier, which timm re-creates
-    when num_classes differs).
+    'model.'), resamples the patch embedding to the model's patch size and a learned position
+    embedding to its grid, and raises a ValueError naming every tensor whose shape does not fit
+    (the classifier and the first conv's input channels are left to timm, which adapts them).
     """
     for key in ('state_dict_ema', 'model_ema', 'state_dict', 'model'):
         if isinstance(state_dict.get(key), dict):
@@ -486,10 +496,13 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: HydraVisionTransform
         while k.startswith(prefixes):
             k = k.split('.', 1)[1]
         out_dict[k] = v
+    patch_weight = out_dict.get('patch_embed.proj.weight')
+    kernel = model.patch_embed.proj.weight.shape[-2:]
+    if patch_weight is not None and patch_weight.shape[-2:] != kernel:
+        out_dict['patch_embed.proj.weight'] = resample_patch_embed(patch_weight, list(kernel), verbose=True)
     pos_embed = out_dict.get('pos_embed')
     if pos_embed is not None and model.pos_embed is not None and pos_embed.shape != model.pos_embed.shape:
-        old_size = get_pretrained_grid_size(
-            model, out_dict.get('patch_embed.proj.weight'), pos_embed.shape[1] - model.num_prefix_tokens)
+        old_size = get_pretrained_grid_size(model, patch_weight, pos_embed.shape[1] - model.num_prefix_tokens)
         out_dict['pos_embed'] = resample_abs_pos_embed(
             pos_embed,
             new_size=model.patch_embed.grid_size,
@@ -498,12 +511,11 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: HydraVisionTransform
             verbose=True,
         )
 
-    expected = model.state_dict()
-    classifier = model.pretrained_cfg.get('classifier', 'head') if hasattr(model, 'pretrained_cfg') else 'head'
+    model_shapes = {k: v.shape for k, v in model.state_dict().items()}
     mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}'
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_shapes[k])}'
         for k, v in out_dict.items()
-        if k in expected and v.shape != expected[k].shape and not k.startswith(classifier + '.')
+        if k in model_shapes and not _shape_fits(k, v.shape, model_shapes[k])
     ]
     if mismatched:
         raise ValueError(
