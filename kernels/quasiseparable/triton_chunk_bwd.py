@@ -1,0 +1,215 @@
+"""Triton stage 3 (backward): the chunk-local gradients, in two kernels that need no atomics.
+
+With G[i, j] = dy_i . x_j and the matrix tiles of `triton_chunk_fwd` (M = S o decay o dt):
+
+rows kernel, one program per (row tile, batch, group), heads of the group in turn:
+    dCs[i] = sum_j (G o decay o dt)[i, j] B[j] + decay_in[i] dy_i S_in       per direction
+    R[i]   = Cs[i] . dCs_h[i]  (= dy_i . y_d[i], the row sums of M o G)      per head
+    dC[i - shift] = sum_h dCs_f,h[i],  dC_b[i + shift] likewise (C rows the shift skips get 0)
+
+cols kernel, one program per (column tile, batch, group):
+    dx[j]  = sum_d dt_d[j] (sum_i (S o decay)[i, j] dy_i + w_d[j] B_d[j] dS_d)  + D[j] dy_j
+    dB'[j] = sum_i (G o decay)[i, j] Cs[i] + w_d[j] x_j dS_d                     per head
+    dB[j]  = sum_h dt[j] dB'_h[j],   K'[j] = B[j] . dB'_h[j],   dD[j] = dy_j . x_j
+
+where S_in / dS are the forward / adjoint states (`triton_states`) and w_d the decay
+from token j to where its chunk's state leaves. R and K' feed `triton_dt.dt_backward`.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_chunk_fwd import chunk_configs, load_bc, prefix_values, prune_blocks
+
+__all__ = ["chunk_bwd_cols_kernel", "chunk_bwd_rows_kernel"]
+
+
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+                 prune_configs_by={"early_config_prune": prune_blocks})
+@triton.jit
+def chunk_bwd_rows_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
+    dta, cum, A, states, dCf, dCb, s_ob, s_ol, s_og, s_on, R,
+    L, H, G, P, N, BHL, nchunks,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    c = tile // (Q // BLOCK)
+    c0 = c * Q
+    c_end = tl.minimum(c0 + Q, L)
+    r0 = tile * BLOCK
+    rows = r0 + tl.arange(0, BLOCK)
+    rm = rows < L
+    ps = tl.arange(0, BLOCK_P)
+    ns = tl.arange(0, BLOCK_N)
+    pm = ps < P
+    bc = b * s_bb + g * s_bg
+    cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+    dc_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    if BIDIR:
+        cs_b = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+        dc_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    st_mask = pm[:, None] & (ns < N)[None, :]
+    hpg = H // G
+    for hh in range(hpg):
+        h = g * hpg + hh
+        A_h = tl.load(A + h).to(tl.float32)
+        off_f = b * H * L + h * L
+        off_b = BHL + off_f
+        x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
+        dyi = tl.load(dy + b * s_yb + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
+                      mask=rm[:, None] & pm[None, :], other=0.0)
+        r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
+        dch_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        if BIDIR:
+            r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
+            dch_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        for j0 in range(c0, c_end, BLOCK):
+            cols = j0 + tl.arange(0, BLOCK)
+            cm = cols < c_end
+            xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
+            gm = tl.dot(dyi, tl.trans(xj), input_precision=DOT_PREC)  # [BLOCK rows, BLOCK cols]
+            if j0 < r0 + BLOCK:
+                q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+                lower = (rows[:, None] >= cols[None, :] + SHIFT) & cm[None, :]
+                ds = gm * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
+                dch_f = tl.dot(ds.to(xj.dtype), load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N), dch_f,
+                               input_precision=DOT_PREC)
+            if BIDIR:
+                if j0 + BLOCK > r0:
+                    q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+                    upper = (rows[:, None] + SHIFT <= cols[None, :]) & cm[None, :]
+                    ds = gm * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
+                    dch_b = tl.dot(ds.to(xj.dtype), load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N), dch_b,
+                                   input_precision=DOT_PREC)
+        st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
+        if c > 0:
+            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+            dch_f += tl.exp(r_f)[:, None] * tl.dot(dyi, s_in.to(dyi.dtype), input_precision=DOT_PREC)
+        tl.store(R + off_f + rows, tl.sum(cs_f.to(tl.float32) * dch_f, axis=1), mask=rm)
+        dc_f += dch_f
+        if BIDIR:
+            if c < nchunks - 1:
+                T_b = tl.load(cum + off_b + c_end - 1)
+                s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                dch_b += tl.exp(T_b - r_b)[:, None] * tl.dot(dyi, s_in.to(dyi.dtype), input_precision=DOT_PREC)
+            tl.store(R + off_b + rows, tl.sum(cs_b.to(tl.float32) * dch_b, axis=1), mask=rm)
+            dc_b += dch_b
+    nm = (ns < N)[None, :]
+    out = b * s_ob + g * s_og + ns[None, :] * s_on
+    t_f = rows - SHIFT
+    tl.store(dCf + out + t_f[:, None] * s_ol, dc_f, mask=(rm & (t_f >= 0))[:, None] & nm)
+    if SHIFT:  # C_f[L-1] never enters: its gradient is zero
+        tl.store(dCf + out + (L - 1) * s_ol, tl.zeros([1, BLOCK_N], tl.float32), mask=nm & (r0 + BLOCK >= L))
+    if BIDIR:
+        t_b = rows + SHIFT
+        tl.store(dCb + out + t_b[:, None] * s_ol, dc_b, mask=(t_b < L)[:, None] & nm)
+        if SHIFT:  # C_b[0] never enters
+            tl.store(dCb + out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm & (r0 == 0))
+
+
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+                 prune_configs_by={"early_config_prune": prune_blocks})
+@triton.jit
+def chunk_bwd_cols_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
+    Dp, s_db, s_dl, s_dh, dta, cum, A, dstates, dx, dBf, dBb, s_ob, s_ol, s_og, s_on, Kp, dD,
+    L, H, G, P, N, BHL, nchunks,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    c = tile // (Q // BLOCK)
+    c0 = c * Q
+    c_end = tl.minimum(c0 + Q, L)
+    j0 = tile * BLOCK
+    cols = j0 + tl.arange(0, BLOCK)
+    cm = cols < L
+    ps = tl.arange(0, BLOCK_P)
+    ns = tl.arange(0, BLOCK_N)
+    pm = ps < P
+    nm = ns < N
+    bc = b * s_bb + g * s_bg
+    b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
+    db_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    if BIDIR:
+        b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
+        db_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    st_mask = pm[:, None] & nm[None, :]
+    st_mask_t = nm[:, None] & pm[None, :]
+    hpg = H // G
+    for hh in range(hpg):
+        h = g * hpg + hh
+        A_h = tl.load(A + h).to(tl.float32)
+        off_f = b * H * L + h * L
+        off_b = BHL + off_f
+        xj = tl.load(x + b * s_xb + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
+                     mask=cm[:, None] & pm[None, :], other=0.0)
+        dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
+        q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+        dx_f = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+        dbh_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        if BIDIR:
+            q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+            dx_b = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+            dbh_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        for i0 in range(c0, c_end, BLOCK):
+            rows = i0 + tl.arange(0, BLOCK)
+            rm = rows < c_end
+            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
+            gt = tl.dot(xj, tl.trans(dyi), input_precision=DOT_PREC)  # [BLOCK cols, BLOCK rows]
+            if i0 + BLOCK > j0:
+                r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
+                cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+                lower = (rows[None, :] >= cols[:, None] + SHIFT) & rm[None, :]
+                decay = tl.exp(tl.where(lower, r_f[None, :] - q_f[:, None], float("-inf")))
+                mt = tl.dot(b_f, tl.trans(cs), input_precision=DOT_PREC) * decay
+                dx_f = tl.dot(mt.to(xj.dtype), dyi, dx_f, input_precision=DOT_PREC)
+                dbh_f = tl.dot((gt * decay).to(xj.dtype), cs, dbh_f, input_precision=DOT_PREC)
+            if BIDIR:
+                if i0 < j0 + BLOCK:
+                    r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
+                    cs = load_bc(Cb + bc, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
+                    upper = (rows[None, :] + SHIFT <= cols[:, None]) & rm[None, :]
+                    decay = tl.exp(tl.where(upper, q_b[:, None] - r_b[None, :], float("-inf")))
+                    mt = tl.dot(b_b, tl.trans(cs), input_precision=DOT_PREC) * decay
+                    dx_b = tl.dot(mt.to(xj.dtype), dyi, dx_b, input_precision=DOT_PREC)
+                    dbh_b = tl.dot((gt * decay).to(xj.dtype), cs, dbh_b, input_precision=DOT_PREC)
+        st = dstates + (b * H + h) * nchunks * P * N
+        st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
+        st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
+        if c < nchunks - 1:
+            w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)[:, None]
+            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0).to(xj.dtype)
+            ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0).to(xj.dtype)
+            dx_f += w * tl.dot(b_f, ds_np, input_precision=DOT_PREC)
+            dbh_f += w * tl.dot(xj, ds_pn, input_precision=DOT_PREC)
+        tl.store(Kp + off_f + cols, tl.sum(b_f.to(tl.float32) * dbh_f, axis=1), mask=cm)
+        db_f += dt_f[:, None] * dbh_f
+        dxj = dt_f[:, None] * dx_f
+        if BIDIR:
+            if c > 0:
+                w = tl.exp(q_b)[:, None]
+                off = BHL // L * nchunks * P * N + c * P * N
+                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0).to(xj.dtype)
+                ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0).to(xj.dtype)
+                dx_b += w * tl.dot(b_b, ds_np, input_precision=DOT_PREC)
+                dbh_b += w * tl.dot(xj, ds_pn, input_precision=DOT_PREC)
+            tl.store(Kp + off_b + cols, tl.sum(b_b.to(tl.float32) * dbh_b, axis=1), mask=cm)
+            db_b += dt_b[:, None] * dbh_b
+            dxj += dt_b[:, None] * dx_b
+        if D_MODE > 0:
+            dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0).to(tl.float32)
+            if D_MODE == 1:
+                dv = tl.load(Dp + h).to(tl.float32)
+            else:
+                dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
+            dxj += dv * dyj
+            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj * xj.to(tl.float32), axis=1), mask=cm)
+        tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
+    out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
+    tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])
+    if BIDIR:
+        tl.store(dBb + out, db_b, mask=cm[:, None] & nm[None, :])

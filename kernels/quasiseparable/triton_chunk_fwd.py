@@ -1,0 +1,123 @@
+"""Triton stage 3 (forward): y = QS(x) for one tile of rows, both triangles, the states and D in one store.
+
+A program owns BLOCK rows i of one chunk, one batch element and one head. Over the
+column tiles j of its chunk it builds the tile of the quasiseparable matrix
+
+    lower (j < i, or j <= i without shift):  Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]
+    upper (j > i, or j >= i without shift):  Cs_b[i] . B_b[j] exp(q_b[j] - r_b[i]) dt_b[j]
+
+and multiplies it into x[j]; the states of earlier / later chunks add
+exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
+Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
+with p the chunk-local prefix of a = dt A:
+
+    r_f = p_f - shift a_f,   q_f = p_f,   r_b = p_b - (1 - shift) a_b,   q_b = p_b - a_b
+
+A causal scan (BIDIR=False) keeps the lower triangle only.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_config import interpreting
+
+__all__ = ["chunk_fwd_kernel", "load_bc", "prefix_values", "chunk_configs"]
+
+
+def chunk_configs() -> list[triton.Config]:
+    """BLOCK (rows = columns per tile) and warps; pruned to BLOCK <= Q by `prune_blocks`."""
+    blocks = [(64, 4), (64, 8), (32, 4)] if not interpreting() else [(32, 4), (16, 4)]
+    return [triton.Config({"BLOCK": blk}, num_warps=w) for blk, w in blocks]
+
+
+def prune_blocks(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Keeps the configs whose tile fits the chunk; the first of them in the interpreter."""
+    kept = [c for c in configs if c.kwargs["BLOCK"] <= kwargs["Q"]]
+    return kept[:1] if interpreting() else kept
+
+
+@triton.jit
+def prefix_values(cum, dta, off, idx, mask, A_h, COEF: tl.constexpr):
+    """(p - COEF * dt A, dt) at positions idx (fp32; zero where masked)."""
+    p = tl.load(cum + off + idx, mask=mask, other=0.0)
+    dt = tl.load(dta + off + idx, mask=mask, other=0.0)
+    return p - COEF * dt * A_h, dt
+
+
+@triton.jit
+def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
+    """[len(idx), BLOCK_N] rows idx of one (batch, group) slice of B or C; zero where not valid."""
+    return tl.load(ptr + idx[:, None] * s_l + ns[None, :] * s_n, mask=valid[:, None] & (ns < N)[None, :], other=0.0)
+
+
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+                 prune_configs_by={"early_config_prune": prune_blocks})
+@triton.jit
+def chunk_fwd_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
+    dta, cum, A, states, y,
+    L, H, G, P, N, BHL, nchunks,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    g = h // (H // G)
+    c = tile // (Q // BLOCK)
+    c0 = c * Q
+    c_end = tl.minimum(c0 + Q, L)
+    r0 = tile * BLOCK
+    rows = r0 + tl.arange(0, BLOCK)
+    rm = rows < L
+    ps = tl.arange(0, BLOCK_P)
+    ns = tl.arange(0, BLOCK_N)
+    pm = ps < P
+    A_h = tl.load(A + h).to(tl.float32)
+    off_f = b * H * L + h * L
+    off_b = BHL + off_f
+    bc = b * s_bb + g * s_bg
+    x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
+
+    r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
+    cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+    if BIDIR:
+        r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
+        cs_b = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+    acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+    for j0 in range(c0, c_end, BLOCK):
+        cols = j0 + tl.arange(0, BLOCK)
+        cm = cols < c_end
+        xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
+        mat = tl.zeros([BLOCK, BLOCK], tl.float32)
+        if j0 < r0 + BLOCK:
+            q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+            s = tl.dot(cs_f, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), input_precision=DOT_PREC)
+            lower = (rows[:, None] >= cols[None, :] + SHIFT) & cm[None, :]
+            mat += s * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
+        if BIDIR:
+            if j0 + BLOCK > r0:
+                q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+                s = tl.dot(cs_b, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), input_precision=DOT_PREC)
+                upper = (rows[:, None] + SHIFT <= cols[None, :]) & cm[None, :]
+                mat += s * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
+        acc = tl.dot(mat.to(xj.dtype), xj, acc, input_precision=DOT_PREC)
+
+    st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
+    st_mask = (ns < N)[:, None] & pm[None, :]
+    if c > 0:
+        s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+        acc += tl.exp(r_f)[:, None] * tl.dot(cs_f, s_in.to(cs_f.dtype), input_precision=DOT_PREC)
+    if BIDIR:
+        if c < nchunks - 1:
+            T_b = tl.load(cum + off_b + c_end - 1)
+            s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+            acc += tl.exp(T_b - r_b)[:, None] * tl.dot(cs_b, s_in.to(cs_b.dtype), input_precision=DOT_PREC)
+    if D_MODE > 0:
+        xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0).to(tl.float32)
+        if D_MODE == 1:
+            dv = tl.load(Dp + h).to(tl.float32)
+        else:
+            dv = tl.load(Dp + b * s_db + rows * s_dl + h * s_dh, mask=rm, other=0.0).to(tl.float32)[:, None]
+        acc += dv * xi
+    y_ptr = y + ((b * L + rows[:, None]) * H + h) * P + ps[None, :]
+    tl.store(y_ptr, acc, mask=rm[:, None] & pm[None, :])

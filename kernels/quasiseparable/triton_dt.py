@@ -1,0 +1,174 @@
+"""Triton stage 1 and last: the step sizes (forward) and every gradient that flows through them (backward).
+
+Forward, per direction d (0 forward, 1 backward scan), token t and head h:
+
+    dt[d, t]  = clamp(softplus(dt_raw[t] + dt_bias), lo, hi)        (softplus optional)
+    cum[d, t] = sum_{k = chunk start}^{t} dt[d, k] A_h               (chunk-local inclusive prefix)
+
+Backward: every decay is a difference of prefix sums, so the gradient of a_t = dt_t A
+follows from per-token row sums R[d, t] = dy_t . y_d[t] and column sums
+K'[d, t] = x_t . dx_d[t] / dt[d, t] (computed by the chunk kernels; README.md):
+
+    da_f[t] = sum_{s >= t} (R_f - dt_f K'_f)[s] - shift * R_f[t]     (reverse cumsum)
+    da_b[t] = sum_{s <= t} (R_b - dt_b K'_b)[s] - shift * R_b[t]     (cumsum)
+    ddt[d, t] = A da[d, t] + K'[d, t],   dA = sum_{d, b, t} dt da
+
+then through the clamp and softplus to dt_raw and dt_bias.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["dt_backward", "dt_forward"]
+
+
+@triton.jit
+def _log1p(u):
+    """log(1 + u) for u >= 0, accurate for small u (Goldberg's correction)."""
+    w = 1.0 + u
+    return tl.where(w == 1.0, u, tl.log(w) * (u / (w - 1.0)))
+
+
+@triton.jit
+def _activate(v, lo, hi, SOFTPLUS: tl.constexpr):
+    """clamp(softplus(v), lo, hi) and its derivative; softplus is linear above 20, as torch's."""
+    if SOFTPLUS:
+        pre = tl.where(v > 20.0, v, _log1p(tl.exp(-tl.abs(v))) + tl.maximum(v, 0.0))
+        slope = tl.where(v > 20.0, 1.0, tl.sigmoid(v))
+    else:
+        pre = v
+        slope = tl.full(v.shape, 1.0, tl.float32)
+    inside = (pre >= lo) & (pre <= hi)
+    return tl.minimum(tl.maximum(pre, lo), hi), tl.where(inside, slope, 0.0)
+
+
+@triton.jit
+def _dt_fwd_kernel(
+    dt_f, dt_b, s_b, s_l, s_h, A, bias, dta, cum,
+    L, H, BHL, lo, hi,
+    Q: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+):
+    pid_c, b, pid_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    t = pid_c * Q + tl.arange(0, Q)
+    hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    mask = (t < L)[:, None] & (hs < H)[None, :]
+    A_h = tl.load(A + hs, mask=hs < H, other=0.0).to(tl.float32)
+    v0 = tl.zeros([BLOCK_H], tl.float32)
+    if HAS_BIAS:
+        v0 = tl.load(bias + hs, mask=hs < H, other=0.0).to(tl.float32)
+    out = b * H * L + hs[None, :] * L + t[:, None]  # [Q, BLOCK_H] into (NDIR, B, H, L)
+    for d in tl.static_range(NDIR):
+        src = dt_f if d == 0 else dt_b
+        raw = tl.load(src + b * s_b + t[:, None] * s_l + hs[None, :] * s_h, mask=mask, other=0.0).to(tl.float32)
+        dt, _ = _activate(raw + v0[None, :], lo, hi, SOFTPLUS)
+        dt = tl.where(mask, dt, 0.0)
+        tl.store(dta + d * BHL + out, dt, mask=mask)
+        tl.store(cum + d * BHL + out, tl.cumsum(dt * A_h[None, :], axis=0), mask=mask)
+
+
+def dt_forward(
+    dt_f: torch.Tensor, dt_b: torch.Tensor | None, A: torch.Tensor, dt_bias: torch.Tensor | None,
+    dt_softplus: bool, lo: float, hi: float, Q: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final dt and chunk-local prefix sums of dt A (fp32).
+
+    Args:
+        dt_f, dt_b: (batch, L, H) raw step sizes (dt_b None for a causal scan), same strides.
+        A, dt_bias: (H,). Q: the chunk length (a power of two).
+
+    Returns:
+        dta, cum: (NDIR, batch, L... ) laid out (NDIR, batch, H, L), fp32.
+    """
+    batch, L, H = dt_f.shape
+    ndir = 1 if dt_b is None else 2
+    dta = torch.empty(ndir, batch, H, L, device=dt_f.device, dtype=torch.float32)
+    cum = torch.empty_like(dta)
+    BLOCK_H = min(16, triton.next_power_of_2(H))
+    grid = (triton.cdiv(L, Q), batch, triton.cdiv(H, BLOCK_H))
+    _dt_fwd_kernel[grid](
+        dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), A, A if dt_bias is None else dt_bias, dta, cum,
+        L, H, batch * H * L, lo, hi,
+        Q=Q, BLOCK_H=BLOCK_H, NDIR=ndir, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+    )
+    return dta, cum
+
+
+@triton.jit
+def _dt_bwd_kernel(
+    dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,
+    A, bias, dta, R, Kp, dA_part, dbias_part,
+    L, H, BHL, lo, hi,
+    BLOCK_L: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, SHIFT: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+):
+    b, pid_h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    hm = hs < H
+    A_h = tl.load(A + hs, mask=hm, other=0.0).to(tl.float32)
+    v0 = tl.zeros([BLOCK_H], tl.float32)
+    if HAS_BIAS:
+        v0 = tl.load(bias + hs, mask=hm, other=0.0).to(tl.float32)
+    dA = tl.zeros([BLOCK_H], tl.float32)
+    dbias = tl.zeros([BLOCK_H], tl.float32)
+    nblocks = tl.cdiv(L, BLOCK_L)
+    for d in tl.static_range(NDIR):
+        src = dt_f if d == 0 else dt_b
+        dst = ddt_f if d == 0 else ddt_b
+        carry = tl.zeros([BLOCK_H], tl.float32)
+        for it in range(nblocks):
+            blk = nblocks - 1 - it if d == 0 else it  # forward scan: suffix sums; backward: prefix sums
+            t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
+            mask = hm[:, None] & (t < L)[None, :]
+            off = d * BHL + b * H * L + hs[:, None] * L + t[None, :]  # [BLOCK_H, BLOCK_L]
+            r = tl.load(R + off, mask=mask, other=0.0)
+            kp = tl.load(Kp + off, mask=mask, other=0.0)
+            dt = tl.load(dta + off, mask=mask, other=0.0)
+            v = r - dt * kp
+            total = tl.sum(v, axis=1)
+            if d == 0:
+                scan = carry[:, None] + total[:, None] - tl.cumsum(v, axis=1) + v
+            else:
+                scan = carry[:, None] + tl.cumsum(v, axis=1)
+            carry += total
+            da = scan - SHIFT * r
+            dA += tl.sum(tl.where(mask, dt * da, 0.0), axis=1)
+            raw_off = b * s_b + t[None, :] * s_l + hs[:, None] * s_h
+            raw = tl.load(src + raw_off, mask=mask, other=0.0).to(tl.float32)
+            _, slope = _activate(raw + v0[:, None], lo, hi, SOFTPLUS)
+            g = tl.where(mask, (A_h[:, None] * da + kp) * slope, 0.0)
+            dbias += tl.sum(g, axis=1)
+            tl.store(dst + b * s_gb + t[None, :] * s_gl + hs[:, None] * s_gh, g, mask=mask)
+    tl.store(dA_part + b * H + hs, dA, mask=hm)
+    tl.store(dbias_part + b * H + hs, dbias, mask=hm)
+
+
+def dt_backward(
+    dt_f: torch.Tensor, dt_b: torch.Tensor | None, A: torch.Tensor, dt_bias: torch.Tensor | None,
+    dt_softplus: bool, lo: float, hi: float, shift: bool,
+    dta: torch.Tensor, R: torch.Tensor, Kp: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Gradients of dt_raw (both directions), A and dt_bias from the per-token sums R, K'.
+
+    Args:
+        dt_f, dt_b: (batch, L, H) raw step sizes; A, dt_bias: (H,).
+        dta, R, Kp: (NDIR, batch, H, L) fp32: final dt, row sums, column sums / dt.
+
+    Returns:
+        ddt_f, ddt_b (in dt's dtype, contiguous (batch, L, H)), dA (H,) and dbias (H,) in fp32.
+    """
+    batch, L, H = dt_f.shape
+    ndir = dta.shape[0]
+    ddt_f = torch.empty(dt_f.shape, device=dt_f.device, dtype=dt_f.dtype)
+    ddt_b = None if dt_b is None else torch.empty(dt_b.shape, device=dt_b.device, dtype=dt_b.dtype)
+    dA_part = torch.empty(batch, H, device=dt_f.device, dtype=torch.float32)
+    dbias_part = torch.empty_like(dA_part)
+    BLOCK_H = min(16, triton.next_power_of_2(H))
+    _dt_bwd_kernel[(batch, triton.cdiv(H, BLOCK_H))](
+        dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
+        A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
+        L, H, batch * H * L, lo, hi,
+        BLOCK_L=128, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+    )
+    return ddt_f, ddt_b, dA_part.sum(0), dbias_part.sum(0)

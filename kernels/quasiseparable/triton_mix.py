@@ -1,0 +1,254 @@
+"""The `triton` backend: fused kernels for QS(x) (and the causal SSD), forward and backward.
+
+Launch sequence (README.md has the derivation):
+
+    forward:  dt_forward -> [chunk_states(x), L > Q only] -> chunk_fwd_kernel
+    backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
+              -> chunk_bwd_rows_kernel (dC, R) + chunk_bwd_cols_kernel (dx, dB, dD, K') -> dt_backward
+
+Both directions, the shift and the diagonal are handled inside each launch; a causal
+(unidirectional, unshifted) scan is the same kernels with BIDIR=False. The pair of
+launchers is registered as the torch custom ops `hydra_vision::ssd_mix` /
+`hydra_vision::ssd_mix_backward` with fake implementations and autograd, so
+torch.compile captures models without graph breaks.
+"""
+import math
+from typing import Optional
+
+import torch
+import triton
+
+from .checks import check_mix_inputs
+from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
+from .triton_chunk_fwd import chunk_fwd_kernel
+from .triton_config import dot_precision
+from .triton_dt import dt_backward, dt_forward
+from .triton_states import chunk_states
+
+__all__ = ["chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def chunk_length(L: int, chunk_size: int) -> int:
+    """The kernels' chunk Q: chunk_size rounded down to a power of two in [16, 256]; one chunk of
+    next_power_of_2(L) (at least 16) when the sequence fits. The result does not depend on Q."""
+    Q = min(256, max(16, 1 << (max(int(chunk_size), 1).bit_length() - 1)))
+    return max(16, triton.next_power_of_2(L)) if L <= Q else Q
+
+
+def _same_strides(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
+    """The tensors as they are when they share strides (views of one projection), else contiguous."""
+    present = [t for t in tensors if t is not None]
+    if all(t.stride() == present[0].stride() for t in present):
+        return list(tensors)
+    return [None if t is None else t.contiguous() for t in tensors]
+
+
+def _d_mode(D: Optional[torch.Tensor]) -> int:
+    return 0 if D is None else (1 if D.dim() == 1 else 2)
+
+
+def _dims(x: torch.Tensor, B: torch.Tensor) -> dict:
+    batch, L, H, P = x.shape
+    G, N = B.shape[2:]
+    return dict(batch=batch, L=L, H=H, P=P, G=G, N=N, BLOCK_P=max(16, triton.next_power_of_2(P)),
+                BLOCK_N=max(16, triton.next_power_of_2(N)))
+
+
+def _forward(
+    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, Bf: torch.Tensor,
+    Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
+    dt_bias: Optional[torch.Tensor], dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    k = _dims(x, Bf)
+    L, H = k["L"], k["H"]
+    Q = chunk_length(L, chunk_size)
+    bidir = dt_b is not None
+    dta, cum = dt_forward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, Q)
+    nchunks = triton.cdiv(L, Q)
+    states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift) if nchunks > 1 else dta
+    y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    Dp = x if D is None else D
+    d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
+
+    def grid(meta):
+        return (triton.cdiv(L, meta["BLOCK"]), k["batch"], H)
+
+    chunk_fwd_kernel[grid](
+        x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
+        dta, cum, A, states, y,
+        L, H, k["G"], k["P"], k["N"], k["batch"] * H * L, nchunks,
+        Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), D_MODE=_d_mode(D),
+        DOT_PREC=dot_precision(x.dtype),
+    )
+    return y, dta, cum
+
+
+def _backward(
+    dy: torch.Tensor, x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor,
+    Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
+    D: Optional[torch.Tensor], dt_bias: Optional[torch.Tensor], dta: torch.Tensor, cum: torch.Tensor,
+    dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
+) -> list[torch.Tensor]:
+    k = _dims(x, Bf)
+    batch, L, H, G = k["batch"], k["L"], k["H"], k["G"]
+    Q = chunk_length(L, chunk_size)
+    bidir = dt_b is not None
+    nchunks = triton.cdiv(L, Q)
+    if nchunks > 1:
+        states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift)
+        dstates = chunk_states(dy, Cf, Cb, dta, cum, A, Q, True, shift)
+    else:
+        states = dstates = dta
+    Bb_, Cb_ = (Bb, Cb) if bidir else (Bf, Cf)
+    dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    dBf, dCf = (torch.empty(Bf.shape, device=x.device, dtype=Bf.dtype) for _ in range(2))
+    dBb, dCb = (torch.empty_like(dBf), torch.empty_like(dCf)) if bidir else (dBf, dCf)
+    R = torch.empty_like(dta)
+    Kp = torch.empty_like(dta)
+    dD = torch.empty(batch, L, H, device=x.device, dtype=torch.float32) if D is not None else dta
+    Dp = x if D is None else D
+    d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
+    common = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
+                  DOT_PREC=dot_precision(x.dtype))
+    sizes = (L, H, G, k["P"], k["N"], batch * H * L, nchunks)
+
+    def grid(meta):
+        return (triton.cdiv(L, meta["BLOCK"]), batch, G)
+
+    chunk_bwd_rows_kernel[grid](
+        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(),
+        dta, cum, A, states, dCf, dCb, *dCf.stride(), R, *sizes, **common,
+    )
+    chunk_bwd_cols_kernel[grid](
+        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(), Dp, *d_strides,
+        dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), **common,
+    )
+    ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
+    empty = x.new_empty(0)
+    if D is None:
+        dD_out = empty
+    else:
+        dD_out = (dD.sum((0, 1)) if D.dim() == 1 else dD).to(D.dtype)
+    return [
+        dx, ddt_f, ddt_b if bidir else empty, dA.to(A.dtype), dBf, dCf,
+        dBb if bidir else empty, dCb if bidir else empty, dD_out,
+        empty if dt_bias is None else dbias.to(dt_bias.dtype),
+    ]
+
+
+@torch.library.custom_op("hydra_vision::ssd_mix", mutates_args=())
+def _mix_op(
+    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, Bf: torch.Tensor,
+    Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
+    dt_bias: Optional[torch.Tensor], dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size)
+
+
+@_mix_op.register_fake
+def _mix_fake(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size):
+    batch, L, H, _ = x.shape
+    aux = x.new_empty((1 if dt_b is None else 2, batch, H, L), dtype=torch.float32)
+    return torch.empty_like(x, memory_format=torch.contiguous_format), aux, torch.empty_like(aux)
+
+
+@torch.library.custom_op("hydra_vision::ssd_mix_backward", mutates_args=())
+def _mix_backward_op(
+    dy: torch.Tensor, x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor,
+    Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
+    D: Optional[torch.Tensor], dt_bias: Optional[torch.Tensor], dta: torch.Tensor, cum: torch.Tensor,
+    dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
+) -> list[torch.Tensor]:
+    return _backward(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, dt_softplus, lo, hi, shift, chunk_size)
+
+
+@_mix_backward_op.register_fake
+def _mix_backward_fake(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, dt_softplus, lo, hi, shift,
+                       chunk_size):
+    def like(t: Optional[torch.Tensor], dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        if t is None:
+            return x.new_empty(0)
+        return t.new_empty(t.shape, dtype=dtype or t.dtype)
+
+    dD = x.new_empty(0) if D is None else D.new_empty(D.shape)
+    return [like(x), like(dt_f), like(dt_b), like(A), like(Bf), like(Cf), like(Bb), like(Cb), dD, like(dt_bias)]
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size = inputs
+    _, dta, cum = output
+    ctx.save_for_backward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum)
+    ctx.options = (dt_softplus, lo, hi, shift, chunk_size)
+
+
+def _mix_autograd(ctx, dy, _ddta, _dcum):
+    saved = ctx.saved_tensors
+    grads = _mix_backward_op(dy, *saved, *ctx.options)
+    present = saved[:10]
+    return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * 5
+
+
+_mix_op.register_autograd(_mix_autograd, setup_context=_setup_context)
+
+
+def _prepare(
+    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], B_C: tuple[Optional[torch.Tensor], ...],
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], list[Optional[torch.Tensor]]]:
+    """Checks dtypes for the kernels and aligns strides (copies only mismatched layouts)."""
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"the triton backend takes x in float16, bfloat16 or float32, got {x.dtype}")
+    B_C = [None if t is None else t.to(x.dtype) for t in B_C]
+    dt_f, dt_b = _same_strides(dt_f, dt_b)
+    return x, dt_f, dt_b, _same_strides(*B_C)
+
+
+def ssd_mix_triton(
+    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, B_f: torch.Tensor,
+    C_f: torch.Tensor, B_b: Optional[torch.Tensor], C_b: Optional[torch.Tensor], D: Optional[torch.Tensor], *,
+    dt_bias: Optional[torch.Tensor], dt_softplus: bool, dt_limit: tuple[float, float], shift: bool, chunk_size: int,
+) -> torch.Tensor:
+    """QS(x) (dt_b, B_b, C_b given) or the causal SSD y = SS(x) + D x (all three None, shift False),
+    on checked inputs; shapes as in `quasiseparable_mix`."""
+    x, dt_f, dt_b, (B_f, C_f, B_b, C_b) = _prepare(x, dt_f, dt_b, (B_f, C_f, B_b, C_b))
+    y, _, _ = torch.ops.hydra_vision.ssd_mix(
+        x, dt_f, dt_b, A, B_f, C_f, B_b, C_b, D, dt_bias, dt_softplus, float(dt_limit[0]), float(dt_limit[1]),
+        shift, int(chunk_size),
+    )
+    return y
+
+
+def quasiseparable_mix_triton(
+    x: torch.Tensor,
+    dt_fwd: torch.Tensor,
+    dt_bwd: torch.Tensor,
+    A: torch.Tensor,
+    B_fwd: torch.Tensor,
+    C_fwd: torch.Tensor,
+    B_bwd: torch.Tensor,
+    C_bwd: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    *,
+    dt_bias: Optional[torch.Tensor] = None,
+    dt_softplus: bool = False,
+    dt_limit: tuple[float, float] = (0.0, math.inf),
+    shift: bool = True,
+    chunk_size: int = 256,
+) -> torch.Tensor:
+    """y = QS(x) by the fused Triton kernels; arguments and math as in `quasiseparable_mix`.
+
+    Accumulates in fp32 for fp16/bf16/fp32 inputs; strided views (e.g. slices of the conv
+    output) are read in place. `chunk_size` only sets the chunk length of long sequences
+    (`chunk_length`); the result does not depend on it.
+
+    Returns:
+        y: (batch, L, H, P) in x's dtype, contiguous.
+    """
+    check_mix_inputs(
+        x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D, dt_bias=dt_bias, dt_limit=dt_limit, chunk_size=chunk_size
+    )
+    return ssd_mix_triton(
+        x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D,
+        dt_bias=dt_bias, dt_softplus=dt_softplus, dt_limit=dt_limit, shift=shift, chunk_size=chunk_size,
+    )
