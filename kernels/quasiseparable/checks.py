@@ -72,7 +72,7 @@ def check_mix_inputs(
     if G < 1 or H % G != 0:
         raise ValueError(f"ngroups G = {G} (from B_fwd) must divide nheads H = {H} (from dt_fwd)")
     P = None
-    tensors = {"dt_fwd": dt_fwd, "dt_bwd": dt_bwd, "A": A, "B_fwd": B_fwd, "C_fwd": C_fwd, "B_bwd": B_bwd, "C_bwd": C_bwd}
+    tensors = dict(dt_fwd=dt_fwd, dt_bwd=dt_bwd, A=A, B_fwd=B_fwd, C_fwd=C_fwd, B_bwd=B_bwd, C_bwd=C_bwd)
     if x is not None:
         tensors["x"] = x
     if D is not None:
@@ -83,7 +83,9 @@ def check_mix_inputs(
         _check_tensor(name, t, device)
     if x is not None:
         if x.dim() != 4:
-            raise ValueError(f"x has shape {tuple(x.shape)}, expected (batch, L, H, P) with batch, L, H = {(batch, L, H)}")
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}, expected (batch, L, H, P) with (batch, L, H) = {(batch, L, H)}"
+            )
         P = x.shape[3]
         _check_shape("x", x, "batch, L, H, P", (batch, L, H, P))
     _check_shape("dt_bwd", dt_bwd, "batch, L, H", (batch, L, H))

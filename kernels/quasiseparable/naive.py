@@ -122,7 +122,9 @@ def quasiseparable_mix_naive(
     return y.to(x.dtype)
 
 
-def _scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, reverse: bool) -> torch.Tensor:
+def _scan(
+    x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, reverse: bool
+) -> torch.Tensor:
     """Unshifted SS_f @ x (reverse=False) or SS_b @ x (reverse=True) by the recurrence
 
         h_t = exp(dt_t A) h_{t -+ 1} + dt_t B_t x_t^T,   y_t = C_t . h_t     (state h: (batch, H, P, N))
@@ -165,8 +167,10 @@ def quasiseparable_mix_scan(
     check_mix_inputs(x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D, dt_bias=dt_bias, dt_limit=dt_limit)
     dtype = compute_dtype(x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D, dt_bias)
     xf, A = x.to(dtype), A.to(dtype)
-    y_f = _scan(xf, activate_dt(dt_fwd, dt_bias, dt_softplus, dt_limit, dtype), A, B_fwd.to(dtype), C_fwd.to(dtype), False)
-    y_b = _scan(xf, activate_dt(dt_bwd, dt_bias, dt_softplus, dt_limit, dtype), A, B_bwd.to(dtype), C_bwd.to(dtype), True)
+    dt_f = activate_dt(dt_fwd, dt_bias, dt_softplus, dt_limit, dtype)
+    dt_b = activate_dt(dt_bwd, dt_bias, dt_softplus, dt_limit, dtype)
+    y_f = _scan(xf, dt_f, A, B_fwd.to(dtype), C_fwd.to(dtype), reverse=False)
+    y_b = _scan(xf, dt_b, A, B_bwd.to(dtype), C_bwd.to(dtype), reverse=True)
     if shift:
         y_f = F.pad(y_f, (0, 0, 0, 0, 1, 0))[:, : x.shape[1]]
         y_b = F.pad(y_b, (0, 0, 0, 0, 0, 1))[:, 1:]

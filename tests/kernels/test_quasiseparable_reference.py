@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from hydra_vision.kernels import get_default_backend, quasiseparable_mix, set_default_backend
 from hydra_vision.kernels.quasiseparable import naive as naive_module
@@ -25,7 +24,7 @@ from hydra_vision.kernels.quasiseparable.naive import (
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
 
 GRAD_INPUTS = ("x", "dt_fwd", "dt_bwd", "A", "B_fwd", "C_fwd", "B_bwd", "C_bwd", "D", "dt_bias")
-MATRIX_KEYS = ("dt_fwd", "dt_bwd", "A", "B_fwd", "C_fwd", "B_bwd", "C_bwd", "D", "dt_bias", "dt_softplus", "dt_limit", "shift")
+MATRIX_KEYS = GRAD_INPUTS[1:] + ("dt_softplus", "dt_limit", "shift")
 TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -88,8 +87,13 @@ def test_reference_independent_of_chunk_size(mix_inputs, chunk_size):
 
 @pytest.mark.parametrize(
     "dt_softplus, dt_bias, dt_limit",
-    [(True, True, (0.0, math.inf)), (True, True, (0.005, 0.05)), (True, False, (0.0, 0.03)), (False, True, (0.0, math.inf)),
-     (False, False, (0.004, math.inf))],
+    [
+        (True, True, (0.0, math.inf)),
+        (True, True, (0.005, 0.05)),
+        (True, False, (0.0, 0.03)),
+        (False, True, (0.0, math.inf)),
+        (False, False, (0.004, math.inf)),
+    ],
     ids=["softplus_bias", "softplus_bias_limit", "softplus_limit", "bias", "plain_min"],
 )
 def test_dt_activation(mix_inputs, dt_softplus, dt_bias, dt_limit):
@@ -98,14 +102,27 @@ def test_dt_activation(mix_inputs, dt_softplus, dt_bias, dt_limit):
     final = {}
     for name in ("dt_fwd", "dt_bwd"):
         dt = kw[name] + (kw["dt_bias"] if dt_bias else 0.0)
-        final[name] = (F.softplus(dt) if dt_softplus else dt).clamp(*dt_limit)
+        final[name] = (torch.log1p(torch.exp(dt)) if dt_softplus else dt).clamp(*dt_limit)
     plain = {**kw, **final, "dt_bias": None, "dt_softplus": False, "dt_limit": (0.0, math.inf)}
     y_expected = quasiseparable_mix_naive(**plain)
     if dt_limit != (0.0, math.inf):
         unclamped = {**kw, "dt_limit": (0.0, math.inf)}
         assert (quasiseparable_mix_naive(**unclamped) - y_expected).abs().max() > 1e-4, "the limit must matter here"
-    for fn, extra in ((quasiseparable_mix_naive, {}), (quasiseparable_mix_scan, {}), (quasiseparable_mix_reference, {"chunk_size": 16})):
-        torch.testing.assert_close(fn(**kw, **extra), y_expected, **TOL[torch.float64])
+    y_ref = quasiseparable_mix_reference(**kw, chunk_size=16)
+    for y in (quasiseparable_mix_naive(**kw), quasiseparable_mix_scan(**kw), y_ref):
+        torch.testing.assert_close(y, y_expected, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("dt_limit", [(0.0, math.inf), (0.5, 12.0)], ids=["nolimit", "limit"])
+def test_activate_dt_formula(dt_limit):
+    """activate_dt = clamp(log(1 + exp(dt + bias))) over both sides of softplus's linear cutoff (20)."""
+    dt = torch.linspace(-30.0, 30.0, 241, dtype=torch.float64).reshape(1, -1, 1).expand(2, -1, 3)
+    bias = torch.tensor([-1.0, 0.0, 2.5])
+    expected = torch.log1p(torch.exp(dt + bias.double())).clamp(*dt_limit)
+    out = activate_dt(dt, bias, True, dt_limit, torch.float64)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=0)
+    torch.testing.assert_close(activate_dt(dt, None, False, dt_limit, torch.float32), dt.float().clamp(*dt_limit))
 
 
 def test_strong_decay_is_finite_and_exact(mix_inputs, cast_inputs):
@@ -116,7 +133,8 @@ def test_strong_decay_is_finite_and_exact(mix_inputs, cast_inputs):
     grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(1))
     g_ref = _grads(quasiseparable_mix_reference, kw, grad_out, chunk_size=64)
     g_naive = _grads(quasiseparable_mix_naive, kw, grad_out)
-    torch.testing.assert_close(quasiseparable_mix_reference(**kw, chunk_size=64), quasiseparable_mix_naive(**kw), **TOL[torch.float32])
+    y_ref = quasiseparable_mix_reference(**kw, chunk_size=64)
+    torch.testing.assert_close(y_ref, quasiseparable_mix_naive(**kw), **TOL[torch.float32])
     for name, g in g_ref.items():
         assert torch.isfinite(g).all(), name
         torch.testing.assert_close(g, g_naive[name], rtol=1e-4, atol=1e-5 * max(1.0, g_naive[name].abs().max().item()))
@@ -131,7 +149,8 @@ def test_strong_decay_is_finite_and_exact(mix_inputs, cast_inputs):
     ],
 )
 def test_reference_gradcheck(mix_inputs, cast_inputs, dims, Q, diag, shift):
-    kw = cast_inputs(mix_inputs(**dims, dtype=torch.float64, diag=diag, shift=shift, dt_limit=(0.0, 10.0)), requires_grad=True)
+    kw = mix_inputs(**dims, dtype=torch.float64, diag=diag, shift=shift, dt_limit=(0.0, 10.0))
+    kw = cast_inputs(kw, requires_grad=True)
     names = [n for n in GRAD_INPUTS if kw[n] is not None]
 
     def fn(*tensors):
@@ -155,7 +174,9 @@ def test_reference_grads_match_naive(mix_inputs, cast_inputs, dims, Q, diag):
     assert g_ref.keys() == set(GRAD_INPUTS)
     for name, g in g_ref.items():
         scale = g_naive[name].abs().max().item()
-        torch.testing.assert_close(g, g_naive[name], rtol=1e-4, atol=1e-5 * max(1.0, scale), msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            g, g_naive[name], rtol=1e-4, atol=1e-5 * max(1.0, scale), msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
@@ -202,7 +223,8 @@ def test_official_construction(mix_inputs, L, shift):
         y[:, 0] = 0
     expected = y[:batch] + y[batch:].flip(1) + kw["D"][..., None] * x
     for backend in ("naive", "reference"):
-        torch.testing.assert_close(quasiseparable_mix(**kw, chunk_size=8, backend=backend), expected, **TOL[torch.float64])
+        y = quasiseparable_mix(**kw, chunk_size=8, backend=backend)
+        torch.testing.assert_close(y, expected, **TOL[torch.float64])
     torch.testing.assert_close(quasiseparable_mix_scan(**kw), expected, **TOL[torch.float64])
 
 
@@ -264,19 +286,21 @@ def test_matrix_shift_moves_rows(mix_inputs):
     qs = quasiseparable_matrix(**kw)
     torch.testing.assert_close(qs.tril(-1)[..., 1:, :], ss_f[..., :-1, :], rtol=0, atol=1e-14)
     torch.testing.assert_close(qs.triu(1)[..., :-1, :], ss_b[..., 1:, :], rtol=0, atol=1e-14)
-    torch.testing.assert_close(qs.diagonal(dim1=-2, dim2=-1), kw["D"][None, :, None].expand(2, 4, 24))
+    diag = kw["D"][None, :, None].expand(2, 4, 24)
+    torch.testing.assert_close(qs.diagonal(dim1=-2, dim2=-1), diag)
     qs_add = quasiseparable_matrix(**{**kw, "shift": False})
-    torch.testing.assert_close(qs_add, ss_f + ss_b + torch.diag_embed(kw["D"][None, :, None].expand(2, 4, 24)), rtol=0, atol=1e-14)
+    torch.testing.assert_close(qs_add, ss_f + ss_b + torch.diag_embed(diag), rtol=0, atol=1e-14)
 
 
-def _spy_backends(monkeypatch) -> list[str]:
-    calls: list[str] = []
+def _spy_backends(monkeypatch) -> list[tuple[str, int | None]]:
+    """Records (backend, chunk_size) of every call that reaches naive or reference."""
+    calls: list[tuple[str, int | None]] = []
     for module, fn_name, label in ((naive_module, "quasiseparable_mix_naive", "naive"),
                                    (reference_module, "quasiseparable_mix_reference", "reference")):
         original = getattr(module, fn_name)
 
         def spy(*args, _original=original, _label=label, **kwargs):
-            calls.append(_label)
+            calls.append((_label, kwargs.get("chunk_size")))
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, fn_name, spy)
@@ -294,17 +318,17 @@ def clean_backend(monkeypatch):
 
 def test_backend_explicit_argument(mix_inputs, clean_backend):
     kw = mix_inputs(2, 40, 4, 4, 2, 4)
-    torch.testing.assert_close(quasiseparable_mix(**kw, backend="naive"), quasiseparable_mix_naive(**kw), rtol=0, atol=0)
-    torch.testing.assert_close(
-        quasiseparable_mix(**kw, chunk_size=16, backend="reference"), quasiseparable_mix_reference(**kw, chunk_size=16), rtol=0, atol=0
-    )
+    assert torch.equal(quasiseparable_mix(**kw, backend="naive"), quasiseparable_mix_naive(**kw))
+    y_ref = quasiseparable_mix_reference(**kw, chunk_size=16)
+    assert torch.equal(quasiseparable_mix(**kw, chunk_size=16, backend="reference"), y_ref)
+
 
 
 def test_backend_environment_and_default(mix_inputs, monkeypatch, clean_backend):
     kw = mix_inputs(1, 8, 2, 2, 1, 2)
     calls = _spy_backends(monkeypatch)
-    quasiseparable_mix(**kw)
-    assert calls == ["reference"], "auto on CPU must run the reference"
+    quasiseparable_mix(**kw, chunk_size=4)
+    assert calls == [("reference", 4)], "auto on CPU must run the reference, with the chunk size"
     monkeypatch.setenv("HYDRA_VISION_BACKEND", "naive")
     assert get_default_backend() == "naive"
     quasiseparable_mix(**kw)
@@ -313,7 +337,8 @@ def test_backend_environment_and_default(mix_inputs, monkeypatch, clean_backend)
     set_default_backend(None)
     quasiseparable_mix(**kw)
     quasiseparable_mix(**kw, backend="reference")
-    assert calls == ["reference", "naive", "reference", "naive", "reference"]
+    names = [name for name, _ in calls]
+    assert names == ["reference", "naive", "reference", "naive", "reference"]
 
 
 def test_backend_unknown_name(mix_inputs, monkeypatch, clean_backend):
@@ -380,7 +405,8 @@ def test_bad_inputs(mix_inputs):
 
 
 def test_reference_on_meta_device(mix_inputs):
-    kw = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in mix_inputs(2, 70, 4, 4, 2, 4, dtype=torch.bfloat16).items()}
+    kw = mix_inputs(2, 70, 4, 4, 2, 4, dtype=torch.bfloat16)
+    kw = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
     y = quasiseparable_mix_reference(**kw, chunk_size=32)
     assert y.device.type == "meta" and y.shape == (2, 70, 4, 4) and y.dtype == torch.bfloat16
 
