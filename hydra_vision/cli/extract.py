@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="timm model name, e.g. hydra_vit_base")
     parser.add_argument("--checkpoint", help="weights: a training checkpoint, a timm checkpoint or .safetensors")
     parser.add_argument("--ema", action="store_true", help="load the checkpoint's EMA weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights (what a run without "
+                                                            "--checkpoint extracts; keeps reruns identical)")
     parser.add_argument("--model-kwargs", nargs="*", default={}, action=ParseKwargs,
                         help="extra timm.create_model arguments, key=value")
     parser.add_argument("--pool", help="global pooling for the embeddings (e.g. avg, token; default: the model's), "
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     images = list_images(args.input, labels=not args.no_labels)
     dtype = args.dtype or ("bf16" if torch.device(args.device).type == "cuda" else "fp32")
     embeddings = (args.pool or "").lower() != "none"
+    torch.manual_seed(args.seed)
     extractor = FeatureExtractor(
         args.model,
         checkpoint=args.checkpoint,
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         model_kwargs=args.model_kwargs,
     )
     settings = dict(
-        model=args.model, model_kwargs=args.model_kwargs, ema=args.ema, pool=args.pool, dtype=dtype,
+        model=args.model, model_kwargs=args.model_kwargs, seed=args.seed, ema=args.ema, pool=args.pool, dtype=dtype,
         checkpoint=os.path.abspath(args.checkpoint) if args.checkpoint else None,
         layers=args.layers, layer_format=args.layer_format, prefix_tokens=args.prefix_tokens,
         layer_norm=args.layer_norm, normalize=args.normalize, data_config=extractor.data_config,

@@ -188,7 +188,7 @@ class FeatureExtractor:
         return out
 
     def _pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        embeddings = self.model.forward_head(tokens, pre_logits=True)
+        embeddings = self.model.forward_head(tokens, pre_logits=True).contiguous()
         return F.normalize(embeddings.float(), dim=-1).to(embeddings.dtype) if self.normalize else embeddings
 
     def __call__(self, images: ImageInput) -> dict[str, torch.Tensor]:

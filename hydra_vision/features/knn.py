@@ -66,4 +66,4 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...
     """Percentage of rows whose label is among the `k` highest scores, for each k (capped at C)."""
     ranked = scores.argsort(dim=1, descending=True, stable=True)
     hits = ranked == labels.to(ranked.device).view(-1, 1)
-    return {k: 100.0 * hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+    return {k: 100.0 * hits[:, :k].any(dim=1).sum().item() / len(labels) for k in ks}

@@ -77,7 +77,7 @@ class ShardStore:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.folder = Path(folder)
         self.num_images, self.shard_size = num_images, shard_size
-        self.plan = dict(plan, num_images=num_images, shard_size=shard_size)
+        self.plan = json.loads(_dumps(dict(plan, num_images=num_images, shard_size=shard_size)))  # as stored
         plan_file = self.folder / "plan.json"
         if plan_file.exists():
             old = json.loads(plan_file.read_text())

@@ -1,0 +1,102 @@
+"""`hydra-vision extract` and `hydra-vision knn` end to end on generated images."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from hydra_vision.cli import extract, knn
+from hydra_vision.features import knn_scores, read_features, topk_accuracy
+
+from .conftest import MODEL, make_model
+
+SMALL = ["--model", MODEL, "--model-kwargs", "depth=2", "chunk_size=16", "--img-size", "32", "--workers", "0",
+         "--quiet"]
+
+
+def _run(module: ModuleType, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return module.run(parser.parse_args([str(a) for a in argv]))
+
+
+def test_extract_then_knn(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    torch.save(make_model(seed=5).state_dict(), tmp_path / "w.pth")
+    for split in ("train", "val"):
+        assert _run(extract, image_root / split, "--out", tmp_path / f"{split}.safetensors", *SMALL,
+                    "--checkpoint", tmp_path / "w.pth", "--batch-size", "5", "--normalize") == 0
+    assert _run(knn, "--train", tmp_path / "train.safetensors", "--val", tmp_path / "val.safetensors",
+                "-k", "5", "--out", tmp_path / "knn.json") == 0
+    train, train_manifest = read_features(tmp_path / "train.safetensors")
+    val, val_manifest = read_features(tmp_path / "val.safetensors")
+    torch.testing.assert_close(train["embeddings"].norm(dim=1), torch.ones(12))
+    scores = knn_scores(train["embeddings"], torch.tensor(train_manifest["labels"]), val["embeddings"], 3, k=5)
+    expected = topk_accuracy(scores, torch.tensor(val_manifest["labels"]))
+    results = json.loads((tmp_path / "knn.json").read_text())
+    assert results == dict(top1=expected[1], top5=expected[5], k=5, temperature=0.07, train=12, val=12, classes=3)
+    assert f"top-1 {expected[1]:.2f}%" in capsys.readouterr().out
+
+
+def test_extract_maps_only_bf16_with_picture(broken_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    out = tmp_path / "maps.safetensors"
+    assert _run(extract, broken_folder, "--out", out, *SMALL, "--pool", "none", "--layers", "0", "-1",
+                "--layer-format", "NLC", "--dtype", "bf16", "--visualize", "3") == 0
+    outputs, manifest = read_features(out)
+    assert {k: (tuple(v.shape), v.dtype) for k, v in outputs.items()} == {
+        "blocks.0": ((12, 4, 192), torch.bfloat16), "blocks.1": ((12, 4, 192), torch.bfloat16)}
+    assert manifest["settings"]["dtype"] == "bf16" and len(manifest["skipped"]) == 2
+    printed = capsys.readouterr().out
+    assert "skipped 2 unreadable images" in printed and "empty.jpg" in printed and "truncated.png" in printed
+    assert Image.open(tmp_path / "maps.pca.png").size == (3 * 32, 2 * 32)
+
+
+def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
+    args = [image_root / "val", *SMALL, "--shard-size", "5", "--keep-shards"]
+    _run(extract, *args, "--out", tmp_path / "a.npy")
+    first = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").unlink()
+    (tmp_path / "a.shards" / "shard-00001.safetensors").unlink()
+    _run(extract, *args, "--out", tmp_path / "a.npy")
+    assert (tmp_path / "a.npy").read_bytes() == first
+
+
+@pytest.mark.parametrize("extra, error, message", [
+    (["--layers", "7"], ValueError, "unknown layer index 7: the model has 2 blocks"),
+    (["--checkpoint", "{other}"], ValueError, r"does not match model 'hydra_vit_tiny'.*shape mismatch"),
+    (["--checkpoint", "{missing}"], FileNotFoundError, "no checkpoint file"),
+    (["--ema", "--checkpoint", "{plain}"], ValueError, "EMA weights were asked for"),
+])
+def test_extract_errors(image_root: Path, tmp_path: Path, extra: list[str], error: type, message: str):
+    torch.save(timm.create_model("hydra_vit_small", depth=2, img_size=32).state_dict(), tmp_path / "other.pth")
+    torch.save({"state_dict": make_model().state_dict()}, tmp_path / "plain.pth")
+    names = dict(other=tmp_path / "other.pth", missing=tmp_path / "nope.pth", plain=tmp_path / "plain.pth")
+    with pytest.raises(error, match=message):
+        _run(extract, image_root / "val", "--out", tmp_path / "f.safetensors", *SMALL,
+             *[e.format(**names) for e in extra])
+
+
+def test_extract_empty_folder(tmp_path: Path):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images"):
+        _run(extract, tmp_path / "empty", "--out", tmp_path / "f.safetensors", *SMALL)
+
+
+def test_knn_needs_labels_and_matching_classes(image_root: Path, tmp_path: Path):
+    _run(extract, image_root / "val", "--out", tmp_path / "val.safetensors", *SMALL)
+    _run(extract, image_root / "val", "--out", tmp_path / "flat.safetensors", "--no-labels", *SMALL)
+    manifest = read_features(tmp_path / "val.safetensors")[1]
+    lines = [f"{path}\tanimal_{label}\n" for path, label in zip(manifest["paths"], manifest["labels"])]
+    (tmp_path / "renamed.txt").write_text("".join(lines))
+    _run(extract, tmp_path / "renamed.txt", "--out", tmp_path / "renamed.safetensors", *SMALL)
+    with pytest.raises(ValueError, match="unlabelled images"):
+        _run(knn, "--train", tmp_path / "flat.safetensors", "--val", tmp_path / "val.safetensors")
+    with pytest.raises(ValueError, match="class names differ"):
+        _run(knn, "--train", tmp_path / "renamed.safetensors", "--val", tmp_path / "val.safetensors")
+    with pytest.raises(ValueError, match="has no 'blocks.0' output"):
+        _run(knn, "--train", tmp_path / "val.safetensors", "--val", tmp_path / "val.safetensors", "--key", "blocks.0")
