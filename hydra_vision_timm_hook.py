@@ -7,7 +7,7 @@ timm's loader; torch and hydra_vision are imported only when the process imports
 Set HYDRA_VISION_NO_TIMM_HOOK=1 to switch it off.
 """
 import importlib.abc
-import importlib.machinery
+import importlib.util
 import os
 import sys
 
@@ -21,7 +21,7 @@ class _RegisterAfterTimm(importlib.abc.MetaPathFinder):
         if fullname != "timm":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        spec = importlib.util.find_spec(fullname)  # the other finders (site-packages, editable installs)
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
