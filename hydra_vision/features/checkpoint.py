@@ -12,6 +12,7 @@ import os
 import sys
 
 import torch
+from safetensors import safe_open
 from timm.models import load_state_dict
 from timm.utils.checkpoint_saver import load_checkpoint_metadata
 
@@ -54,9 +55,10 @@ def _drop_absent_classifier(state_dict: dict[str, torch.Tensor], model: torch.nn
 
 
 def _checkpoint_arch(path: str) -> str | None:
-    """The `arch` a timm training checkpoint records, if any."""
+    """The model name a checkpoint records (`arch` of a training checkpoint or .safetensors metadata), if any."""
     if path.endswith(".safetensors"):
-        return None
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("arch")
     metadata = load_checkpoint_metadata(path)
     return metadata.get("arch") if isinstance(metadata, dict) else None
 

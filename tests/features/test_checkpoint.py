@@ -72,8 +72,9 @@ def test_checkpoint_of_a_wider_model_names_the_shapes(tmp_path: Path):
 
 def test_checkpoint_of_another_family_names_the_keys(tmp_path: Path):
     vit = timm.create_model("vit_tiny_patch16_224", num_classes=0, depth=2, img_size=32)
-    save_file(vit.state_dict(), tmp_path / "vit.safetensors")
-    with pytest.raises(ValueError, match=r"does not match model 'hydra_vit_tiny': missing keys: .*blocks\.0\.mixer.*"
+    save_file(vit.state_dict(), tmp_path / "vit.safetensors", metadata={"arch": "vit_tiny_patch16_224"})
+    with pytest.raises(ValueError, match=r"saved from 'vit_tiny_patch16_224'\) does not match model 'hydra_vit_tiny': "
+                                         r"missing keys: .*blocks\.0\.mixer.*"
                                          r"unexpected keys: .*blocks\.0\.attn"):
         load_weights(make_model(), tmp_path / "vit.safetensors")
 
@@ -87,3 +88,13 @@ def test_deeper_checkpoint_lists_unexpected_blocks(tmp_path: Path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         load_weights(make_model(), "/nonexistent/ckpt.pth")
+
+
+def test_safetensors_exported_by_training(tmp_path: Path):
+    from hydra_vision.training.checkpoint import export_safetensors
+
+    state_dict = make_model(seed=4, num_classes=10).state_dict()
+    export_safetensors(state_dict, tmp_path / "model.safetensors", arch=MODEL)
+    model = make_model(seed=0)
+    load_weights(model, tmp_path / "model.safetensors")
+    assert _same_weights(model, state_dict)
