@@ -1,0 +1,145 @@
+"""Feature extraction: JPEG-folder throughput against the model's pure forward, and k-NN accuracy.
+
+For each model, at batch B, dtype and image size (default: the model's cfg, 224 px):
+    forward   FeatureExtractor.forward on one resident random batch (B, 3, H, W): the ceiling,
+              median of do_bench (CUDA events)
+    loader    the DataLoader alone over the JPEGs (decode, resize, crop to uint8, W workers)
+    extract   extract_to_file over the train split repeated until >= --min-images images:
+              JPEG folder -> .safetensors, wall clock including worker start and the final write
+    ratio     extract / forward (issue 6's target: >= 0.9)
+    knn       embeddings of train and val (pretrained-cfg preprocessing, center crop), cosine
+              k-NN with k = 20, T = 0.07 (DINO): top-1 / top-5; the weights are a seeded random
+              init unless --checkpoint is given
+Data: an ImageFolder root with train/ and val/ (e.g. Imagewoof-128 from ../shared/datasets).
+
+    python benchmarks/bench_extract.py --data /tmp/imagewoof2-128 [--models hydra_vit_tiny ...]
+        [--checkpoint CKPT [--ema]] [--model-kwargs k=v ...] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from timm.utils import ParseKwargs
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import emit, env_header, time_ms  # noqa: E402
+
+from hydra_vision.features import (  # noqa: E402
+    FeatureExtractor, ImageList, extract_to_file, knn_scores, list_images, read_features, topk_accuracy,
+)
+from hydra_vision.features.loading import ImageDataset, collate_images  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def forward_ips(extractor: FeatureExtractor, batch: int) -> float:
+    """Images/s of extractor.forward on a resident batch (random data, not zeros)."""
+    x = torch.randn(batch, *extractor.data_config["input_size"], device=extractor.device).to(extractor.dtype)
+    extractor.forward(x)
+    if extractor.device.type == "cuda":
+        return batch / time_ms(lambda: extractor.forward(x), warmup_ms=500, rep_ms=3000)["ms"] * 1e3
+    start = time.perf_counter()
+    extractor.forward(x)
+    return batch / (time.perf_counter() - start)
+
+
+def loader_ips(extractor: FeatureExtractor, images: ImageList, batch: int, workers: int) -> float:
+    """Images/s of decoding alone, with the same dataset, collate and pinning as extract_to_file."""
+    loader = DataLoader(ImageDataset(images.paths, extractor.transform), batch_size=batch, num_workers=workers,
+                        collate_fn=collate_images, pin_memory=extractor.device.type == "cuda")
+    start = time.perf_counter()
+    count = sum(len(b.indices) for b in loader)
+    return count / (time.perf_counter() - start)
+
+
+def extract_ips(extractor: FeatureExtractor, images: ImageList, out: Path, batch: int, workers: int) -> float:
+    """Images/s of a whole extract_to_file run (JPEGs -> feature file)."""
+    _sync()
+    start = time.perf_counter()
+    result = extract_to_file(extractor, images, out, batch_size=batch, workers=workers, progress=False)
+    _sync()
+    return result.num_images / (time.perf_counter() - start)
+
+
+def knn_accuracy(extractor: FeatureExtractor, data: Path, tmp: Path, batch: int, workers: int) -> dict:
+    """k-NN (k=20, T=0.07) top-1/top-5 of val against train embeddings, and the train extraction img/s."""
+    files = {}
+    for split in ("train", "val"):
+        files[split] = tmp / f"{split}.safetensors"
+        ips = extract_ips(extractor, list_images(data / split), files[split], batch, workers)
+        files[f"{split}_ips"] = ips
+    (train, train_m), (val, val_m) = (read_features(files[s]) for s in ("train", "val"))
+    scores = knn_scores(train["embeddings"].to(extractor.device), torch.tensor(train_m["labels"]),
+                        val["embeddings"].to(extractor.device), len(train_m["classes"]), k=20, temperature=0.07)
+    accuracy = topk_accuracy(scores, torch.tensor(val_m["labels"]))
+    return {"knn_top1": round(accuracy[1], 2), "knn_top5": round(accuracy[5], 2), "train": len(train_m["paths"]),
+            "val": len(val_m["paths"]), "classes": len(train_m["classes"]),
+            "train_extract_ips": round(files["train_ips"], 1), "val_extract_ips": round(files["val_ips"], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="ImageFolder root with train/ and val/")
+    parser.add_argument("--models", nargs="+", default=["hydra_vit_tiny", "hydra_vit_base"])
+    parser.add_argument("--model-kwargs", nargs="*", default={}, action=ParseKwargs)
+    parser.add_argument("--checkpoint", help="weights for every model in --models (else a seeded random init)")
+    parser.add_argument("--ema", action="store_true")
+    parser.add_argument("--img-size", type=int)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--min-images", type=int, default=40000, help="images per throughput run")
+    parser.add_argument("--skip-knn", action="store_true")
+    parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    args = parser.parse_args()
+    stream = open(args.out, "a") if args.out else None
+    emit({**env_header(), "bench": "extract", "batch": args.batch_size, "workers": args.workers,
+          "dtype": args.dtype, "data": str(args.data)}, stream)
+
+    train = list_images(args.data / "train")
+    repeat = -(-args.min_images // len(train))
+    repeated = ImageList(train.paths * repeat, train.labels * repeat, train.classes)
+    records = []
+    for name in args.models:
+        torch.manual_seed(0)
+        extractor = FeatureExtractor(name, checkpoint=args.checkpoint, ema=args.ema, img_size=args.img_size,
+                                     device=args.device, dtype=DTYPES[args.dtype], model_kwargs=args.model_kwargs)
+        record = {"kind": "case", "model": name, "input_size": list(extractor.data_config["input_size"]),
+                  "checkpoint": args.checkpoint, "ema": args.ema}
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            record["forward_ips"] = round(forward_ips(extractor, args.batch_size), 1)
+            record["loader_ips"] = round(loader_ips(extractor, repeated, args.batch_size, args.workers), 1)
+            record["extract_ips"] = round(
+                extract_ips(extractor, repeated, tmp / "bench.safetensors", args.batch_size, args.workers), 1)
+            record["images"] = len(repeated)
+            record["ratio"] = round(record["extract_ips"] / record["forward_ips"], 3)
+            if not args.skip_knn:
+                record.update(knn_accuracy(extractor, args.data, tmp, args.batch_size, args.workers))
+        emit(record, stream)
+        records.append(record)
+        del extractor
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    print(f"{'model':<16} {'size':>5} {'forward':>9} {'loader':>9} {'extract':>9} {'ratio':>6} {'knn@1':>6} {'knn@5':>6}")
+    for r in records:
+        print(f"{r['model']:<16} {r['input_size'][-1]:>5} {r['forward_ips']:>9.0f} {r['loader_ips']:>9.0f} "
+              f"{r['extract_ips']:>9.0f} {r['ratio']:>6.3f} {r.get('knn_top1', float('nan')):>6.2f} "
+              f"{r.get('knn_top5', float('nan')):>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
