@@ -82,8 +82,15 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path} holds Python objects that weights_only loading refuses ({e})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:
+            unsafe = []
+        if unsafe:
+            raise ValueError(f"{path} holds Python objects ({', '.join(unsafe)}) that weights_only loading "
+                             f"refuses: a checkpoint must hold only tensors and plain Python values") from None
+        raise ValueError(f"cannot read checkpoint {path}: not a torch file ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise ValueError(f"cannot read checkpoint {path}: truncated or not a torch file ({e})") from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} is not a checkpoint dict (got {type(checkpoint).__name__})")

@@ -113,19 +113,21 @@ def find_split_folder(root: str | Path, split: str) -> Path:
     return folder
 
 
-def create_image_dataset(args: argparse.Namespace, split: str, is_training: bool,
-                         class_map: str | dict[str, int] = "") -> torch.utils.data.Dataset:
-    """The dataset of one split: a checked, counting ImageFolder, or any timm dataset by name."""
-    if args.dataset in ("", "folder"):
-        folder = find_split_folder(args.data_dir, split)
+def create_image_dataset(name: str, root: str | Path, split: str, is_training: bool,
+                         class_map: str | dict[str, int] = "", download: bool = False,
+                         batch_size: int = 1, seed: int = 42) -> torch.utils.data.Dataset:
+    """The dataset of one split: a checked, counting ImageFolder (`name` "" or "folder"), or any
+    timm dataset by name ("torch/cifar10", "hfds/...", ...). A dict `class_map` (the train split's
+    class indices) must cover every class folder of the split."""
+    if name in ("", "folder"):
+        folder = find_split_folder(root, split)
         if isinstance(class_map, dict):
             unknown = sorted(d.name for d in os.scandir(folder) if d.is_dir() and d.name not in class_map)
             if unknown:
-                raise ValueError(f"class folder(s) of {folder} missing from the train split: {', '.join(unknown[:10])}")
-        return CountingImageDataset(str(folder), class_map=class_map or args.class_map)
-    return create_dataset(args.dataset, root=args.data_dir, split=split, is_training=is_training,
-                          class_map=class_map or args.class_map, download=args.dataset_download,
-                          batch_size=args.batch_size, seed=args.seed)
+                raise ValueError(f"class folder(s) of {folder} unknown to the model's classes: {', '.join(unknown[:10])}")
+        return CountingImageDataset(str(folder), class_map=class_map)
+    return create_dataset(name, root=str(root), split=split, is_training=is_training, class_map=class_map,
+                          download=download, batch_size=batch_size, seed=seed)
 
 
 def class_names_of(dataset: torch.utils.data.Dataset) -> list[str] | None:

@@ -167,10 +167,12 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     autocast, scaler = resolve_amp(args, ctx.device)
     random_seed(args.seed, ctx.rank)
 
-    dataset_train = create_image_dataset(args, args.train_split, is_training=True)
+    dataset_args = dict(download=args.dataset_download, batch_size=args.batch_size, seed=args.seed)
+    dataset_train = create_image_dataset(args.dataset, args.data_dir, args.train_split, True, args.class_map,
+                                         **dataset_args)
     class_names = class_names_of(dataset_train)
-    class_map = dict(dataset_train.reader.class_to_idx) if class_names else ""
-    dataset_eval = create_image_dataset(args, args.val_split, is_training=False, class_map=class_map)
+    class_map = {name: i for i, name in enumerate(class_names)} if class_names else args.class_map
+    dataset_eval = create_image_dataset(args.dataset, args.data_dir, args.val_split, False, class_map, **dataset_args)
     args.num_classes = _num_classes(args, class_names)
     _sync_img_size(args)
 
