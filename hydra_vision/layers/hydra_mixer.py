@@ -42,7 +42,10 @@ def mix_sequence(
     chunk_size: int,
     backend: Optional[str],
 ) -> torch.Tensor:
-    """`quasiseparable_mix` with softplus(dt + dt_bias), kept opaque to TorchScript and FX."""
+    """`quasiseparable_mix` with softplus(dt + dt_bias), kept opaque to TorchScript and FX.
+
+    FX autowraps only names without a leading underscore, hence the public name.
+    """
     return quasiseparable_mix(
         x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D,
         dt_bias=dt_bias, dt_softplus=True, dt_limit=dt_limit, chunk_size=chunk_size, backend=backend,

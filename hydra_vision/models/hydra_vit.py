@@ -67,7 +67,10 @@ def check_image(
         strict_img_size: bool,
         dynamic_img_pad: bool,
 ) -> torch.Tensor:
-    """Returns x after checking it is (B, in_chans, H, W) with an H, W the model accepts."""
+    """Returns x after checking it is (B, in_chans, H, W) with an H, W the model accepts.
+
+    Opaque to TorchScript and FX (its name has no leading underscore: FX autowraps only those).
+    """
     if x.ndim != 4 or x.shape[1] != in_chans:
         raise ValueError(
             f'expected {in_chans} input channels, got {x.shape[1] if x.ndim == 4 else "?"} '
@@ -274,7 +277,7 @@ class HydraVisionTransformer(nn.Module):
         """Trunc-normal(0.02) linears and embeddings (paper Table 9); mixers keep their own init.
 
         Args:
-            mode: Only '' (timm's ViT init) is supported.
+            mode: timm's ViT init mode ('' default, or 'jax' / 'moco' as in timm).
             needs_reset: Also call reset_parameters() of every module (e.g. after creation on 'meta').
         """
         if self.pos_embed is not None:
