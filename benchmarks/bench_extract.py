@@ -3,6 +3,7 @@
 For each model, at batch B, dtype and image size (default: the model's cfg, 224 px):
     forward   FeatureExtractor.forward on one resident random batch (B, 3, H, W): the ceiling,
               median of do_bench (CUDA events)
+    host      the same from a pinned uint8 batch on the host: + copy to the GPU + normalisation
     loader    the DataLoader alone over the JPEGs (decode, resize, crop to uint8, W workers)
     extract   extract_to_file over the train split repeated until >= --min-images images:
               JPEG folder -> .safetensors, wall clock including worker start and the final write
@@ -52,6 +53,13 @@ def forward_ips(extractor: FeatureExtractor, batch: int) -> float:
     start = time.perf_counter()
     extractor.forward(x)
     return batch / (time.perf_counter() - start)
+
+
+def host_batch_ips(extractor: FeatureExtractor, batch: int) -> float:
+    """Images/s of extractor(pinned uint8 batch): host-to-device copy + normalisation + forward."""
+    x = torch.randint(0, 256, (batch, *extractor.data_config["input_size"]), dtype=torch.uint8).pin_memory()
+    extractor(x)
+    return batch / time_ms(lambda: extractor(x), warmup_ms=500, rep_ms=3000)["ms"] * 1e3
 
 
 def loader_ips(extractor: FeatureExtractor, images: ImageList, batch: int, workers: int) -> float:
@@ -121,6 +129,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             record["forward_ips"] = round(forward_ips(extractor, args.batch_size), 1)
+            if extractor.device.type == "cuda":
+                record["host_batch_ips"] = round(host_batch_ips(extractor, args.batch_size), 1)
             record["loader_ips"] = round(loader_ips(extractor, repeated, args.batch_size, args.workers), 1)
             record["extract_ips"] = round(
                 extract_ips(extractor, repeated, tmp / "bench.safetensors", args.batch_size, args.workers), 1)
@@ -134,9 +144,11 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    print(f"{'model':<16} {'size':>5} {'forward':>9} {'loader':>9} {'extract':>9} {'ratio':>6} {'knn@1':>6} {'knn@5':>6}")
+    columns = " ".join(f"{c:>9}" for c in ("forward", "host", "loader", "extract"))
+    print(f"{'model':<16} {'size':>5} {columns} {'ratio':>6} {'knn@1':>6} {'knn@5':>6}")
     for r in records:
-        print(f"{r['model']:<16} {r['input_size'][-1]:>5} {r['forward_ips']:>9.0f} {r['loader_ips']:>9.0f} "
+        print(f"{r['model']:<16} {r['input_size'][-1]:>5} {r['forward_ips']:>9.0f} "
+              f"{r.get('host_batch_ips', float('nan')):>9.0f} {r['loader_ips']:>9.0f} "
               f"{r['extract_ips']:>9.0f} {r['ratio']:>6.3f} {r.get('knn_top1', float('nan')):>6.2f} "
               f"{r.get('knn_top5', float('nan')):>6.2f}")
 

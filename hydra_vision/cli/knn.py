@@ -12,7 +12,7 @@ from hydra_vision.features import knn_scores, read_features, topk_accuracy
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="feature file of the labelled set (from hydra-vision extract)")
     parser.add_argument("--val", required=True, help="feature file of the evaluated set")
-    parser.add_argument("--key", default="embeddings", help="which output to compare (must be (N, D))")
+    parser.add_argument("--key", default="embeddings", help="which output to compare (flattened per image)")
     parser.add_argument("-k", "--k", type=int, default=20, help="neighbours per query")
     parser.add_argument("--temperature", type=float, default=0.07, help="vote weight exp(similarity / T)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -50,8 +50,10 @@ def _drop_absent_classifier(state_dict: dict[str, torch.Tensor], model: torch.nn
     """Removes classifier weights when the model was built without a classifier (num_classes=0)."""
     classifiers = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
     prefixes = tuple(f"{c}." for c in ([classifiers] if isinstance(classifiers, str) else classifiers))
+    if not prefixes:
+        return state_dict
     expected = model.state_dict()
-    return {k: v for k, v in state_dict.items() if k in expected or not k.startswith(prefixes)} if prefixes else state_dict
+    return {k: v for k, v in state_dict.items() if k in expected or not k.startswith(prefixes)}
 
 
 def _checkpoint_arch(path: str) -> str | None:

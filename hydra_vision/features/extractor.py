@@ -149,8 +149,11 @@ class FeatureExtractor:
 
     def preprocess(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor:
         """Paths or PIL images -> resized uint8 batch (B, 3, H, W) on the CPU."""
+        bad = [type(im).__name__ for im in images if not isinstance(im, (Image.Image, str, os.PathLike))]
+        if bad or not images:
+            raise TypeError(f"expected a non-empty sequence of PIL images or paths, got {bad or 'nothing'}")
         return torch.stack([
-            torch.as_tensor(self.transform(im if isinstance(im, Image.Image) else open_rgb(os.fspath(im))))
+            torch.as_tensor(self.transform(im.convert("RGB") if isinstance(im, Image.Image) else open_rgb(im)))
             for im in images
         ])
 

@@ -55,9 +55,9 @@ class _ShardAssembler:
         parts.append((batch.indices, outputs, batch.failures))
         if sum(len(index) + len(failures) for index, _, failures in parts) == len(self.store.shard_range(k)):
             del self.parts[k]
-            filled = [(index, out) for index, out, _ in parts if len(index)]
+            filled = [out for index, out, _ in parts if len(index)]
             self.store.write(k, Shard(
-                outputs={name: torch.cat([out[name] for _, out in filled]) for name in (filled[0][1] if filled else {})},
+                outputs={name: torch.cat([out[name] for out in filled]) for name in (filled[0] if filled else {})},
                 index=torch.cat([index for index, _, _ in parts]),
                 failures=[f for _, _, failures in parts for f in failures],
             ))

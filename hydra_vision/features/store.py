@@ -24,7 +24,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 __all__ = [
-    "Shard", "ShardStore", "check_output_path", "fingerprint", "manifest_path", "read_features", "shards_path", "write_features",
+    "Shard", "ShardStore", "check_output_path", "fingerprint", "manifest_path", "read_features", "shards_path",
+    "write_features",
 ]
 
 FORMAT = "hydra-vision-features/1"

@@ -132,3 +132,7 @@ def test_bad_arguments():
         FeatureExtractor(model, pool="max")
     with pytest.raises(ValueError, match=r"expected an image tensor"):
         FeatureExtractor(model)(torch.zeros(2, 1, 3, 32, 32))
+    with pytest.raises(TypeError, match="PIL images or paths, got \\['Tensor'\\]"):
+        FeatureExtractor(model)([torch.zeros(3, 32, 32)])
+    with pytest.raises(FileNotFoundError):
+        FeatureExtractor(model)("/nonexistent.jpg")
