@@ -567,15 +567,15 @@ def _create_hydra_vit(variant: str, pretrained: bool = False, **kwargs) -> Hydra
 
 @register_model
 def hydra_vit_tiny(pretrained: bool = False, **kwargs) -> HydraVisionTransformer:
-    """ Hydra-ViT-Tiny/16: width 192, 24 Hydra blocks (~deit_tiny's size)."""
-    model_args = dict(patch_size=16, embed_dim=192, depth=24)
+    """ Hydra-ViT-Tiny/16: width 192, 20 Hydra blocks (deit_tiny's size within 5%)."""
+    model_args = dict(patch_size=16, embed_dim=192, depth=20)
     return _create_hydra_vit('hydra_vit_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def hydra_vit_small(pretrained: bool = False, **kwargs) -> HydraVisionTransformer:
-    """ Hydra-ViT-Small/16: width 384, 24 Hydra blocks (~deit_small's size)."""
-    model_args = dict(patch_size=16, embed_dim=384, depth=24)
+    """ Hydra-ViT-Small/16: width 384, 22 Hydra blocks (deit_small's size within 5%)."""
+    model_args = dict(patch_size=16, embed_dim=384, depth=22)
     return _create_hydra_vit('hydra_vit_small', pretrained=pretrained, **dict(model_args, **kwargs))
 
 

@@ -33,7 +33,7 @@ def test_default_cfg(name):
     assert model.in_chans == cfg["input_size"][0] and model.num_classes == cfg["num_classes"]
 
 
-WIDTH_DEPTH = {"hydra_vit_tiny": (192, 24), "hydra_vit_small": (384, 24), "hydra_vit_base": (768, 24),
+WIDTH_DEPTH = {"hydra_vit_tiny": (192, 20), "hydra_vit_small": (384, 22), "hydra_vit_base": (768, 24),
                "hydra_vit_large": (1024, 48)}
 
 

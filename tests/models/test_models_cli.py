@@ -23,7 +23,7 @@ def _projection_flops(width: int, depth: int, tokens: int, num_classes: int = 10
     return 2 * (tokens * 3 * 16 * 16 * width + depth * tokens * block + width * num_classes)
 
 
-@pytest.mark.parametrize("name, width, depth", [("hydra_vit_tiny", 192, 24), ("hydra_vit_base", 768, 24)])
+@pytest.mark.parametrize("name, width, depth", [("hydra_vit_tiny", 192, 20), ("hydra_vit_base", 768, 24)])
 def test_flops_are_projections_plus_scan(name, width, depth):
     row = models_cli.describe(name, 224)
     mixer = timm.create_model(name, device="meta").blocks[0].mixer
