@@ -1,7 +1,7 @@
 """The `hydra-vision` command: one subcommand per module in this package.
 
-Each subcommand module defines `add_arguments(parser)` and `run(args) -> int`, and a
-one-line module docstring used as its help text.
+Each subcommand module defines `add_arguments(parser)` and `run(args) -> int`; only the
+chosen one is imported, so `hydra-vision models` does not load the training stack.
 """
 from __future__ import annotations
 
@@ -10,28 +10,35 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "demo": "hydra_vision.cli.demo",
-    "models": "hydra_vision.cli.models",
-    "validate": "hydra_vision.cli.validate",
-    "extract": "hydra_vision.cli.extract",
-    "knn": "hydra_vision.cli.knn",
+    "demo": "train, evaluate and extract features with hydra_vit_tiny on a generated image folder (CPU, ~1 min)",
+    "models": "list the hydra_vit_* variants with params and GFLOPs",
+    "validate": "evaluate a checkpoint (model or EMA weights) on an image folder",
+    "extract": "extract pooled embeddings / feature maps of images to a .safetensors or .npy file",
+    "knn": "k-NN (cosine, k=20, weighted) top-1/top-5 between train and val feature files",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hydra-vision", description="Hydra vision backbones for timm.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or "").strip().splitlines()[0]
-        sub = subparsers.add_parser(name, help=summary, description=summary)
-        module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand, built by its module."""
+    parser = argparse.ArgumentParser(prog=f"hydra-vision {command}", description=SUBCOMMANDS[command])
+    module = importlib.import_module(f"hydra_vision.cli.{command}")
+    module.add_arguments(parser)
+    parser.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    top = argparse.ArgumentParser(
+        prog="hydra-vision",
+        description="Hydra vision backbones for timm.",
+        epilog="commands:\n" + "\n".join(f"  {name:<10} {text}" for name, text in SUBCOMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("command", choices=list(SUBCOMMANDS), metavar="COMMAND", help="one of: " + ", ".join(SUBCOMMANDS))
+    top.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the command (see COMMAND --help)")
+    parsed = top.parse_args(argv[:1])
+    args = build_parser(parsed.command).parse_args(argv[1:])
     return args._run(args)
 
 
