@@ -1,17 +1,15 @@
 """`hydra-vision extract` and `hydra-vision knn` end to end on generated images."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import timm
 import torch
 from PIL import Image
 
-from hydra_vision.cli import extract, knn
+from hydra_vision.cli import main
 from hydra_vision.features import knn_scores, read_features, topk_accuracy
 
 from .conftest import MODEL, make_model
@@ -20,18 +18,17 @@ SMALL = ["--model", MODEL, "--model-kwargs", "depth=2", "chunk_size=16", "--img-
          "--quiet"]
 
 
-def _run(module: ModuleType, *argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    return module.run(parser.parse_args([str(a) for a in argv]))
+def _run(command: str, *argv: object) -> int:
+    """`hydra-vision COMMAND ARGV...` through the real entry point."""
+    return main([command, *map(str, argv)])
 
 
 def test_extract_then_knn(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     torch.save(make_model(seed=5).state_dict(), tmp_path / "w.pth")
     for split in ("train", "val"):
-        assert _run(extract, image_root / split, "--out", tmp_path / f"{split}.safetensors", *SMALL,
+        assert _run("extract", image_root / split, "--out", tmp_path / f"{split}.safetensors", *SMALL,
                     "--checkpoint", tmp_path / "w.pth", "--batch-size", "5", "--normalize") == 0
-    assert _run(knn, "--train", tmp_path / "train.safetensors", "--val", tmp_path / "val.safetensors",
+    assert _run("knn", "--train", tmp_path / "train.safetensors", "--val", tmp_path / "val.safetensors",
                 "-k", "5", "--out", tmp_path / "knn.json") == 0
     train, train_manifest = read_features(tmp_path / "train.safetensors")
     val, val_manifest = read_features(tmp_path / "val.safetensors")
@@ -45,7 +42,7 @@ def test_extract_then_knn(image_root: Path, tmp_path: Path, capsys: pytest.Captu
 
 def test_extract_maps_only_bf16_with_picture(broken_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     out = tmp_path / "maps.safetensors"
-    assert _run(extract, broken_folder, "--out", out, *SMALL, "--pool", "none", "--layers", "0", "-1",
+    assert _run("extract", broken_folder, "--out", out, *SMALL, "--pool", "none", "--layers", "0", "-1",
                 "--layer-format", "NLC", "--dtype", "bf16", "--visualize", "3") == 0
     outputs, manifest = read_features(out)
     assert {k: (tuple(v.shape), v.dtype) for k, v in outputs.items()} == {
@@ -58,11 +55,11 @@ def test_extract_maps_only_bf16_with_picture(broken_folder: Path, tmp_path: Path
 
 def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
     args = [image_root / "val", *SMALL, "--shard-size", "5", "--keep-shards"]
-    _run(extract, *args, "--out", tmp_path / "a.npy")
+    _run("extract", *args, "--out", tmp_path / "a.npy")
     first = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "a.npy").unlink()
     (tmp_path / "a.shards" / "shard-00001.safetensors").unlink()
-    _run(extract, *args, "--out", tmp_path / "a.npy")
+    _run("extract", *args, "--out", tmp_path / "a.npy")
     assert (tmp_path / "a.npy").read_bytes() == first
 
 
@@ -77,26 +74,26 @@ def test_extract_errors(image_root: Path, tmp_path: Path, extra: list[str], erro
     torch.save({"state_dict": make_model().state_dict()}, tmp_path / "plain.pth")
     names = dict(other=tmp_path / "other.pth", missing=tmp_path / "nope.pth", plain=tmp_path / "plain.pth")
     with pytest.raises(error, match=message):
-        _run(extract, image_root / "val", "--out", tmp_path / "f.safetensors", *SMALL,
+        _run("extract", image_root / "val", "--out", tmp_path / "f.safetensors", *SMALL,
              *[e.format(**names) for e in extra])
 
 
 def test_extract_empty_folder(tmp_path: Path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     with pytest.raises(ValueError, match="no images"):
-        _run(extract, tmp_path / "empty", "--out", tmp_path / "f.safetensors", *SMALL)
+        _run("extract", tmp_path / "empty", "--out", tmp_path / "f.safetensors", *SMALL)
 
 
 def test_knn_needs_labels_and_matching_classes(image_root: Path, tmp_path: Path):
-    _run(extract, image_root / "val", "--out", tmp_path / "val.safetensors", *SMALL)
-    _run(extract, image_root / "val", "--out", tmp_path / "flat.safetensors", "--no-labels", *SMALL)
+    _run("extract", image_root / "val", "--out", tmp_path / "val.safetensors", *SMALL)
+    _run("extract", image_root / "val", "--out", tmp_path / "flat.safetensors", "--no-labels", *SMALL)
     manifest = read_features(tmp_path / "val.safetensors")[1]
     lines = [f"{path}\tanimal_{label}\n" for path, label in zip(manifest["paths"], manifest["labels"])]
     (tmp_path / "renamed.txt").write_text("".join(lines))
-    _run(extract, tmp_path / "renamed.txt", "--out", tmp_path / "renamed.safetensors", *SMALL)
+    _run("extract", tmp_path / "renamed.txt", "--out", tmp_path / "renamed.safetensors", *SMALL)
     with pytest.raises(ValueError, match="unlabelled images"):
-        _run(knn, "--train", tmp_path / "flat.safetensors", "--val", tmp_path / "val.safetensors")
+        _run("knn", "--train", tmp_path / "flat.safetensors", "--val", tmp_path / "val.safetensors")
     with pytest.raises(ValueError, match="class names differ"):
-        _run(knn, "--train", tmp_path / "renamed.safetensors", "--val", tmp_path / "val.safetensors")
+        _run("knn", "--train", tmp_path / "renamed.safetensors", "--val", tmp_path / "val.safetensors")
     with pytest.raises(ValueError, match="has no 'blocks.0' output"):
-        _run(knn, "--train", tmp_path / "val.safetensors", "--val", tmp_path / "val.safetensors", "--key", "blocks.0")
+        _run("knn", "--train", tmp_path / "val.safetensors", "--val", tmp_path / "val.safetensors", "--key", "blocks.0")
