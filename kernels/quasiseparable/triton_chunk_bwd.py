@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from .triton_chunk_fwd import chunk_configs, load_bc, prefix_values, prune_blocks
+from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_cols_kernel", "chunk_bwd_rows_kernel"]
 
@@ -63,39 +64,47 @@ def chunk_bwd_rows_kernel(
                       mask=rm[:, None] & pm[None, :], other=0.0)
         r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
         dch_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        rs_f = tl.zeros([BLOCK], tl.float32)
         if BIDIR:
             r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
             dch_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+            rs_b = tl.zeros([BLOCK], tl.float32)
         for j0 in range(c0, c_end, BLOCK):
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            gm = tl.dot(dyi, tl.trans(xj), input_precision=DOT_PREC)  # [BLOCK rows, BLOCK cols]
+            gm = mma(dyi, tl.trans(xj), None, DOT_PREC)  # [BLOCK rows, BLOCK cols]
             if j0 < r0 + BLOCK:
                 q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-                lower = (rows[:, None] >= cols[None, :] + SHIFT) & cm[None, :]
+                lower = (rows[:, None] >= cols[None, :] + SHIFT) & rm[:, None] & cm[None, :]
                 ds = gm * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
-                dch_f = tl.dot(ds.to(xj.dtype), load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N), dch_f,
-                               input_precision=DOT_PREC)
+                bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
+                dch_f = mma(ds.to(xj.dtype), bj, dch_f, DOT_PREC)
+                rs_f += tl.sum(ds * mma(cs_f, tl.trans(bj), None, DOT_PREC), axis=1)
             if BIDIR:
                 if j0 + BLOCK > r0:
                     q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-                    upper = (rows[:, None] + SHIFT <= cols[None, :]) & cm[None, :]
+                    upper = (rows[:, None] + SHIFT <= cols[None, :]) & rm[:, None] & cm[None, :]
                     ds = gm * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
-                    dch_b = tl.dot(ds.to(xj.dtype), load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N), dch_b,
-                                   input_precision=DOT_PREC)
+                    bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
+                    dch_b = mma(ds.to(xj.dtype), bj, dch_b, DOT_PREC)
+                    rs_b += tl.sum(ds * mma(cs_b, tl.trans(bj), None, DOT_PREC), axis=1)
         st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
         if c > 0:
             s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-            dch_f += tl.exp(r_f)[:, None] * tl.dot(dyi, s_in.to(dyi.dtype), input_precision=DOT_PREC)
-        tl.store(R + off_f + rows, tl.sum(cs_f.to(tl.float32) * dch_f, axis=1), mask=rm)
+            dci = tl.exp(r_f)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
+            dch_f += dci
+            rs_f += tl.sum(cs_f.to(tl.float32) * dci, axis=1)
+        tl.store(R + off_f + rows, rs_f, mask=rm)
         dc_f += dch_f
         if BIDIR:
             if c < nchunks - 1:
                 T_b = tl.load(cum + off_b + c_end - 1)
                 s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-                dch_b += tl.exp(T_b - r_b)[:, None] * tl.dot(dyi, s_in.to(dyi.dtype), input_precision=DOT_PREC)
-            tl.store(R + off_b + rows, tl.sum(cs_b.to(tl.float32) * dch_b, axis=1), mask=rm)
+                dci = tl.exp(T_b - r_b)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
+                dch_b += dci
+                rs_b += tl.sum(cs_b.to(tl.float32) * dci, axis=1)
+            tl.store(R + off_b + rows, rs_b, mask=rm)
             dc_b += dch_b
     nm = (ns < N)[None, :]
     out = b * s_ob + g * s_og + ns[None, :] * s_on
@@ -151,53 +160,61 @@ def chunk_bwd_cols_kernel(
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
         dx_f = tl.zeros([BLOCK, BLOCK_P], tl.float32)
         dbh_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        ks_f = tl.zeros([BLOCK], tl.float32)
         if BIDIR:
             q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
             dx_b = tl.zeros([BLOCK, BLOCK_P], tl.float32)
             dbh_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+            ks_b = tl.zeros([BLOCK], tl.float32)
         for i0 in range(c0, c_end, BLOCK):
             rows = i0 + tl.arange(0, BLOCK)
             rm = rows < c_end
             dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
-            gt = tl.dot(xj, tl.trans(dyi), input_precision=DOT_PREC)  # [BLOCK cols, BLOCK rows]
+            gt = mma(xj, tl.trans(dyi), None, DOT_PREC)  # [BLOCK cols, BLOCK rows]
             if i0 + BLOCK > j0:
                 r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
                 cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
-                lower = (rows[None, :] >= cols[:, None] + SHIFT) & rm[None, :]
+                lower = (rows[None, :] >= cols[:, None] + SHIFT) & rm[None, :] & cm[:, None]
                 decay = tl.exp(tl.where(lower, r_f[None, :] - q_f[:, None], float("-inf")))
-                mt = tl.dot(b_f, tl.trans(cs), input_precision=DOT_PREC) * decay
-                dx_f = tl.dot(mt.to(xj.dtype), dyi, dx_f, input_precision=DOT_PREC)
-                dbh_f = tl.dot((gt * decay).to(xj.dtype), cs, dbh_f, input_precision=DOT_PREC)
+                mt = mma(b_f, tl.trans(cs), None, DOT_PREC) * decay
+                dx_f = mma(mt.to(xj.dtype), dyi, dx_f, DOT_PREC)
+                ks_f += tl.sum(mt * gt, axis=1)
+                dbh_f = mma((gt * decay).to(xj.dtype), cs, dbh_f, DOT_PREC)
             if BIDIR:
                 if i0 < j0 + BLOCK:
                     r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
                     cs = load_bc(Cb + bc, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
-                    upper = (rows[None, :] + SHIFT <= cols[:, None]) & rm[None, :]
+                    upper = (rows[None, :] + SHIFT <= cols[:, None]) & rm[None, :] & cm[:, None]
                     decay = tl.exp(tl.where(upper, q_b[:, None] - r_b[None, :], float("-inf")))
-                    mt = tl.dot(b_b, tl.trans(cs), input_precision=DOT_PREC) * decay
-                    dx_b = tl.dot(mt.to(xj.dtype), dyi, dx_b, input_precision=DOT_PREC)
-                    dbh_b = tl.dot((gt * decay).to(xj.dtype), cs, dbh_b, input_precision=DOT_PREC)
+                    mt = mma(b_b, tl.trans(cs), None, DOT_PREC) * decay
+                    dx_b = mma(mt.to(xj.dtype), dyi, dx_b, DOT_PREC)
+                    ks_b += tl.sum(mt * gt, axis=1)
+                    dbh_b = mma((gt * decay).to(xj.dtype), cs, dbh_b, DOT_PREC)
         st = dstates + (b * H + h) * nchunks * P * N
         st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
         st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
         if c < nchunks - 1:
             w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)[:, None]
-            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0).to(xj.dtype)
-            ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0).to(xj.dtype)
-            dx_f += w * tl.dot(b_f, ds_np, input_precision=DOT_PREC)
-            dbh_f += w * tl.dot(xj, ds_pn, input_precision=DOT_PREC)
-        tl.store(Kp + off_f + cols, tl.sum(b_f.to(tl.float32) * dbh_f, axis=1), mask=cm)
+            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
+            ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0)
+            dxi = w * mma_split(b_f, ds_np, None, DOT_PREC)
+            dx_f += dxi
+            ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+            dbh_f += w * mma_split(xj, ds_pn, None, DOT_PREC)
+        tl.store(Kp + off_f + cols, ks_f, mask=cm)
         db_f += dt_f[:, None] * dbh_f
         dxj = dt_f[:, None] * dx_f
         if BIDIR:
             if c > 0:
                 w = tl.exp(q_b)[:, None]
                 off = BHL // L * nchunks * P * N + c * P * N
-                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0).to(xj.dtype)
-                ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0).to(xj.dtype)
-                dx_b += w * tl.dot(b_b, ds_np, input_precision=DOT_PREC)
-                dbh_b += w * tl.dot(xj, ds_pn, input_precision=DOT_PREC)
-            tl.store(Kp + off_b + cols, tl.sum(b_b.to(tl.float32) * dbh_b, axis=1), mask=cm)
+                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
+                ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0)
+                dxi = w * mma_split(b_b, ds_np, None, DOT_PREC)
+                dx_b += dxi
+                ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                dbh_b += w * mma_split(xj, ds_pn, None, DOT_PREC)
+            tl.store(Kp + off_b + cols, ks_b, mask=cm)
             db_b += dt_b[:, None] * dbh_b
             dxj += dt_b[:, None] * dx_b
         if D_MODE > 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_config import interpreting
+from .triton_config import interpreting, mma, mma_split
 
 __all__ = ["chunk_fwd_kernel", "load_bc", "prefix_values", "chunk_configs"]
 
@@ -91,27 +91,27 @@ def chunk_fwd_kernel(
         mat = tl.zeros([BLOCK, BLOCK], tl.float32)
         if j0 < r0 + BLOCK:
             q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-            s = tl.dot(cs_f, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), input_precision=DOT_PREC)
-            lower = (rows[:, None] >= cols[None, :] + SHIFT) & cm[None, :]
+            s = mma(cs_f, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+            lower = (rows[:, None] >= cols[None, :] + SHIFT) & rm[:, None] & cm[None, :]
             mat += s * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
         if BIDIR:
             if j0 + BLOCK > r0:
                 q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-                s = tl.dot(cs_b, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), input_precision=DOT_PREC)
-                upper = (rows[:, None] + SHIFT <= cols[None, :]) & cm[None, :]
+                s = mma(cs_b, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+                upper = (rows[:, None] + SHIFT <= cols[None, :]) & rm[:, None] & cm[None, :]
                 mat += s * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
-        acc = tl.dot(mat.to(xj.dtype), xj, acc, input_precision=DOT_PREC)
+        acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
     st_mask = (ns < N)[:, None] & pm[None, :]
     if c > 0:
         s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-        acc += tl.exp(r_f)[:, None] * tl.dot(cs_f, s_in.to(cs_f.dtype), input_precision=DOT_PREC)
+        acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
     if BIDIR:
         if c < nchunks - 1:
             T_b = tl.load(cum + off_b + c_end - 1)
             s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-            acc += tl.exp(T_b - r_b)[:, None] * tl.dot(cs_b, s_in.to(cs_b.dtype), input_precision=DOT_PREC)
+            acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
         xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0).to(tl.float32)
         if D_MODE == 1:

@@ -1,11 +1,13 @@
-"""Knobs shared by the Triton stages: interpreter detection and the dot precision per dtype."""
+"""Knobs shared by the Triton stages: interpreter detection, the dot precision per dtype, and `mma`."""
 from __future__ import annotations
 
 import os
 
 import torch
+import triton
+import triton.language as tl
 
-__all__ = ["dot_precision", "interpreting"]
+__all__ = ["dot_precision", "interpreting", "mma", "mma_split"]
 
 
 def interpreting() -> bool:
@@ -14,5 +16,28 @@ def interpreting() -> bool:
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """fp32 inputs get exact fp32 products ("ieee"); 16-bit inputs use the tensor cores as they are."""
-    return "ieee" if dtype == torch.float32 else "tf32"
+    """fp32 inputs get exact fp32 products ("ieee"); 16-bit inputs use the tensor cores as they are,
+    except in the interpreter, whose bf16 dot is wrong (Triton 3.8): there "upcast" (see `mma`)."""
+    if dtype == torch.float32:
+        return "ieee"
+    return "upcast" if interpreting() else "tf32"
+
+
+@triton.jit
+def mma(a, b, acc, DOT_PREC: tl.constexpr):
+    """acc + a @ b with fp32 accumulation. "upcast" multiplies the 16-bit operands in fp32, which
+    gives the tensor cores' result (products of 16-bit values are exact in fp32)."""
+    if DOT_PREC == "upcast":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc, input_precision=DOT_PREC)
+
+
+@triton.jit
+def mma_split(a, b, acc, DOT_PREC: tl.constexpr):
+    """acc + a @ b for 16-bit (or fp32) a and fp32 b: b = hi + lo in a's dtype, two dots, so b keeps
+    about 16 mantissa bits (states and weighted maps, whose rounding would bias dA and dt_bias)."""
+    if DOT_PREC == "ieee":
+        return tl.dot(a, b, acc, input_precision="ieee")
+    hi = b.to(a.dtype)
+    lo = (b - hi.to(tl.float32)).to(a.dtype)
+    return mma(a, lo, mma(a, hi, acc, DOT_PREC), DOT_PREC)

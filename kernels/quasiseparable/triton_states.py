@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_config import dot_precision, interpreting
+from .triton_config import dot_precision, interpreting, mma_split
 
 __all__ = ["chunk_states"]
 
@@ -84,8 +84,8 @@ def _states_kernel(
             kr = t + koff
             km = tm & (kr >= 0) & (kr < L)
             kk = tl.load(k_base + kr[:, None] * s_kl, mask=km[:, None] & (ns < N)[None, :], other=0.0)
-            kw = (kk.to(tl.float32) * w[:, None]).to(uu.dtype)
-            contrib = tl.dot(tl.trans(uu), kw, contrib, input_precision=DOT_PREC)
+            kw = kk.to(tl.float32) * w[:, None]
+            contrib = mma_split(tl.trans(uu), kw, contrib, DOT_PREC)
         state = state * tl.exp(T) + contrib
 
 

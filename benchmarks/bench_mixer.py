@@ -1,0 +1,210 @@
+"""Mixer-only benchmark: the quasiseparable mix vs its baselines, forward and forward+backward.
+
+Cases, all at the mixer's width (H heads of P, d_state N, G groups; defaults: d_model 768,
+so 24 heads of 64, N = 64, G = 1) and a constant number of tokens per batch:
+    triton     quasiseparable_mix, backend 'triton' (our fused kernels)
+    reference  quasiseparable_mix, backend 'reference' (chunked PyTorch)
+    two_pass   the official Hydra construction: cat([x, flip(x)]) -> ONE causal chunked scan of
+               the doubled batch (our triton `ssd_causal_mix`) -> roll, zero row 0 -> flip back, add, + D x
+    causal     one causal chunked scan of the same batch (`ssd_causal_mix`, triton): the
+               "bidirectional should cost little more than causal" yardstick
+    sdpa_h{n}  torch SDPA, flash backend, n heads of 64 (n = d_model / 64: ViT's attention at the
+               same model width; and n = H: the mixer's inner width)
+Inputs are bf16 views into one projection-like tensor, as in the model. Before timing, the
+triton and two-pass outputs are checked against the reference (correctness gate).
+
+    python benchmarks/bench_mixer.py [--lengths 197 785 ...] [--modes fwd fwdbwd] [--out FILE] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import emit, env_header, peak_memory_gib, time_ms  # noqa: E402
+
+from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
+from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length  # noqa: E402
+
+LENGTHS = (197, 785, 1025, 4097, 16385)
+CASES = ("triton", "reference", "two_pass", "causal", "sdpa")
+
+
+def mixer_flops(batch: int, L: int, H: int, P: int, G: int, N: int, Q: int) -> float:
+    """Forward multiply-adds x 2 of the chunked algorithm: the dense Q x Q blocks (C B^T per
+    group and direction, the mixing matrix times x per head) plus, past one chunk, the
+    states (built and read, both directions)."""
+    qe = min(L, Q)
+    intra = 2 * batch * L * qe * (H * P + 2 * G * N)
+    states = 0 if L <= Q else 2 * 2 * 2 * batch * L * H * P * N
+    return float(intra + states)
+
+
+def make_inputs(batch: int, L: int, H: int, P: int, G: int, N: int, dtype: torch.dtype, seed: int = 0) -> dict:
+    """Leaves (requires_grad) and the mix's keyword arguments as strided views of them."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    dev = dict(device="cuda", dtype=dtype)
+    xbc = (torch.randn(batch, L, H * P + 4 * G * N, generator=gen, **dev) * 0.5).requires_grad_()
+    dt = (torch.randn(batch, L, 2 * H, generator=gen, **dev) - 4.0).requires_grad_()
+    D = torch.randn(batch, L, H, generator=gen, **dev).requires_grad_()
+    A = (-torch.exp(torch.rand(H, device="cuda") * math.log(16))).requires_grad_()
+    dt_bias = (torch.rand(H, device="cuda") - 2.0).requires_grad_()
+    x, B_f, C_f, B_b, C_b = xbc.split([H * P, G * N, G * N, G * N, G * N], dim=-1)
+    kw = dict(
+        x=x.unflatten(-1, (H, P)), dt_fwd=dt[..., :H], dt_bwd=dt[..., H:], A=A,
+        B_fwd=B_f.unflatten(-1, (G, N)), C_fwd=C_f.unflatten(-1, (G, N)),
+        B_bwd=B_b.unflatten(-1, (G, N)), C_bwd=C_b.unflatten(-1, (G, N)), D=D,
+        dt_bias=dt_bias, dt_softplus=True,
+    )
+    return {"leaves": [xbc, dt, D, A, dt_bias], "kw": kw}
+
+
+def two_pass(kw: dict, chunk_size: int) -> torch.Tensor:
+    """The official construction on our causal kernel: flip + concat, one scan, roll, flip back."""
+    x, batch = kw["x"], kw["x"].shape[0]
+    y = ssd_causal_mix(
+        torch.cat([x, x.flip(1)]), torch.cat([kw["dt_fwd"], kw["dt_bwd"].flip(1)]), kw["A"],
+        torch.cat([kw["B_fwd"], kw["B_bwd"].flip(1)]), torch.cat([kw["C_fwd"], kw["C_bwd"].flip(1)]),
+        dt_bias=kw["dt_bias"], dt_softplus=True, chunk_size=chunk_size, backend="triton",
+    )
+    y = torch.roll(y, 1, dims=1)
+    y[:, 0] = 0
+    return y[:batch] + y[batch:].flip(1) + kw["D"][..., None] * x
+
+
+def case_fn(case: str, kw: dict, chunk_size: int) -> Callable[[], torch.Tensor]:
+    if case in ("triton", "reference"):
+        return lambda: quasiseparable_mix(**kw, chunk_size=chunk_size, backend=case)
+    if case == "two_pass":
+        return lambda: two_pass(kw, chunk_size)
+    if case == "causal":
+        return lambda: ssd_causal_mix(
+            kw["x"], kw["dt_fwd"], kw["A"], kw["B_fwd"], kw["C_fwd"], kw["D"],
+            dt_bias=kw["dt_bias"], dt_softplus=True, chunk_size=chunk_size, backend="triton",
+        )
+    raise ValueError(f"unknown case {case!r}")
+
+
+def sdpa_inputs(batch: int, L: int, heads: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    qkv = torch.randn(3, batch, heads, L, 64, device="cuda", dtype=dtype).requires_grad_()
+    return [qkv]
+
+
+def check_against_reference(kw: dict, chunk_size: int) -> dict:
+    """Relative max error of triton and two_pass vs the reference (fp32 inside) on this input."""
+    with torch.no_grad():
+        ref = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="reference").float()
+        scale = ref.abs().max().item()
+        out = {}
+        for case in ("triton", "two_pass"):
+            y = case_fn(case, kw, chunk_size)().float()
+            out[case] = (y - ref).abs().max().item() / scale
+    return out
+
+
+def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tensor], mode: str) -> dict:
+    if mode == "fwd":
+        def step():
+            with torch.no_grad():
+                return fn()
+    else:
+        grad = None
+
+        def step():
+            nonlocal grad
+            y = fn()
+            if grad is None:
+                grad = torch.randn_like(y)
+            y.backward(grad)
+    step()  # compile / autotune outside the timed region
+    stats = time_ms(step, grad_to_none=leaves)
+    stats["peak_gib"] = peak_memory_gib(step)
+    return stats
+
+
+def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, rows: int = 15) -> None:
+    """torch.profiler table of the CUDA kernels of one triton forward+backward."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    def step():
+        y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="triton")
+        y.backward(torch.ones_like(y))
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+    print(f"# profile {label} (5 steps)")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
+    parser.add_argument("--tokens", type=int, default=128 * 197, help="tokens per batch (batch = tokens // L)")
+    parser.add_argument("--d-model", type=int, default=768)
+    parser.add_argument("--headdim", type=int, default=64)
+    parser.add_argument("--d-state", type=int, default=64)
+    parser.add_argument("--ngroups", type=int, default=1)
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"], choices=["fwd", "fwdbwd"])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
+    args = parser.parse_args(argv)
+    dtype = getattr(torch, args.dtype)
+    H = 2 * args.d_model // args.headdim
+    P, N, G = args.headdim, args.d_state, args.ngroups
+    stream = args.out.open("a") if args.out else None
+    emit({**env_header(), "bench": "mixer", "d_model": args.d_model, "H": H, "P": P, "N": N, "G": G,
+          "dtype": args.dtype, "tokens": args.tokens}, stream)
+    for L in args.lengths:
+        batch = max(1, args.tokens // L)
+        inputs = make_inputs(batch, L, H, P, G, N, dtype)
+        kw, leaves = inputs["kw"], inputs["leaves"]
+        if args.profile:
+            profile(kw, leaves, args.chunk_size, f"B{batch}_L{L}_D{args.d_model}")
+            continue
+        errors = check_against_reference(kw, args.chunk_size)
+        gate = all(e < 3e-2 for e in errors.values())
+        emit({"kind": "gate", "L": L, "batch": batch, "rel_err": errors, "passed": gate}, stream)
+        flops = mixer_flops(batch, L, H, P, G, N, chunk_length(L, args.chunk_size))
+        for mode in args.modes:
+            for case in args.cases:
+                if case in ("triton", "two_pass") and not gate:
+                    continue
+                record = {"kind": "case", "name": f"B{batch}_L{L}_D{args.d_model}", "L": L, "batch": batch,
+                          "mode": mode}
+                if case == "sdpa":
+                    for heads in sorted({args.d_model // 64, H}):
+                        qkv = sdpa_inputs(batch, L, heads, dtype)
+
+                        def attn(qkv=qkv):
+                            with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
+                                return F.scaled_dot_product_attention(qkv[0][0], qkv[0][1], qkv[0][2])
+
+                        emit({**record, "case": f"sdpa_h{heads}", **run_case("sdpa", attn, qkv, mode)}, stream)
+                        del qkv
+                    continue
+                stats = run_case(case, case_fn(case, kw, args.chunk_size), leaves, mode)
+                if case == "triton":
+                    stats["tflops"] = round(flops * (3.5 if mode == "fwdbwd" else 1.0) / stats["ms"] / 1e9, 1)
+                emit({**record, "case": case, **stats}, stream)
+        del inputs, kw, leaves
+        torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Shared timing helpers for the benchmark scripts: environment header, do_bench statistics,
+peak memory, JSON lines. Every script prints one header line, then one JSON line per case."""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import sys
+from typing import Callable, TextIO
+
+import torch
+
+__all__ = ["emit", "env_header", "peak_memory_gib", "time_ms"]
+
+
+def env_header() -> dict:
+    """Date, host, device and library versions of this run."""
+    import triton
+
+    cuda = torch.cuda.is_available()
+    props = torch.cuda.get_device_properties(0) if cuda else None
+    return {
+        "kind": "header",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "sm_count": props.multi_processor_count if props else None,
+        "gpu_mem_gib": round(props.total_memory / 2**30, 1) if props else None,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "cuda": torch.version.cuda,
+    }
+
+
+def time_ms(fn: Callable[[], object], warmup_ms: float = 25.0, rep_ms: float = 100.0,
+            grad_to_none: list[torch.Tensor] | None = None) -> dict:
+    """Median and 20/80% quantiles (ms) of fn() from `triton.testing.do_bench` (CUDA events, L2 flushed)."""
+    from triton.testing import do_bench
+
+    med, q20, q80 = do_bench(fn, warmup=warmup_ms, rep=rep_ms, grad_to_none=grad_to_none, quantiles=[0.5, 0.2, 0.8])
+    return {"ms": round(med, 4), "ms_q20": round(q20, 4), "ms_q80": round(q80, 4)}
+
+
+def peak_memory_gib(fn: Callable[[], object]) -> float:
+    """Peak CUDA memory allocated during one fn() call, above what was allocated before it (GiB)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return round((torch.cuda.max_memory_allocated() - base) / 2**30, 4)
+
+
+def emit(record: dict, stream: TextIO | None = None) -> None:
+    """One JSON line on stdout (and on `stream` when given)."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    if stream is not None:
+        stream.write(line + "\n")
+        stream.flush()

@@ -1,0 +1,217 @@
+"""The triton backend against the reference forms: y and every gradient, every code path.
+
+Without CUDA the kernels run in Triton's CPU interpreter. Triton picks interpreter or
+compiler when a kernel is decorated, i.e. when our kernel modules are first imported, so
+this module sets TRITON_INTERPRET before importing them (nothing else in the CPU suite
+imports them: the `auto` backend is the reference on CPU). With CUDA the same tests run
+the compiled kernels on the GPU.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hydra_vision.kernels import quasiseparable_mix  # noqa: E402
+from hydra_vision.kernels.quasiseparable import triton_chunk_fwd  # noqa: E402
+from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive  # noqa: E402
+from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference  # noqa: E402
+from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton  # noqa: E402
+
+GRAD_INPUTS = ("x", "dt_fwd", "dt_bwd", "A", "B_fwd", "C_fwd", "B_bwd", "C_bwd", "D", "dt_bias")
+
+
+def test_kernels_run_where_the_tests_expect():
+    """The CPU suite needs the interpreter: fail loudly if the kernels were decorated without it."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    interpreted = isinstance(triton_chunk_fwd.chunk_fwd_kernel.fn, InterpretedFunction)
+    assert interpreted == (DEVICE == "cpu"), (
+        "hydra_vision.kernels.quasiseparable.triton_* was imported before TRITON_INTERPRET=1 was set; "
+        "run the CPU tests in a fresh process or set TRITON_INTERPRET=1 in the environment"
+    )
+
+
+def _grads(fn, kw: dict, grad_out: torch.Tensor, **extra) -> dict:
+    """y and the gradients of <y, grad_out> with respect to every tensor input, in fp32
+    (after checking that y has x's dtype and each gradient its input's dtype)."""
+    y = fn(**kw, **extra)
+    names = [n for n in GRAD_INPUTS if kw[n] is not None]
+    grads = torch.autograd.grad(y, [kw[n] for n in names], grad_out.to(y.dtype))
+    assert y.dtype == kw["x"].dtype
+    for n, g in zip(names, grads):
+        assert g.dtype == kw[n].dtype and g.shape == kw[n].shape, n
+    return {"y": y.detach().float(), **{n: g.float() for n, g in zip(names, grads)}}
+
+
+def _assert_fp32_close(out: dict, ref: dict) -> None:
+    for name, r in ref.items():
+        scale = r.abs().max().item()
+        err = (out[name] - r).abs().max().item()
+        assert err <= 2e-5 * max(scale, 1e-3), f"{name}: max error {err:.3g} at scale {scale:.3g}"
+
+
+def _assert_low_precision(out: dict, out_ref: dict, out_pt: dict, dtype: torch.dtype) -> None:
+    """STYLE.md: |out - ref32| <= 2 |ref_low - ref32| + one rounding at the output's magnitude."""
+    for name, ref in out_ref.items():
+        err = (out[name] - ref).abs().max().item()
+        pt_err = (out_pt[name] - ref).abs().max().item()
+        atol = torch.finfo(dtype).eps * ref.abs().max().item()
+        assert err <= 2 * pt_err + atol, f"{name}: {err:.3g} > 2 * {pt_err:.3g} + {atol:.3g}"
+
+
+def _shape(batch, L, H, P, G, N, Q, diag="data", shift=True):
+    dims = dict(batch=batch, L=L, H=H, P=P, G=G, N=N)
+    tag = f"B{batch}_L{L}_H{H}_P{P}_G{G}_N{N}_Q{Q}_D{diag}_{'shift' if shift else 'noshift'}"
+    return pytest.param(dims, Q, diag, shift, id=tag)
+
+
+SHAPES = [
+    _shape(1, 1, 2, 8, 1, 8, 64),  # L = 1: only the diagonal
+    _shape(2, 2, 2, 8, 2, 8, 64, diag="head"),
+    _shape(2, 20, 4, 8, 2, 16, 64),  # one chunk, L < chunk
+    _shape(1, 37, 2, 8, 1, 16, 16, diag="head"),  # three chunks, ragged last
+    _shape(1, 33, 2, 4, 1, 8, 16, diag=None, shift=False),
+    _shape(1, 24, 3, 3, 3, 5, 16),  # P, N not powers of two, G = H
+    _shape(1, 64, 2, 8, 2, 8, 32, shift=False),  # L a multiple of the chunk
+    _shape(1, 50, 2, 8, 1, 8, 64, diag=None),  # one chunk of 64 over two 32-row tiles
+]
+
+
+@pytest.mark.parametrize("dims, Q, diag, shift", SHAPES)
+def test_fp32_matches_naive(mix_inputs, cast_inputs, dims, Q, diag, shift):
+    kw = mix_inputs(**dims, diag=diag, shift=shift, seed=dims["L"], device=DEVICE)
+    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    out = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=Q)
+    ref = _grads(quasiseparable_mix_naive, cast_inputs(kw, dtype=torch.float64, requires_grad=True), grad_out)
+    assert out.keys() == ref.keys()
+    _assert_fp32_close(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("dims, Q", [(dict(batch=1, L=45, H=2, P=16, G=1, N=16), 16),
+                                     (dict(batch=2, L=40, H=4, P=8, G=2, N=8), 64)], ids=["chunked", "one_chunk"])
+def test_low_precision_within_twice_the_reference_error(mix_inputs, cast_inputs, dims, Q, dtype):
+    base = mix_inputs(**dims, dtype=dtype, diag="data", seed=7, device=DEVICE)
+    grad_out = torch.randn(base["x"].shape, generator=torch.Generator().manual_seed(3)).to(DEVICE)
+    out = _grads(quasiseparable_mix_triton, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
+    out_ref = _grads(quasiseparable_mix_reference, cast_inputs(base, dtype=torch.float32, requires_grad=True),
+                     grad_out, chunk_size=Q)
+    out_pt = _grads(quasiseparable_mix_reference, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
+    _assert_low_precision(out, out_ref, out_pt, dtype)
+
+
+def test_strided_views_are_read_in_place(mix_inputs, cast_inputs):
+    """x, B, C as column slices of one projection, dt of another (the mixer's layout) give the
+    same y and gradients as contiguous copies."""
+    batch, L, H, P, G, N = 2, 30, 2, 8, 1, 8
+    kw = mix_inputs(batch, L, H, P, G, N, seed=4, device=DEVICE)
+    xbc = torch.cat([kw["x"].flatten(2)] + [kw[n].flatten(2) for n in ("B_fwd", "C_fwd", "B_bwd", "C_bwd")], -1)
+    dt = torch.cat([kw["dt_fwd"], kw["dt_bwd"]], -1)
+    x, B_f, C_f, B_b, C_b = xbc.split([H * P] + [G * N] * 4, dim=-1)
+    views = {**kw, "x": x.unflatten(-1, (H, P)), "dt_fwd": dt[..., :H], "dt_bwd": dt[..., H:],
+             **{n: t.unflatten(-1, (G, N)) for n, t in zip(("B_fwd", "C_fwd", "B_bwd", "C_bwd"), (B_f, C_f, B_b, C_b))}}
+    assert not views["x"].is_contiguous() and not views["dt_fwd"].is_contiguous()
+    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    strided = _grads(quasiseparable_mix_triton, cast_inputs(views, requires_grad=True), grad_out, chunk_size=16)
+    dense = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=16)
+    for name, g in dense.items():
+        torch.testing.assert_close(strided[name], g, rtol=0, atol=0, msg=name)
+    non_contiguous_grad = grad_out.transpose(0, 1).contiguous().transpose(0, 1)
+    again = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), non_contiguous_grad, chunk_size=16)
+    for name, g in dense.items():
+        torch.testing.assert_close(again[name], g, rtol=0, atol=0, msg=name)
+
+
+def test_strong_decay_and_large_dt_stay_finite(mix_inputs, cast_inputs):
+    """Per-token decays down to exp(-180) and dt far above the init range: no inf/NaN, and exact up
+    to the rounding of the fp32 chunk-local prefix sums the decays are differences of (their
+    absolute error, eps * max|prefix|, is the exponent's error; Mamba-2's kernels share it)."""
+    kw = mix_inputs(1, 40, 2, 8, 1, 8, dt_softplus=False, dt_bias=False, device=DEVICE)
+    kw["A"] = kw["A"] * 100.0
+    kw["dt_fwd"] = kw["dt_fwd"] * torch.linspace(1.0, 10.0, 40, device=DEVICE)[None, :, None]
+    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    out = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=16)
+    ref = _grads(quasiseparable_mix_naive, cast_inputs(kw, dtype=torch.float64, requires_grad=True), grad_out)
+    max_prefix = 16 * max((kw[n] * kw["A"]).abs().max().item() for n in ("dt_fwd", "dt_bwd"))
+    rel = 4 * torch.finfo(torch.float32).eps * max_prefix
+    assert rel > 1e-4, "the case must stress the prefix sums"
+    for name, g in out.items():
+        assert torch.isfinite(g).all(), name
+        scale = ref[name].abs().max().item()
+        err = (g - ref[name]).abs().max().item()
+        assert err <= rel * scale + 1e-5, f"{name}: max error {err:.3g} at scale {scale:.3g} (allowed {rel:.3g})"
+
+
+@pytest.mark.parametrize(
+    "L, chunk_size, expected",
+    [(1, 256, 16), (197, 256, 256), (197, 64, 64), (256, 256, 256), (257, 256, 256), (5000, 1000, 256), (90, 50, 32)],
+)
+def test_chunk_length(L, chunk_size, expected):
+    assert chunk_length(L, chunk_size) == expected
+
+
+def test_result_does_not_depend_on_chunk_size(mix_inputs):
+    kw = mix_inputs(1, 48, 2, 8, 1, 8, seed=9, device=DEVICE)
+    ys = [quasiseparable_mix_triton(**kw, chunk_size=q) for q in (16, 32, 64)]
+    for y in ys[1:]:
+        torch.testing.assert_close(y, ys[0], rtol=1e-5, atol=1e-5)
+
+
+def test_dispatcher_and_bad_inputs(mix_inputs):
+    kw = mix_inputs(1, 12, 2, 4, 1, 4, device=DEVICE)
+    torch.testing.assert_close(quasiseparable_mix(**kw, backend="triton"), quasiseparable_mix_triton(**kw), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="float16, bfloat16 or float32"):
+        quasiseparable_mix_triton(**mix_inputs(1, 12, 2, 4, 1, 4, dtype=torch.float64, device=DEVICE))
+    with pytest.raises(ValueError, match=r"^C_bwd has shape"):
+        quasiseparable_mix_triton(**{**kw, "C_bwd": kw["C_bwd"][:, :-1]})
+
+
+def test_custom_op_registration(mix_inputs, cast_inputs):
+    """Schema, fake (meta) implementation and autograd registration of the custom ops."""
+    kw = cast_inputs(mix_inputs(1, 20, 2, 8, 1, 8, device=DEVICE), requires_grad=True)
+    args = (kw["x"], kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["B_fwd"], kw["C_fwd"], kw["B_bwd"], kw["C_bwd"],
+            kw["D"], kw["dt_bias"], True, 0.0, float("inf"), True, 16)
+    torch.library.opcheck(torch.ops.hydra_vision.ssd_mix.default, args,
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_fake_implementation_shapes(mix_inputs):
+    """Under FakeTensorMode (what torch.compile traces with) the op gives y's shape and dtype, no kernel runs."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    kw = mix_inputs(3, 70, 4, 8, 2, 16, dtype=torch.bfloat16, device=DEVICE)
+    with FakeTensorMode() as mode:
+        fake = {k: mode.from_tensor(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+        y = quasiseparable_mix_triton(**fake, chunk_size=32)
+    assert y.shape == (3, 70, 4, 8) and y.dtype == torch.bfloat16
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.integers(1, 2), L=st.integers(1, 40), heads_per_group=st.integers(1, 2), G=st.integers(1, 2),
+    P=st.sampled_from([4, 8, 16]), N=st.sampled_from([4, 8, 16]), Q=st.sampled_from([16, 32]),
+    diag=st.sampled_from(["data", "head", None]), shift=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 2**16),
+)
+def test_fuzz_against_reference(mix_inputs, cast_inputs, batch, L, heads_per_group, G, P, N, Q, diag, shift, dtype, seed):
+    dims = dict(batch=batch, L=L, H=heads_per_group * G, P=P, G=G, N=N)
+    base = mix_inputs(**dims, dtype=dtype, diag=diag, shift=shift, seed=seed, device=DEVICE)
+    grad_out = torch.randn(base["x"].shape, generator=torch.Generator().manual_seed(seed)).to(DEVICE)
+    out = _grads(quasiseparable_mix_triton, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
+    if dtype == torch.float32:
+        _assert_fp32_close(out, _grads(quasiseparable_mix_naive, cast_inputs(base, dtype=torch.float64, requires_grad=True),
+                                       grad_out))
+        return
+    out_ref = _grads(quasiseparable_mix_reference, cast_inputs(base, dtype=torch.float32, requires_grad=True), grad_out,
+                     chunk_size=Q)
+    out_pt = _grads(quasiseparable_mix_reference, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
+    _assert_low_precision(out, out_ref, out_pt, dtype)
