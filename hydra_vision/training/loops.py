@@ -205,8 +205,9 @@ def evaluate(model: torch.nn.Module, loader: Any, ctx: DistContext,
         output, targets = output[:valid].float(), targets[:valid]
         acc1, acc5 = accuracy(output, targets, topk=(1, min(5, output.size(-1))))
         loss_m.update(loss_fn(output, targets).item(), valid)
-        top1_m.update(acc1.item(), valid)
-        top5_m.update(acc5.item(), valid)
+        # exact hit counts (timm returns float32 percentages), so any batching gives the same score
+        top1_m.update(100.0 * round(acc1.item() * valid / 100.0) / valid, valid)
+        top5_m.update(100.0 * round(acc5.item() * valid / 100.0) / valid, valid)
     totals = ctx.all_reduce_sum(torch.tensor([loss_m.sum, top1_m.sum, top5_m.sum, loss_m.count],
                                              dtype=torch.float64, device=ctx.device))
     count = max(totals[3].item(), 1.0)

@@ -1,0 +1,148 @@
+"""Whole runs on CPU at tiny size: files written, exact resume after SIGTERM, bad input, unreadable images."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from hydra_vision.training import parse_args, train
+from hydra_vision.training.model import create_training_model
+
+from ._helpers import TINY_MODEL, TRAIN_SCRIPT, read_csv, run_training, subprocess_env, tiny_run_args
+
+UPDATES_PER_EPOCH = 7  # 15 images, batch 2, last partial batch dropped
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_full_run_writes_expected_files(trained_run: Path) -> None:
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"args.yaml", "summary.csv", "steps.csv", "curves.png", "last.pth.tar", "model_best.pth.tar",
+            "model_best.safetensors", "model_best_ema.safetensors"} <= names
+    assert {f"checkpoint-{e}.pth.tar" for e in range(3)} <= names
+    assert not any(n.endswith(".tmp") for n in names) and "interrupted.pth.tar" not in names
+    assert (trained_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    summary = read_csv(trained_run / "summary.csv")
+    assert [int(r["epoch"]) for r in summary] == [0, 1, 2]
+    assert set(summary[0]) == {"epoch", "train_loss", "train_skipped_images", "eval_loss", "eval_top1", "eval_top5",
+                               "eval_ema_loss", "eval_ema_top1", "eval_ema_top5", "lr"}
+    assert all(float(r["train_skipped_images"]) == 0 for r in summary)
+    steps = read_csv(trained_run / "steps.csv")
+    assert [int(r["step"]) for r in steps] == list(range(1, 3 * UPDATES_PER_EPOCH + 1))
+
+    last = _load(trained_run / "last.pth.tar")
+    assert last["epoch"] == 2 and last["step"] == 3 * UPDATES_PER_EPOCH and last["arch"] == "hydra_vit_tiny"
+    assert last["class_names"] == ["class_000", "class_001", "class_002"] and len(last["rng"]) == 1
+    assert last["args"]["num_classes"] == 3 and last["args"]["img_size"] == 32
+    assert {"optimizer", "scheduler", "saver", "state_dict_ema"} <= set(last)
+    assert any(not torch.equal(a, b) for a, b in zip(last["state_dict"].values(), last["state_dict_ema"].values()))
+
+    best = _load(trained_run / "model_best.pth.tar")
+    ema_top1 = [float(r["eval_ema_top1"]) for r in summary]
+    assert best["epoch"] == ema_top1.index(max(ema_top1))  # EMA metric ranks checkpoints (timm), earliest tie
+    for file, key in (("model_best.safetensors", "state_dict"), ("model_best_ema.safetensors", "state_dict_ema")):
+        exported = load_file(trained_run / file)
+        assert exported.keys() == best[key].keys()
+        assert all(torch.equal(exported[k], best[key][k]) for k in exported)
+
+    resolved = yaml.safe_load((trained_run / "args.yaml").read_text())
+    assert resolved["lr"] == 1e-3 and resolved["amp"] is False and resolved["model_kwargs"] == {"depth": 2, "img_size": 32}
+    assert resolved == {k: v for k, v in last["args"].items() if k not in ("config", "data")}
+
+
+def test_resume_after_sigterm_ends_like_the_uninterrupted_run(trained_run: Path, image_folder: Path,
+                                                              tmp_path: Path) -> None:
+    args = tiny_run_args(image_folder, tmp_path, "resumed", "-j", "1")
+    child = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *args], env=subprocess_env(),
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    log = []
+    for line in child.stderr:
+        log.append(line)
+        if line.startswith(f"train 1 [1/{UPDATES_PER_EPOCH}]"):
+            child.send_signal(signal.SIGTERM)
+            break
+    log.extend(child.stderr)
+    assert child.wait(120) == 128 + signal.SIGTERM, "".join(log[-20:])
+    run = tmp_path / "resumed"
+    snapshot = _load(run / "interrupted.pth.tar")
+    assert snapshot["interrupted"] and snapshot["epoch"] == 1
+    assert _load(run / "last.pth.tar")["epoch"] == 0
+    assert [int(r["epoch"]) for r in read_csv(run / "summary.csv")] == [0]
+
+    with pytest.raises(ValueError, match="mid-epoch snapshot"):
+        train(parse_args([*args, "--resume", str(run / "interrupted.pth.tar")]))
+
+    result = run_training([*args, "--resume", str(run / "last.pth.tar")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "summary.csv").read_text() == (trained_run / "summary.csv").read_text()
+    columns = ("epoch", "step", "loss", "lr")
+    assert [[r[c] for c in columns] for r in read_csv(run / "steps.csv")] == \
+        [[r[c] for c in columns] for r in read_csv(trained_run / "steps.csv")]
+    resumed, uninterrupted = _load(run / "last.pth.tar"), _load(trained_run / "last.pth.tar")
+    for key in ("state_dict", "state_dict_ema"):
+        assert all(torch.equal(resumed[key][k], uninterrupted[key][k]) for k in uninterrupted[key])
+    assert resumed["saver"] == uninterrupted["saver"]
+
+
+def _run_in_process(*argv: str) -> int:
+    return train(parse_args(list(argv)))
+
+
+@pytest.mark.parametrize("case, error, match", [
+    ("missing-dir", FileNotFoundError, "data directory not found"),
+    ("no-data", ValueError, "no dataset given"),
+    ("empty-class", ValueError, "hold no images"),
+    ("unknown-model", ValueError, "unknown model 'hydra_vit_tiyn'; did you mean hydra_vit_tiny"),
+    ("too-few-classes", ValueError, "3 classes but --num-classes is 2"),
+    ("other-model-checkpoint", ValueError, "trained with model 'hydra_vit_tiny', not 'deit_tiny_patch16_224'"),
+    ("missing-resume", FileNotFoundError, "checkpoint not found"),
+])
+def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_folder: Path, trained_run: Path,
+                                    tmp_path: Path) -> None:
+    base = ["-b", "2", "-j", "0", "--epochs", "1", "--output", str(tmp_path)]
+    data = str(image_folder)
+    argv = {
+        "missing-dir": [str(tmp_path / "nowhere"), *TINY_MODEL],
+        "no-data": TINY_MODEL,
+        "empty-class": [data, *TINY_MODEL],
+        "unknown-model": [data, "--model", "hydra_vit_tiyn"],
+        "too-few-classes": [data, *TINY_MODEL, "--num-classes", "2"],
+        "other-model-checkpoint": [data, "--model", "deit_tiny_patch16_224", "--model-kwargs", "img_size=32",
+                                   "depth=1", "--resume", str(trained_run / "last.pth.tar")],
+        "missing-resume": [data, *TINY_MODEL, "--resume", str(tmp_path / "none.pth.tar")],
+    }[case]
+    if case == "empty-class":
+        argv[0] = str(tmp_path / "data")
+        shutil.copytree(image_folder, argv[0])
+        (tmp_path / "data" / "train" / "class_new").mkdir()
+    with pytest.raises(error, match=match):
+        _run_in_process(*argv, *base)
+
+
+def test_unreadable_images_are_skipped_counted_and_training_completes(image_folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    (data / "train" / "class_001" / "class_001_0003.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (data / "val" / "class_002" / "class_002_0000.jpg").write_bytes(b"")
+    code = _run_in_process(str(data), *TINY_MODEL, "-b", "5", "-j", "1", "--epochs", "2", "--opt", "adamw",
+                           "--lr", "1e-3", "--output", str(tmp_path), "--experiment", "corrupt")
+    assert code == 0
+    summary = read_csv(tmp_path / "corrupt" / "summary.csv")
+    assert [float(r["train_skipped_images"]) for r in summary] == [1.0, 1.0]
+
+
+def test_initial_checkpoint_starts_from_its_ema_weights(trained_run: Path, image_folder: Path) -> None:
+    args = parse_args([str(image_folder), *TINY_MODEL, "--initial-checkpoint", str(trained_run / "last.pth.tar")])
+    model = create_training_model(args, num_classes=3)
+    ema = _load(trained_run / "last.pth.tar")["state_dict_ema"]
+    assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
