@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from timm.data import resolve_data_config
 from timm.layers import convert_sync_batchnorm
-from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import clean_state_dict, safe_model_name
 from timm.utils import ModelEmaV3, distribute_bn, get_outdir, random_seed
 from torch.nn.parallel import DistributedDataParallel
@@ -29,6 +28,7 @@ from .config import config_to_yaml
 from .data import class_names_of, create_eval_loader, create_image_dataset, create_train_loader, mixup_args
 from .distributed import DistContext, setup_distributed, teardown_distributed
 from .loggers import ScalarLogger
+from .loss import create_train_loss
 from .loops import TrainParts, evaluate, train_one_epoch
 from .metrics import RunRecords, plot_curves
 from .model import create_training_model
@@ -74,16 +74,6 @@ def _sync_img_size(args: argparse.Namespace) -> None:
         args.img_size = size
     else:
         args.input_size = [args.in_chans or 3, *size]
-
-
-def _loss_fn(args: argparse.Namespace, mixup_active: bool) -> torch.nn.Module:
-    if mixup_active:
-        return BinaryCrossEntropy(target_threshold=args.bce_target_thresh) if args.bce_loss else SoftTargetCrossEntropy()
-    if args.smoothing:
-        if args.bce_loss:
-            return BinaryCrossEntropy(smoothing=args.smoothing, target_threshold=args.bce_target_thresh)
-        return LabelSmoothingCrossEntropy(smoothing=args.smoothing)
-    return torch.nn.CrossEntropyLoss()
 
 
 def _run_dir(args: argparse.Namespace, img_size: int) -> Path:
@@ -201,7 +191,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     updates_per_epoch = math.ceil(len(loader_train) / args.grad_accum_steps)
     scheduler, num_epochs = create_scheduler(args, optimizer, updates_per_epoch)
     parts = TrainParts(model=model, raw_model=model, optimizer=optimizer, scheduler=scheduler,
-                       loss_fn=_loss_fn(args, mixup_args(args, args.num_classes) is not None).to(ctx.device),
+                       loss_fn=create_train_loss(args, mixup_args(args, args.num_classes) is not None).to(ctx.device),
                        autocast=autocast, ctx=ctx, ema=ema, scaler=scaler, mixup_fn=mixup_fn)
 
     start_epoch, checkpoint = 0, None
