@@ -90,7 +90,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     first_of_last_group = num_batches - last_accum
     num_updates = epoch * updates_per_epoch
     has_no_sync = hasattr(model, "no_sync")
-    clip_params = model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode)
+    clip_params = list(model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode))
 
     epoch_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
     window_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
