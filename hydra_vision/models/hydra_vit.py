@@ -34,11 +34,10 @@ from timm.models._input import get_pretrained_grid_size, update_model_args, upda
 from timm.models._manipulate import named_apply
 from timm.models.vision_transformer import get_init_weights_vit, global_pool_nlc
 
-from hydra_vision.layers import Hydra
+from hydra_vision.layers.mixers import MixerType, create_mixer
 
 __all__ = ['HydraVisionTransformer']
 
-MixerType = Literal['quasiseparable']
 PoolType = Literal['', 'avg', 'avgmax', 'max', 'token']
 PosEmbedType = Literal['', 'none', 'learn']
 
@@ -46,15 +45,6 @@ PosEmbedType = Literal['', 'none', 'learn']
 def _check_choice(name: str, value: Any, choices: Any) -> None:
     if value not in get_args(choices):
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, get_args(choices)))}")
-
-
-def create_mixer(mixer: MixerType, dim: int, **kwargs) -> nn.Module:
-    """The sequence mixer named `mixer` for width `dim`; kwargs go to its constructor."""
-    _check_choice('mixer', mixer, MixerType)
-    mixers: Dict[str, Type[nn.Module]] = {
-        'quasiseparable': Hydra,
-    }
-    return mixers[mixer](dim, **kwargs)
 
 
 @register_notrace_function
@@ -246,7 +236,7 @@ class HydraVisionTransformer(nn.Module):
 
         mixer_kwargs = dict(
             d_state=d_state, d_conv=d_conv, expand=expand, headdim=headdim, ngroups=ngroups,
-            chunk_size=chunk_size, backend=backend)
+            chunk_size=chunk_size, backend=backend, max_seq_len=num_patches + self.num_prefix_tokens)
         dpr = calculate_drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.Sequential(*[
             HydraBlock(

@@ -291,7 +291,7 @@ def test_weight_decay_groups_and_layer_groups():
         (dict(global_pool="token"), ValueError, "class_token"),
         (dict(global_pool="gem"), ValueError, "global_pool"),
         (dict(pos_embed="rope"), ValueError, "pos_embed"),
-        (dict(mixer="attention"), ValueError, "mixer"),
+        (dict(mixer="gated_conv"), ValueError, "mixer"),
         (dict(img_size=50), ValueError, "not divisible by patch_size"),
     ],
 )
