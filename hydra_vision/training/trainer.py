@@ -215,14 +215,14 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     if ctx.is_primary:
         run_dir = _run_dir(args, data_config["input_size"][-1])
         atomic_write_text(config_to_yaml(args), run_dir / "args.yaml")
-        records = RunRecords(run_dir, log_wandb=args.log_wandb)
+        scalar_log = ScalarLogger(args, run_dir, config=dict(vars(args)))
+        records = RunRecords(run_dir, log_wandb=scalar_log.wandb)
         records.trim(start_epoch)
         saver = AtomicCheckpointSaver(
             lambda: _checkpoint_state(args, parts, class_names, num_updates, rng), run_dir,
             decreasing=args.eval_metric == "loss", max_history=args.checkpoint_hist)
         if checkpoint is not None and "saver" in checkpoint:
             saver.load_state_dict(checkpoint["saver"])
-        scalar_log = ScalarLogger(args, run_dir, config=dict(vars(args)))
         _logger.info(f"run folder {run_dir}; epochs {start_epoch}..{num_epochs - 1}, "
                      f"{updates_per_epoch} updates per epoch")
 
