@@ -116,8 +116,8 @@ def main() -> None:
         try:
             emit(measure(config, args.batch, args.steps, args.warmup, args.torchcompile, torch.device(args.device),
                          args.options), stream)
-        except torch.cuda.OutOfMemoryError as e:
-            emit({"kind": "train_step", "config": config.stem, "error": f"out of memory: {e}"}, stream)
+        except Exception as e:  # one failing recipe (out of memory, kernel error) must not hide the others
+            emit({"kind": "train_step", "config": config.stem, "error": f"{type(e).__name__}: {e}"[:500]}, stream)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
