@@ -20,6 +20,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
+
+PROCESS_START = time.perf_counter()
 from pathlib import Path
 from typing import Callable
 
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
+    parser.add_argument("--cold-start", action="store_true",
+                        help="time the first triton forward+backward of this process (compile + autotune) at the first length")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     H = 2 * args.d_model // args.headdim
@@ -173,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         batch = max(1, args.tokens // L)
         inputs = make_inputs(batch, L, H, P, G, N, dtype)
         kw, leaves = inputs["kw"], inputs["leaves"]
+        if args.cold_start:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            case_fn("triton", kw, args.chunk_size)().sum().backward()
+            torch.cuda.synchronize()
+            emit({"kind": "cold_start", "L": L, "batch": batch, "first_fwdbwd_s": round(time.perf_counter() - start, 2),
+                  "process_s": round(time.perf_counter() - PROCESS_START, 2)}, stream)
+            return 0
         if args.profile:
             profile(kw, leaves, args.chunk_size, f"B{batch}_L{L}_D{args.d_model}")
             continue

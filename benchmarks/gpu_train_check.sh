@@ -35,11 +35,11 @@ WOOF=(-c configs/hydra_vit_tiny.yaml --data-dir "$DATA" --img-size 128 --model-k
       --log-interval 5 --checkpoint-hist 1)
 
 if [[ " $steps " == *" throughput "* ]]; then
-    timeout 300 python3 benchmarks/train_throughput.py --out "$OUT/train_throughput.jsonl" 2>&1 | grep -v "^Current\|^ (\|^$"
+    timeout 200 python3 benchmarks/train_throughput.py --steps 15 --warmup 3 --out "$OUT/train_throughput.jsonl" 2>&1 | grep -v "^Current\|^ (\|^$"
 fi
 if [[ " $steps " == *" imagewoof "* ]]; then
     start=$(date +%s)
-    timeout 330 python3 train_imagenet.py "${WOOF[@]}" --epochs 4 -b 128 --torchcompile --experiment woof_compile \
+    timeout 290 python3 train_imagenet.py "${WOOF[@]}" --epochs 4 -b 128 --torchcompile --experiment woof_compile \
         >"$OUT/imagewoof_compile.log" 2>&1
     status=$?
     echo "imagewoof run: exit $status, $(( $(date +%s) - start )) s (includes torch.compile)"

@@ -36,8 +36,8 @@ from hydra_vision.training.precision import resolve_amp  # noqa: E402
 from hydra_vision.training.signals import StopRequest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = ("hydra_vit_tiny", "deit_tiny_patch16_224", "hydra_vit_small", "deit_small_patch16_224",
-           "hydra_vit_base", "vit_base_patch16_224")
+RECIPES = ("hydra_vit_base", "vit_base_patch16_224", "hydra_vit_small", "deit_small_patch16_224",
+           "hydra_vit_tiny", "deit_tiny_patch16_224")
 IMAGENET_TRAIN = 1_281_167
 
 
