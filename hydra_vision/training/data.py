@@ -12,11 +12,15 @@ import argparse
 import logging
 import multiprocessing
 import os
+import signal
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from timm.data import FastCollateMixup, ImageDataset, Mixup, create_dataset, create_loader
+from timm.data.loader import PrefetchLoader
 from timm.data.dataset_factory import _search_split
 from timm.data.readers.img_extensions import get_img_extensions
 
@@ -138,6 +142,21 @@ def class_names_of(dataset: torch.utils.data.Dataset) -> list[str] | None:
     return [name for name, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
 
 
+def _init_worker_ignoring_stop(worker_id: int, init_fn: Callable[[int], None] | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if init_fn is not None:
+        init_fn(worker_id)
+
+
+def _workers_ignore_stop_signals(loader: Any) -> Any:
+    """Make the loader's worker processes ignore SIGTERM/SIGINT (a job scheduler or Ctrl-C signals the
+    whole process group): the main process stops at a step boundary, then ends its workers."""
+    base = loader.loader if isinstance(loader, PrefetchLoader) else loader
+    base.worker_init_fn = partial(_init_worker_ignoring_stop, init_fn=base.worker_init_fn)
+    return loader
+
+
 def mixup_args(args: argparse.Namespace, num_classes: int) -> dict[str, Any] | None:
     """timm Mixup/CutMix arguments, or None when both are off."""
     if not (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None):
@@ -173,6 +192,7 @@ def create_train_loader(args: argparse.Namespace, dataset: torch.utils.data.Data
         distributed=distributed, collate_fn=collate_fn, pin_memory=args.pin_mem, device=device,
         persistent_workers=False, worker_seeding=args.worker_seeding,
     )
+    _workers_ignore_stop_signals(loader)
     if len(loader) == 0:
         raise ValueError(f"the train split has {len(dataset)} images, fewer than one batch of {args.batch_size} "
                          f"per process; lower --batch-size")
@@ -183,9 +203,9 @@ def create_eval_loader(dataset: torch.utils.data.Dataset, data_config: dict[str,
                        workers: int, device: torch.device, distributed: bool, use_prefetcher: bool,
                        pin_memory: bool = False) -> Any:
     """timm's evaluation loader (resize, center crop, normalise); distributed: ordered shards."""
-    return create_loader(
+    return _workers_ignore_stop_signals(create_loader(
         dataset, input_size=data_config["input_size"], batch_size=batch_size, is_training=False,
         use_prefetcher=use_prefetcher, interpolation=data_config["interpolation"], mean=data_config["mean"],
         std=data_config["std"], num_workers=workers, distributed=distributed, crop_pct=data_config["crop_pct"],
         crop_mode=data_config.get("crop_mode"), pin_memory=pin_memory, device=device, persistent_workers=False,
-    )
+    ))

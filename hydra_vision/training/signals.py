@@ -1,6 +1,6 @@
 """Graceful stop on SIGTERM/SIGINT: the first signal asks the run to stop at the next step
 (it then saves a checkpoint and exits); a second SIGINT interrupts at once. Forked children
-(DataLoader workers) inherit the handler and ignore the signal: the main process ends them.
+inherit the handler and ignore the signal: the main process ends them.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ redraw curves.png, then save `last.pth.tar` (and `model_best.pth.tar`, numbered 
 atomically. A checkpoint holds everything the next epoch depends on, RNG states of every rank
 included, so `--resume` continues exactly: the resumed run ends with the metrics of an
 uninterrupted one. An interruption inside an epoch restarts that epoch from its start.
+Evaluation runs the bare model eagerly (no DDP wrapper, no second torch.compile for eval mode).
 """
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                     _logger.warning(f"epoch {epoch}: skipped {train_metrics['skipped_images']} unreadable images")
                 if ctx.distributed and args.dist_bn in ("broadcast", "reduce"):
                     distribute_bn(model, ctx.world_size, args.dist_bn == "reduce")
-                evaluation = evaluate(parts.model, loader_eval, ctx, autocast, args.channels_last)
+                evaluation = evaluate(model, loader_eval, ctx, autocast, args.channels_last)
                 latest = evaluation[args.eval_metric]
                 if ema is not None and not args.model_ema_force_cpu:
                     ema_metrics = evaluate(ema, loader_eval, ctx, autocast, args.channels_last, desc="eval EMA")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 from PIL import Image
 
 from hydra_vision.data.synthetic import write_image_folder
-from hydra_vision.training.data import class_names_of, create_image_dataset, find_split_folder
+from hydra_vision.training.data import class_names_of, create_eval_loader, create_image_dataset, find_split_folder
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -84,3 +86,20 @@ def test_unreadable_images_are_skipped_and_counted_across_workers(tmp_path: Path
     assert sizes.shape == (8, 2) and (sizes == 8).all()
     assert dataset.take_skipped() == 2
     assert dataset.take_skipped() == 0
+
+
+def test_loader_workers_outlive_a_stop_signal(tmp_path: Path) -> None:
+    """A scheduler signals the whole process group; the workers must leave stopping to the main process."""
+    root = write_image_folder(tmp_path / "d", classes=2, images_per_class=3, size=8, splits=("val",))
+    dataset = create_image_dataset("", root, "val", False)
+    config = dict(input_size=(3, 8, 8), interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0)
+    loader = create_eval_loader(dataset, config, batch_size=2, workers=1, device=torch.device("cpu"),
+                                distributed=False, use_prefetcher=False)
+    transform = dataset.transform
+
+    def signalled_transform(image):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        return transform(image)
+    dataset.transform = signalled_transform
+    assert sum(len(y) for _, y in loader) == 6
