@@ -29,9 +29,9 @@ if [[ " $steps " == *" imagewoof "* || " $steps " == *" ddp "* ]]; then
     tar -xzf .data/imagewoof2-128.tar.gz -C /tmp || exit 1
 fi
 # hydra_vit_tiny's ImageNet recipe at Imagewoof's 128 px, shortened: 4 (or 3) epochs of 70 updates,
-# fixed lr 1e-3 at batch 128, EMA with timm's decay warmup so it is useful after a few hundred updates
+# lr 1e-3 at batch 128 with per-update warmup, EMA with timm's decay warmup (useful after a few hundred updates)
 WOOF=(-c configs/hydra_vit_tiny.yaml --data-dir "$DATA" --img-size 128 --model-kwargs img_size=128
-      --warmup-epochs 1 --lr 1e-3 --model-ema-decay 0.9998 --model-ema-warmup -j 14 --output "$RUNS"
+      --warmup-epochs 1 --sched-on-updates --lr 1e-3 --model-ema-decay 0.9998 --model-ema-warmup -j 14 --output "$RUNS"
       --log-interval 5 --checkpoint-hist 1)
 
 if [[ " $steps " == *" throughput "* ]]; then
