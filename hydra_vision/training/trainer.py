@@ -111,7 +111,9 @@ def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[
         parts.optimizer.load_state_dict(checkpoint["optimizer"])
         if parts.scaler is not None and parts.scaler.state_dict_key in checkpoint:
             parts.scaler.load_state_dict(checkpoint[parts.scaler.state_dict_key])
-        if parts.scheduler is not None and "scheduler" in checkpoint:
+        if args.sched == "plateau" and "scheduler" in checkpoint:
+            # the other schedules are functions of the epoch/update count (set below), so a resumed
+            # run may change --epochs as with timm's train.py; plateau's depends on metric history
             parts.scheduler.load_state_dict(checkpoint["scheduler"])
     return checkpoint
 
