@@ -1,4 +1,4 @@
-"""hydra_vit_* with every mixer through timm.create_model: build, features, token count, training."""
+"""hydra_vit_* with every mixer through timm.create_model: training, FX features, meta init, token count, export."""
 import pytest
 import timm
 import torch
@@ -63,3 +63,12 @@ def test_data_independent_mixers_get_the_token_count_and_reject_larger_images(na
     assert dynamic(images(size=24)).shape == (4, 1000)
     with pytest.raises(ValueError, match=f"the {name} mixer was built for at most 16 tokens but got 25"):
         dynamic(images(size=40))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_export_with_dynamic_batch(name):
+    model = create(name, depth=1).eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(model, (images(),), dynamic_shapes=({0: batch},))
+    x = images(batch=5)
+    torch.testing.assert_close(program.module()(x), model(x))
