@@ -9,7 +9,7 @@ mid-write, sees either the old file or the new one, never a partial one.
 """
 from __future__ import annotations
 
-import logging
+import argparse
 import os
 import pickle
 import shutil
@@ -32,9 +32,6 @@ __all__ = [
     "export_safetensors",
     "AtomicCheckpointSaver",
 ]
-
-_logger = logging.getLogger(__name__)
-
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -72,6 +69,9 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with `torch.load(weights_only=True)` onto the CPU.
 
+    As timm's loader does, an `argparse.Namespace` (the `args` of checkpoints written by timm's
+    train.py) is allowed too, and returned as a dict; nothing else that would need code to load.
+
     Raises:
         FileNotFoundError: no file at `path`.
         ValueError: the file is not a readable checkpoint dict, or needs code to load.
@@ -80,7 +80,8 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
@@ -94,6 +95,8 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"cannot read checkpoint {path}: truncated or not a torch file ({e})") from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} is not a checkpoint dict (got {type(checkpoint).__name__})")
+    if isinstance(checkpoint.get("args"), argparse.Namespace):
+        checkpoint["args"] = vars(checkpoint["args"])
     return checkpoint
 
 
