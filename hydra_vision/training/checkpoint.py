@@ -33,6 +33,7 @@ __all__ = [
     "AtomicCheckpointSaver",
 ]
 
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
