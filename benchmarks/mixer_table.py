@@ -74,7 +74,7 @@ def row(mixer: str, runs: Path, alone: dict[str, float], model_name: str | None)
         "top1_best": best.get("eval_top1"),
         "top5_best": best.get("eval_top5"),
         "img_s_alone": alone.get(mixer),
-        "img_s_in_run": round(statistics.median(r["samples_per_s"] for r in steps[1:]), 1) if len(steps) > 1 else None,
+        "img_s_in_run": round(statistics.median(r["samples_per_s"] for r in steps[1:]), 1) if steps[1:] else None,
         "status": status,
     }
 
@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None)
     args = parser.parse_args()
     alone = _throughput(args.throughput)
-    rows = [row(m, args.runs, alone, args.model) for m in MIXERS if (REPO / "configs" / "mixers" / f"{m}.yaml").exists()]
+    mixers = [m for m in MIXERS if (REPO / "configs" / "mixers" / f"{m}.yaml").exists()]
+    rows = [row(m, args.runs, alone, args.model) for m in mixers]
     table = markdown(rows)
     print(table)
     if args.md:

@@ -28,17 +28,19 @@ mkdir -p "$OUT" "$RUNS"
 export PYTHONUNBUFFERED=1
 
 if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
     export PYTHONPATH=/tmp/site
 fi
-python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$OUT/install.log" 2>&1 \
+    || { cat "$OUT/install.log"; exit 1; }
 [ -d "$DATA" ] || tar -xzf .data/imagewoof2-128.tar.gz -C /tmp || { echo "no .data/imagewoof2-128.tar.gz"; exit 1; }
 if [ -z "${MIXERS:-}" ]; then
     MIXERS=$(python3 -c "from hydra_vision.layers.mixers import MIXERS; print(' '.join(MIXERS))")
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-echo "model ${MODEL:-from configs}, epochs ${EPOCHS:-from configs}, jobs $JOBS x $WORKERS workers, cpus $(nproc)" | tee -a "$OUT/gpu.txt"
+echo "model ${MODEL:-from configs}, epochs ${EPOCHS:-from configs}, jobs $JOBS x $WORKERS workers," \
+    "cpus $(nproc)" | tee -a "$OUT/gpu.txt"
 
 configs=()
 for m in $MIXERS; do configs+=("configs/mixers/$m.yaml"); done

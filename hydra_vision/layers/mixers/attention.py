@@ -67,7 +67,8 @@ class SoftmaxAttention(_QKMixer):
 
     def mix(self, x: torch.Tensor, f: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         q, k = (expand_groups(t.transpose(1, 2), self.nheads, dim=1).to(x.dtype) for t in self.qk(f))
-        return F.scaled_dot_product_attention(q, k, x.transpose(1, 2), scale=1 / math.sqrt(self.d_state)).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, x.transpose(1, 2), scale=1 / math.sqrt(self.d_state))
+        return y.transpose(1, 2)
 
     def structure(self, f: torch.Tensor, r: torch.Tensor, L: int) -> torch.Tensor:
         q, k = (t.to(compute_dtype(t)) for t in self.qk(f))

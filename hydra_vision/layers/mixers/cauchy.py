@@ -93,4 +93,5 @@ class Cauchy(GroupMatrixMixer):
         return S / math.sqrt(self.d_state * L_ref)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, terms={self.d_state}, data_dependent={self.data_dependent}, max_seq_len={self.max_seq_len}"
+        return (f"{super().extra_repr()}, terms={self.d_state}, data_dependent={self.data_dependent}, "
+                f"max_seq_len={self.max_seq_len}")

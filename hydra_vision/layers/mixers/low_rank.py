@@ -93,4 +93,5 @@ class LowRank(GroupMatrixMixer):
         return torch.einsum("bign,bjgn->bgij", q, k)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, rank={self.d_state}, data_dependent={self.data_dependent}, max_seq_len={self.max_seq_len}"
+        return (f"{super().extra_repr()}, rank={self.d_state}, data_dependent={self.data_dependent}, "
+                f"max_seq_len={self.max_seq_len}")
