@@ -27,7 +27,7 @@ if [[ " $steps " == *" coldstart "* ]]; then  # two fresh processes on one empty
 fi
 if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
-    python3 -m pytest tests/kernels/gpu tests/kernels/test_quasiseparable_triton.py tests/kernels/test_ssd_causal.py \
+    CUDA_LAUNCH_BLOCKING=${TEST_LAUNCH_BLOCKING:-0} python3 -m pytest tests/kernels/gpu tests/kernels/test_quasiseparable_triton.py tests/kernels/test_ssd_causal.py \
         -q -p no:cacheprovider --durations=10 2>&1 | tee "$OUT/gpu_tests.log"
     status=${PIPESTATUS[0]}
     echo "tests: exit $status, $(( $(date +%s) - start )) s (includes Triton compilation)"

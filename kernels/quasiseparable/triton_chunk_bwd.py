@@ -20,10 +20,23 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_chunk_fwd import chunk_configs, load_bc, prefix_values, prune_blocks
+from .triton_chunk_fwd import chunk_configs, load_bc, prefix_values, prune_blocks, triangle_mask
 from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_cols_kernel", "chunk_bwd_rows_kernel"]
+
+
+@triton.jit
+def _rows_tile(gm, cs, r, Bp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, dch, rs,
+               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """dCs += dS B and R += rowsum(S o dS) for one triangle of one tile; dS = G o decay o dt."""
+    q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
+    bj = load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)
+    expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
+    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
+    ds = gm * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]
+    rs += tl.sum(ds * mma(cs, tl.trans(bj), None, DOT_PREC), axis=1)
+    return mma(ds.to(bj.dtype), bj, dch, DOT_PREC), rs
 
 
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
@@ -69,26 +82,26 @@ def chunk_bwd_rows_kernel(
             r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
             dch_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
             rs_b = tl.zeros([BLOCK], tl.float32)
-        for j0 in range(c0, c_end, BLOCK):
+        for j0 in range(c0, r0, BLOCK):  # forward triangle only
             cols = j0 + tl.arange(0, BLOCK)
-            cm = cols < c_end
-            xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
+            xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
             gm = mma(dyi, tl.trans(xj), None, DOT_PREC)  # [BLOCK rows, BLOCK cols]
-            if j0 < r0 + BLOCK:
-                q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-                lower = (rows[:, None] >= cols[None, :] + SHIFT) & rm[:, None] & cm[None, :]
-                ds = gm * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
-                bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
-                dch_f = mma(ds.to(xj.dtype), bj, dch_f, DOT_PREC)
-                rs_f += tl.sum(ds * mma(cs_f, tl.trans(bj), None, DOT_PREC), axis=1)
-            if BIDIR:
-                if j0 + BLOCK > r0:
-                    q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-                    upper = (rows[:, None] + SHIFT <= cols[None, :]) & rm[:, None] & cm[None, :]
-                    ds = gm * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
-                    bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
-                    dch_b = mma(ds.to(xj.dtype), bj, dch_b, DOT_PREC)
-                    rs_b += tl.sum(ds * mma(cs_b, tl.trans(bj), None, DOT_PREC), axis=1)
+            dch_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, cols, cols < L, ns,
+                                     s_bl, s_bn, N, dch_f, rs_f, True, False, SHIFT, DOT_PREC)
+        xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
+        gm = mma(dyi, tl.trans(xi), None, DOT_PREC)
+        dch_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, rows, rm, ns,
+                                 s_bl, s_bn, N, dch_f, rs_f, True, True, SHIFT, DOT_PREC)
+        if BIDIR:
+            dch_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, rows, rm, ns,
+                                     s_bl, s_bn, N, dch_b, rs_b, False, True, SHIFT, DOT_PREC)
+            for j0 in range(r0 + BLOCK, c_end, BLOCK):  # backward triangle only
+                cols = j0 + tl.arange(0, BLOCK)
+                cm = cols < c_end
+                xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
+                gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
+                dch_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns,
+                                         s_bl, s_bn, N, dch_b, rs_b, False, False, SHIFT, DOT_PREC)
         st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
         if c > 0:
             s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
@@ -117,6 +130,27 @@ def chunk_bwd_rows_kernel(
         tl.store(dCb + out + t_b[:, None] * s_ol, dc_b, mask=(t_b < L)[:, None] & nm)
         if SHIFT:  # C_b[0] never enters
             tl.store(dCb + out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm & (r0 == 0))
+
+
+@triton.jit
+def _cols_tile(gt, dyi, bt, q, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx, dbh, ks,
+               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """dx' += (S o decay)^T dy, dB' += (G o decay)^T Cs, K' += rowsum of (S o decay o G)^T, one triangle."""
+    if FORWARD:
+        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
+        cs = load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+        expo = r[None, :] - q[:, None]
+    else:
+        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, 1 - SHIFT)
+        cs = load_bc(Cp, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
+        expo = q[:, None] - r[None, :]
+    valid = tl.trans(triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT))  # [cols, rows]
+    decay = tl.exp(tl.where(valid, expo, float("-inf")))
+    mt = mma(bt, tl.trans(cs), None, DOT_PREC) * decay
+    ks += tl.sum(mt * gt, axis=1)
+    dx = mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
+    dbh = mma((gt * decay).to(dyi.dtype), cs, dbh, DOT_PREC)
+    return dx, dbh, ks
 
 
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
@@ -157,39 +191,35 @@ def chunk_bwd_cols_kernel(
         xj = tl.load(x + b * s_xb + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
+        dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
         dx_f = tl.zeros([BLOCK, BLOCK_P], tl.float32)
         dbh_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
         ks_f = tl.zeros([BLOCK], tl.float32)
+        g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows] of the diagonal tile
+        dx_f, dbh_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm, ns,
+                                       s_bl, s_bn, N, L, dx_f, dbh_f, ks_f, True, True, SHIFT, DOT_PREC)
+        for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
+            rows = i0 + tl.arange(0, BLOCK)
+            rm = rows < c_end
+            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
+            gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
+            dx_f, dbh_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm, ns,
+                                           s_bl, s_bn, N, L, dx_f, dbh_f, ks_f, True, False, SHIFT, DOT_PREC)
         if BIDIR:
             q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
             dx_b = tl.zeros([BLOCK, BLOCK_P], tl.float32)
             dbh_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
             ks_b = tl.zeros([BLOCK], tl.float32)
-        for i0 in range(c0, c_end, BLOCK):
-            rows = i0 + tl.arange(0, BLOCK)
-            rm = rows < c_end
-            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
-            gt = mma(xj, tl.trans(dyi), None, DOT_PREC)  # [BLOCK cols, BLOCK rows]
-            if i0 + BLOCK > j0:
-                r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
-                cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
-                lower = (rows[None, :] >= cols[:, None] + SHIFT) & rm[None, :] & cm[:, None]
-                decay = tl.exp(tl.where(lower, r_f[None, :] - q_f[:, None], float("-inf")))
-                mt = mma(b_f, tl.trans(cs), None, DOT_PREC) * decay
-                dx_f = mma(mt.to(xj.dtype), dyi, dx_f, DOT_PREC)
-                ks_f += tl.sum(mt * gt, axis=1)
-                dbh_f = mma((gt * decay).to(xj.dtype), cs, dbh_f, DOT_PREC)
-            if BIDIR:
-                if i0 < j0 + BLOCK:
-                    r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
-                    cs = load_bc(Cb + bc, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
-                    upper = (rows[None, :] + SHIFT <= cols[:, None]) & rm[None, :] & cm[:, None]
-                    decay = tl.exp(tl.where(upper, q_b[:, None] - r_b[None, :], float("-inf")))
-                    mt = mma(b_b, tl.trans(cs), None, DOT_PREC) * decay
-                    dx_b = mma(mt.to(xj.dtype), dyi, dx_b, DOT_PREC)
-                    ks_b += tl.sum(mt * gt, axis=1)
-                    dbh_b = mma((gt * decay).to(xj.dtype), cs, dbh_b, DOT_PREC)
+            dx_b, dbh_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols, cm, ns,
+                                           s_bl, s_bn, N, L, dx_b, dbh_b, ks_b, False, True, SHIFT, DOT_PREC)
+            for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
+                rows = i0 + tl.arange(0, BLOCK)
+                dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
+                gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
+                dx_b, dbh_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L, cols,
+                                               cm, ns, s_bl, s_bn, N, L, dx_b, dbh_b, ks_b, False, False, SHIFT,
+                                               DOT_PREC)
         st = dstates + (b * H + h) * nchunks * P * N
         st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
         st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
@@ -218,13 +248,12 @@ def chunk_bwd_cols_kernel(
             db_b += dt_b[:, None] * dbh_b
             dxj += dt_b[:, None] * dx_b
         if D_MODE > 0:
-            dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0).to(tl.float32)
             if D_MODE == 1:
                 dv = tl.load(Dp + h).to(tl.float32)
             else:
                 dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
-            dxj += dv * dyj
-            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj * xj.to(tl.float32), axis=1), mask=cm)
+            dxj += dv * dyj.to(tl.float32)
+            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
         tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
     out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
     tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])

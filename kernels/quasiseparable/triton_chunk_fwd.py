@@ -13,6 +13,9 @@ with p the chunk-local prefix of a = dt A:
 
     r_f = p_f - shift a_f,   q_f = p_f,   r_b = p_b - (1 - shift) a_b,   q_b = p_b - a_b
 
+Column tiles left of the row tile hold only the forward triangle, those right of it only
+the backward one, the diagonal tile both (masked): three branch-free loops, as in flash
+attention (Triton 3.6 cannot software-pipeline loads under a runtime `if` in a loop).
 A causal scan (BIDIR=False) keeps the lower triangle only.
 """
 from __future__ import annotations
@@ -22,18 +25,20 @@ import triton.language as tl
 
 from .triton_config import interpreting, mma, mma_split
 
-__all__ = ["chunk_fwd_kernel", "load_bc", "prefix_values", "chunk_configs"]
+__all__ = ["chunk_configs", "chunk_fwd_kernel", "load_bc", "prefix_values", "prune_blocks", "triangle_mask"]
 
 
 def chunk_configs() -> list[triton.Config]:
-    """BLOCK (rows = columns per tile) and warps; pruned to BLOCK <= Q by `prune_blocks`."""
-    blocks = [(64, 4), (64, 8), (32, 4)] if not interpreting() else [(32, 4), (16, 4)]
+    """BLOCK (rows = columns per tile) and warps; `prune_blocks` keeps those that fit the chunk."""
+    blocks = [(64, 4), (64, 8), (32, 4), (16, 4)] if not interpreting() else [(32, 4), (16, 4)]
     return [triton.Config({"BLOCK": blk}, num_warps=w) for blk, w in blocks]
 
 
 def prune_blocks(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Keeps the configs whose tile fits the chunk; the first of them in the interpreter."""
-    kept = [c for c in configs if c.kwargs["BLOCK"] <= kwargs["Q"]]
+    """Tiles of at most Q rows, and of 16 rows only when the chunk is that short; in the
+    interpreter only the first (no timing there)."""
+    Q = kwargs["Q"]
+    kept = [c for c in configs if c.kwargs["BLOCK"] <= Q and (c.kwargs["BLOCK"] > 16 or Q <= 16)]
     return kept[:1] if interpreting() else kept
 
 
@@ -49,6 +54,30 @@ def prefix_values(cum, dta, off, idx, mask, A_h, COEF: tl.constexpr):
 def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
     """[len(idx), BLOCK_N] rows idx of one (batch, group) slice of B or C; zero where not valid."""
     return tl.load(ptr + idx[:, None] * s_l + ns[None, :] * s_n, mask=valid[:, None] & (ns < N)[None, :], other=0.0)
+
+
+@triton.jit
+def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
+    """[len(rows), len(cols)] pairs of the forward (j < i, or j <= i without shift) or backward
+    triangle; off the diagonal tile only the bounds matter."""
+    valid = rm[:, None] & cm[None, :]
+    if DIAG:
+        if FORWARD:
+            valid = valid & (rows[:, None] >= cols[None, :] + SHIFT)
+        else:
+            valid = valid & (rows[:, None] + SHIFT <= cols[None, :])
+    return valid
+
+
+@triton.jit
+def _mix_tile(cs, r, Bp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N,
+              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32)."""
+    q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
+    s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+    expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
+    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
+    return s * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]
 
 
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
@@ -77,30 +106,33 @@ def chunk_fwd_kernel(
     off_b = BHL + off_f
     bc = b * s_bb + g * s_bg
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
-
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
     cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
     if BIDIR:
         r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
         cs_b = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
-    for j0 in range(c0, c_end, BLOCK):
+    for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
-        cm = cols < c_end
-        xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-        mat = tl.zeros([BLOCK, BLOCK], tl.float32)
-        if j0 < r0 + BLOCK:
-            q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-            s = mma(cs_f, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
-            lower = (rows[:, None] >= cols[None, :] + SHIFT) & rm[:, None] & cm[None, :]
-            mat += s * tl.exp(tl.where(lower, r_f[:, None] - q_f[None, :], float("-inf"))) * dt_f[None, :]
-        if BIDIR:
-            if j0 + BLOCK > r0:
-                q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-                s = mma(cs_b, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
-                upper = (rows[:, None] + SHIFT <= cols[None, :]) & rm[:, None] & cm[None, :]
-                mat += s * tl.exp(tl.where(upper, q_b[None, :] - r_b[:, None], float("-inf"))) * dt_b[None, :]
+        xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
+        mat = _mix_tile(cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, cols, cols < L, ns, s_bl, s_bn, N,
+                        True, False, SHIFT, DOT_PREC)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
+    xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
+    mat = _mix_tile(cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, rows, rm, ns, s_bl, s_bn, N,
+                    True, True, SHIFT, DOT_PREC)
+    if BIDIR:
+        mat += _mix_tile(cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, rows, rm, ns, s_bl, s_bn, N,
+                         False, True, SHIFT, DOT_PREC)
+    acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
+    if BIDIR:
+        for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
+            cols = j0 + tl.arange(0, BLOCK)
+            cm = cols < c_end
+            xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
+            mat = _mix_tile(cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N,
+                            False, False, SHIFT, DOT_PREC)
+            acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
     st_mask = (ns < N)[:, None] & pm[None, :]
@@ -113,11 +145,10 @@ def chunk_fwd_kernel(
             s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
             acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
-        xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0).to(tl.float32)
         if D_MODE == 1:
             dv = tl.load(Dp + h).to(tl.float32)
         else:
             dv = tl.load(Dp + b * s_db + rows * s_dl + h * s_dh, mask=rm, other=0.0).to(tl.float32)[:, None]
-        acc += dv * xi
+        acc += dv * xi.to(tl.float32)
     y_ptr = y + ((b * L + rows[:, None]) * H + h) * P + ps[None, :]
     tl.store(y_ptr, acc, mask=rm[:, None] & pm[None, :])

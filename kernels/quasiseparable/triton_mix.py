@@ -126,16 +126,13 @@ def _backward(
         dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), **common,
     )
     ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
-    empty = x.new_empty(0)
     if D is None:
-        dD_out = empty
+        dD_out = None
     else:
         dD_out = (dD.sum((0, 1)) if D.dim() == 1 else dD).to(D.dtype)
-    return [
-        dx, ddt_f, ddt_b if bidir else empty, dA.to(A.dtype), dBf, dCf,
-        dBb if bidir else empty, dCb if bidir else empty, dD_out,
-        empty if dt_bias is None else dbias.to(dt_bias.dtype),
-    ]
+    grads = [dx, ddt_f, ddt_b if bidir else None, dA.to(A.dtype), dBf, dCf, dBb if bidir else None,
+             dCb if bidir else None, dD_out, None if dt_bias is None else dbias.to(dt_bias.dtype)]
+    return [x.new_empty(0) if g is None else g for g in grads]  # distinct placeholders: outputs may not alias
 
 
 @torch.library.custom_op("hydra_vision::ssd_mix", mutates_args=())
