@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # The mixer comparison on Imagewoof (docs/mixers.md) in one device call: every configs/mixers/*.yaml
 # (one recipe, only `mixer` differs) on one GPU, then the table.
-#   1. each mixer's training step with the GPU to itself (benchmarks/train_throughput.py, 128 px, batch 128)
-#   2. one train_imagenet.py run per mixer, JOBS at a time on the same GPU; runs still going at
+#   1. one train_imagenet.py run per mixer, JOBS at a time on the same GPU; runs still going at
 #      DEADLINE seconds after the start get SIGTERM (the trainer saves and exits; the table says so),
 #      runs that would start with less than 60 s left do not start
+#   2. each mixer's training step with the GPU to itself (benchmarks/train_throughput.py, 128 px,
+#      batch 128) until STOP seconds after the start
 #   3. benchmarks/mixer_table.py: params, epochs, top-1 (last, best), top-5, img/s -> $OUT/mixer_table.md
 # Carry .data (imagewoof2-128.tar.gz from ../shared/datasets) and, where the device's timm is older
-# than pyproject's, .whl (as benchmarks/gpu_train_check.sh). One H100 call, from the repo root:
+# than pyproject's, .whl (as benchmarks/gpu_train_check.sh). One H100 call (timeout 600), repo root:
 #   benchmarks/run_mixer_table.sh
 # Environment (defaults): MODEL (the configs' hydra_vit_tiny; hydra_vit_small needs about four times
-# the GPU time: fewer EPOCHS, or two calls with halves of MIXERS), EPOCHS (the configs' 15), MIXERS
-# (all, in the registry's order), JOBS (4), WORKERS (3 loader processes per run), DEADLINE (540 s),
-# THROUGHPUT_S (90 s for step 1), OUT (.deviceout).
+# the GPU time: fewer EPOCHS, or two calls with halves of MIXERS), EPOCHS (the configs' 10), MIXERS
+# (all, in the registry's order), JOBS (5), WORKERS (3 loader processes per run), DEADLINE (450 s),
+# STOP (560 s), OUT (.deviceout).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 OUT=${OUT:-$PWD/.deviceout}
 MODEL=${MODEL:-}
-JOBS=${JOBS:-4}
+JOBS=${JOBS:-5}
 WORKERS=${WORKERS:-3}
-DEADLINE=${DEADLINE:-540}
-THROUGHPUT_S=${THROUGHPUT_S:-90}
+DEADLINE=${DEADLINE:-450}
+STOP=${STOP:-560}
 DATA=/tmp/imagewoof2-128
 RUNS=/tmp/mixer_runs
 mkdir -p "$OUT" "$RUNS"
@@ -42,12 +43,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 echo "model ${MODEL:-from configs}, epochs ${EPOCHS:-from configs}, jobs $JOBS x $WORKERS workers," \
     "cpus $(nproc)" | tee -a "$OUT/gpu.txt"
 
-configs=()
-for m in $MIXERS; do configs+=("configs/mixers/$m.yaml"); done
-timeout "$THROUGHPUT_S" python3 benchmarks/train_throughput.py --configs "${configs[@]}" --steps 10 --warmup 3 \
-    --out "$OUT/throughput.jsonl" --options ${MODEL:+--model "$MODEL"} >"$RUNS/throughput.log" 2>&1
-echo "step 1 (throughput): exit $?, $(( $(date +%s) - start )) s"
-
 run_one() {
     local m=$1 left=$(( DEADLINE - ($(date +%s) - start) ))
     if (( left < 60 )); then echo "$m: not started (deadline)"; return; fi
@@ -61,6 +56,15 @@ run_one() {
 export -f run_one
 export start DEADLINE MODEL DATA RUNS WORKERS EPOCHS
 printf '%s\n' $MIXERS | xargs -P "$JOBS" -I{} bash -c 'run_one {}'
+
+configs=()
+for m in $MIXERS; do configs+=("configs/mixers/$m.yaml"); done
+left=$(( STOP - ($(date +%s) - start) ))
+if (( left > 20 )); then
+    timeout "$left" python3 benchmarks/train_throughput.py --configs "${configs[@]}" --steps 10 --warmup 3 \
+        --out "$OUT/throughput.jsonl" --options ${MODEL:+--model "$MODEL"} >"$RUNS/throughput.log" 2>&1
+    echo "throughput alone: exit $?, at $(( $(date +%s) - start )) s"
+fi
 
 python3 benchmarks/mixer_table.py --runs "$RUNS" --throughput "$OUT/throughput.jsonl" --md "$OUT/mixer_table.md" \
     --csv "$OUT/mixer_table.csv" ${MODEL:+--model "$MODEL"} | tee "$OUT/table.log"
