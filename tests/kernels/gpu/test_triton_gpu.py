@@ -40,7 +40,7 @@ def _check_low_precision(cast_inputs, base: dict, dtype: torch.dtype, Q: int) ->
         assert torch.isfinite(out[name]).all(), name
         err = (out[name] - ref).abs().max().item()
         pt_err = (out_pt[name] - ref).abs().max().item()
-        atol = torch.finfo(dtype).eps * ref.abs().max().item()
+        atol = torch.finfo(dtype).eps * ref.abs().max().item() + torch.finfo(torch.float32).eps  # floor: exact zeros
         assert err <= 2 * pt_err + atol, f"{name}: {err:.3g} > 2 * {pt_err:.3g} + {atol:.3g}"
 
 
@@ -96,15 +96,15 @@ def test_strided_views_at_real_size(mix_inputs, cast_inputs):
 
 
 def test_torch_compile_fullgraph(mix_inputs):
-    """A block around the mix compiles as one graph (fullgraph=True raises on any break) and
-    gives eager's output and gradients."""
+    """A block around the mix compiles with inductor as one graph (fullgraph=True raises on any
+    break) and gives eager's output and gradients (fp32: exact dots on both paths)."""
     H, P, G, N = 8, 64, 1, 64
-    kw = mix_inputs(2, 197, H, P, G, N, dtype=torch.bfloat16, seed=3, device="cuda")
+    kw = mix_inputs(2, 197, H, P, G, N, seed=3, device="cuda")
 
     class Block(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.proj = torch.nn.Linear(H * P, H * P, device="cuda", dtype=torch.bfloat16)
+            self.proj = torch.nn.Linear(H * P, H * P, device="cuda")
             self.A = torch.nn.Parameter(kw["A"].clone())
             self.dt_bias = torch.nn.Parameter(kw["dt_bias"].clone())
 
@@ -120,10 +120,10 @@ def test_torch_compile_fullgraph(mix_inputs):
     results = []
     for fn in (block, compiled):
         out = fn(*args)
-        grads = torch.autograd.grad(out.float().square().sum(), args + list(block.parameters()))
-        results.append([out.float()] + [g.float() for g in grads])
+        grads = torch.autograd.grad(out.square().sum(), args + list(block.parameters()))
+        results.append([out, *grads])
     for eager, comp in zip(*results):
-        torch.testing.assert_close(comp, eager, rtol=2e-2, atol=2e-2)
+        assert (comp - eager).abs().max() <= 1e-4 * eager.abs().max()
 
 
 def test_causal_ssd_at_real_size(mix_inputs):
