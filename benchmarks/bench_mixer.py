@@ -14,10 +14,12 @@ Inputs are bf16 views into one projection-like tensor, as in the model. Before t
 triton and two-pass outputs are checked against the reference (correctness gate).
 
     python benchmarks/bench_mixer.py [--lengths 197 785 ...] [--modes fwd fwdbwd] [--out FILE] [--profile]
+    python benchmarks/bench_mixer.py --table FILE      (markdown table with the target ratios, no GPU)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -151,6 +153,42 @@ def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, r
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows))
 
 
+def table(records: list[dict]) -> str:
+    """Markdown table of one run's JSON lines: times (ms), peaks (GiB) and the issue's target ratios."""
+    header = next(r for r in records if r.get("kind") == "header")
+    cases: dict[tuple[int, str], dict[str, dict]] = {}
+    for r in records:
+        if r.get("kind") == "case":
+            cases.setdefault((r["L"], r["mode"]), {})[r["case"]] = r
+    h_attn = header["d_model"] // 64
+    lines = [
+        f"{header['date']}, {header['device']}, torch {header['torch']}, triton {header['triton']}; mixer at d_model "
+        f"{header['d_model']} (H={header['H']} x P={header['P']}, N={header['N']}, G={header['G']}), {header['dtype']}, "
+        f"{header['tokens']} tokens per batch.",
+        "",
+        f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms | SDPA h{header['H']} ms "
+        "| two-pass / triton (>= 2) | triton / causal (<= 1.3) | SDPA / triton (> 1 from L 1025) | triton peak GiB |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def ms(row: dict, name: str) -> str:
+        return f"{row[name]['ms']:.3f}" if name in row else "-"
+
+    def ratio(row: dict, num: str, den: str) -> str:
+        return f"{row[num]['ms'] / row[den]['ms']:.2f}" if num in row and den in row else "-"
+
+    for (L, mode), row in sorted(cases.items()):
+        batch = next(iter(row.values()))["batch"]
+        peak = f"{row['triton']['peak_gib']:.2f}" if "triton" in row else "-"
+        lines.append(
+            f"| {L} | {batch} | {mode} | {ms(row, 'triton')} | {ms(row, 'two_pass')} | {ms(row, 'causal')} | "
+            f"{ms(row, 'reference')} | {ms(row, f'sdpa_h{h_attn}')} | {ms(row, 'sdpa_h' + str(header['H']))} | "
+            f"{ratio(row, 'two_pass', 'triton')} | {ratio(row, 'triton', 'causal')} | "
+            f"{ratio(row, f'sdpa_h{h_attn}', 'triton')} | {peak} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
@@ -167,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
     parser.add_argument("--cold-start", action="store_true",
                         help="time the first triton forward+backward of this process (compile + autotune) at the first length")
+    parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return 0
     dtype = getattr(torch, args.dtype)
     H = 2 * args.d_model // args.headdim
     P, N, G = args.headdim, args.d_state, args.ngroups

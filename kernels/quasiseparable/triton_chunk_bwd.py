@@ -3,14 +3,14 @@
 With G[i, j] = dy_i . x_j and the matrix tiles of `triton_chunk_fwd` (M = S o decay o dt):
 
 rows kernel, one program per (row tile, batch, group), heads of the group in turn:
-    dCs[i] = sum_j (G o decay o dt)[i, j] B[j] + decay_in[i] dy_i S_in       per direction
-    R[i]   = Cs[i] . dCs_h[i]  (= dy_i . y_d[i], the row sums of M o G)      per head
-    dC[i - shift] = sum_h dCs_f,h[i],  dC_b[i + shift] likewise (C rows the shift skips get 0)
+    dCs[i] = sum_h sum_j (G o decay o dt)[i, j] B[j] + decay_in[i] dy_i S_in   per direction
+    R[i]   = sum_j (S o decay o dt o G)[i, j] + decay_in[i] dy_i . (S_in Cs[i])  (= dy_i . y_d[i]) per head
+    dC[i - shift] = dCs_f[i],  dC_b[i + shift] likewise (C rows the shift skips get 0)
 
 cols kernel, one program per (column tile, batch, group):
     dx[j]  = sum_d dt_d[j] (sum_i (S o decay)[i, j] dy_i + w_d[j] B_d[j] dS_d)  + D[j] dy_j
-    dB'[j] = sum_i (G o decay)[i, j] Cs[i] + w_d[j] x_j dS_d                     per head
-    dB[j]  = sum_h dt[j] dB'_h[j],   K'[j] = B[j] . dB'_h[j],   dD[j] = dy_j . x_j
+    dB[j]  = sum_h dt[j] (sum_i (G o decay)[i, j] Cs[i] + w_d[j] x_j dS_d)
+    K'[j]  = sum_i (S o decay o G)[i, j] + w_d[j] x_j . (B_d[j] dS_d)   per head,   dD[j] = dy_j . x_j
 
 where S_in / dS are the forward / adjoint states (`triton_states`) and w_d the decay
 from token j to where its chunk's state leaves. R and K' feed `triton_dt.dt_backward`.
@@ -76,49 +76,45 @@ def chunk_bwd_rows_kernel(
         dyi = tl.load(dy + b * s_yb + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
                       mask=rm[:, None] & pm[None, :], other=0.0)
         r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
-        dch_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
         rs_f = tl.zeros([BLOCK], tl.float32)
         if BIDIR:
             r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
-            dch_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
             rs_b = tl.zeros([BLOCK], tl.float32)
         for j0 in range(c0, r0, BLOCK):  # forward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
             gm = mma(dyi, tl.trans(xj), None, DOT_PREC)  # [BLOCK rows, BLOCK cols]
-            dch_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, cols, cols < L, ns,
-                                     s_bl, s_bn, N, dch_f, rs_f, True, False, SHIFT, DOT_PREC)
+            dc_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, cols, cols < L, ns,
+                                     s_bl, s_bn, N, dc_f, rs_f, True, False, SHIFT, DOT_PREC)
         xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xi), None, DOT_PREC)
-        dch_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, rows, rm, ns,
-                                 s_bl, s_bn, N, dch_f, rs_f, True, True, SHIFT, DOT_PREC)
+        dc_f, rs_f = _rows_tile(gm, cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, rows, rm, ns,
+                                 s_bl, s_bn, N, dc_f, rs_f, True, True, SHIFT, DOT_PREC)
         if BIDIR:
-            dch_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, rows, rm, ns,
-                                     s_bl, s_bn, N, dch_b, rs_b, False, True, SHIFT, DOT_PREC)
+            dc_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, rows, rm, ns,
+                                     s_bl, s_bn, N, dc_b, rs_b, False, True, SHIFT, DOT_PREC)
             for j0 in range(r0 + BLOCK, c_end, BLOCK):  # backward triangle only
                 cols = j0 + tl.arange(0, BLOCK)
                 cm = cols < c_end
                 xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
                 gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-                dch_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns,
-                                         s_bl, s_bn, N, dch_b, rs_b, False, False, SHIFT, DOT_PREC)
+                dc_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns,
+                                         s_bl, s_bn, N, dc_b, rs_b, False, False, SHIFT, DOT_PREC)
         st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
         if c > 0:
             s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
             dci = tl.exp(r_f)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
-            dch_f += dci
+            dc_f += dci
             rs_f += tl.sum(cs_f.to(tl.float32) * dci, axis=1)
         tl.store(R + off_f + rows, rs_f, mask=rm)
-        dc_f += dch_f
         if BIDIR:
             if c < nchunks - 1:
                 T_b = tl.load(cum + off_b + c_end - 1)
                 s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
                 dci = tl.exp(T_b - r_b)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
-                dch_b += dci
+                dc_b += dci
                 rs_b += tl.sum(cs_b.to(tl.float32) * dci, axis=1)
             tl.store(R + off_b + rows, rs_b, mask=rm)
-            dc_b += dch_b
     nm = (ns < N)[None, :]
     out = b * s_ob + g * s_og + ns[None, :] * s_on
     t_f = rows - SHIFT
@@ -133,9 +129,10 @@ def chunk_bwd_rows_kernel(
 
 
 @triton.jit
-def _cols_tile(gt, dyi, bt, q, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx, dbh, ks,
+def _cols_tile(gt, dyi, bt, q, dt, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx, db, ks,
                FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """dx' += (S o decay)^T dy, dB' += (G o decay)^T Cs, K' += rowsum of (S o decay o G)^T, one triangle."""
+    """One triangle of one tile: dx += (S o decay o dt)^T dy, dB += (G o decay o dt)^T Cs (summed over
+    heads in place) and K' += rowsum of (S o decay o G)^T (fp32)."""
     if FORWARD:
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
         cs = load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
@@ -148,9 +145,9 @@ def _cols_tile(gt, dyi, bt, q, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s
     decay = tl.exp(tl.where(valid, expo, float("-inf")))
     mt = mma(bt, tl.trans(cs), None, DOT_PREC) * decay
     ks += tl.sum(mt * gt, axis=1)
-    dx = mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
-    dbh = mma((gt * decay).to(dyi.dtype), cs, dbh, DOT_PREC)
-    return dx, dbh, ks
+    dx = mma((mt * dt[:, None]).to(dyi.dtype), dyi, dx, DOT_PREC)
+    db = mma((gt * decay * dt[:, None]).to(dyi.dtype), cs, db, DOT_PREC)
+    return dx, db, ks
 
 
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
@@ -193,60 +190,52 @@ def chunk_bwd_cols_kernel(
         dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
         dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-        dx_f = tl.zeros([BLOCK, BLOCK_P], tl.float32)
-        dbh_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        dxj = tl.zeros([BLOCK, BLOCK_P], tl.float32)
         ks_f = tl.zeros([BLOCK], tl.float32)
         g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows] of the diagonal tile
-        dx_f, dbh_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm, ns,
-                                       s_bl, s_bn, N, L, dx_f, dbh_f, ks_f, True, True, SHIFT, DOT_PREC)
+        dxj, db_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm,
+                                     ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, True, SHIFT, DOT_PREC)
         for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
             rows = i0 + tl.arange(0, BLOCK)
             rm = rows < c_end
             dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
             gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-            dx_f, dbh_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm, ns,
-                                           s_bl, s_bn, N, L, dx_f, dbh_f, ks_f, True, False, SHIFT, DOT_PREC)
-        if BIDIR:
-            q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-            dx_b = tl.zeros([BLOCK, BLOCK_P], tl.float32)
-            dbh_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
-            ks_b = tl.zeros([BLOCK], tl.float32)
-            dx_b, dbh_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols, cm, ns,
-                                           s_bl, s_bn, N, L, dx_b, dbh_b, ks_b, False, True, SHIFT, DOT_PREC)
-            for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
-                rows = i0 + tl.arange(0, BLOCK)
-                dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
-                gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-                dx_b, dbh_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L, cols,
-                                               cm, ns, s_bl, s_bn, N, L, dx_b, dbh_b, ks_b, False, False, SHIFT,
-                                               DOT_PREC)
+            dxj, db_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm,
+                                         ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, False, SHIFT, DOT_PREC)
         st = dstates + (b * H + h) * nchunks * P * N
         st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
         st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
         if c < nchunks - 1:
-            w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)[:, None]
-            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
+            w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)
             ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0)
-            dxi = w * mma_split(b_f, ds_np, None, DOT_PREC)
-            dx_f += dxi
+            dxi = w[:, None] * mma_split(b_f, ds_np, None, DOT_PREC)
             ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
-            dbh_f += w * mma_split(xj, ds_pn, None, DOT_PREC)
+            dxj += dt_f[:, None] * dxi
+            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
+            db_f += (w * dt_f)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
         tl.store(Kp + off_f + cols, ks_f, mask=cm)
-        db_f += dt_f[:, None] * dbh_f
-        dxj = dt_f[:, None] * dx_f
         if BIDIR:
+            q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+            ks_b = tl.zeros([BLOCK], tl.float32)
+            dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
+                                         cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
+            for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
+                rows = i0 + tl.arange(0, BLOCK)
+                dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
+                gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
+                dxj, db_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L,
+                                             cols, cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, False, SHIFT,
+                                             DOT_PREC)
             if c > 0:
-                w = tl.exp(q_b)[:, None]
+                w = tl.exp(q_b)
                 off = BHL // L * nchunks * P * N + c * P * N
-                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
                 ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0)
-                dxi = w * mma_split(b_b, ds_np, None, DOT_PREC)
-                dx_b += dxi
+                dxi = w[:, None] * mma_split(b_b, ds_np, None, DOT_PREC)
                 ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
-                dbh_b += w * mma_split(xj, ds_pn, None, DOT_PREC)
+                dxj += dt_b[:, None] * dxi
+                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
+                db_b += (w * dt_b)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
             tl.store(Kp + off_b + cols, ks_b, mask=cm)
-            db_b += dt_b[:, None] * dbh_b
-            dxj += dt_b[:, None] * dx_b
         if D_MODE > 0:
             if D_MODE == 1:
                 dv = tl.load(Dp + h).to(tl.float32)

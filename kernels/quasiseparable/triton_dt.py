@@ -7,7 +7,7 @@ Forward, per direction d (0 forward, 1 backward scan), token t and head h:
 
 Backward: every decay is a difference of prefix sums, so the gradient of a_t = dt_t A
 follows from per-token row sums R[d, t] = dy_t . y_d[t] and column sums
-K'[d, t] = x_t . dx_d[t] / dt[d, t] (computed by the chunk kernels; README.md):
+K'[d, t] = x_t . dx_d[t] / dt[d, t] (computed by the chunk kernels; derivation in triton_mix.py):
 
     da_f[t] = sum_{s >= t} (R_f - dt_f K'_f)[s] - shift * R_f[t]     (reverse cumsum)
     da_b[t] = sum_{s <= t} (R_b - dt_b K'_b)[s] - shift * R_b[t]     (cumsum)

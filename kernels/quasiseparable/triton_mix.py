@@ -1,14 +1,41 @@
 """The `triton` backend: fused kernels for QS(x) (and the causal SSD), forward and backward.
 
-Launch sequence (README.md has the derivation):
+Launch sequence:
 
     forward:  dt_forward -> [chunk_states(x), L > Q only] -> chunk_fwd_kernel
     backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
               -> chunk_bwd_rows_kernel (dC, R) + chunk_bwd_cols_kernel (dx, dB, dD, K') -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
-(unidirectional, unshifted) scan is the same kernels with BIDIR=False. The pair of
-launchers is registered as the torch custom ops `hydra_vision::ssd_mix` /
+(unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
+one chunk and no state launch: two launches forward, three backward.
+
+Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
+T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
+
+    r_f = p_f - shift a_f,  q_f = p_f,  r_b = p_b - (1 - shift) a_b,  q_b = p_b - a_b
+    QS[i, j] = Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]    (j < i; j <= i without shift)
+    QS[i, j] = Cs_b[i] . B_b[j] exp(q_b[j] - r_b[i]) dt_b[j]    (j > i; j >= i without shift)
+    y[i] += exp(r_f[i]) Cs_f[i] . S_f[c] + exp(T_b - r_b[i]) Cs_b[i] . S_b[c]   (other chunks' states)
+
+so the shift is an index offset of the C rows and one term in the row exponent. The
+backward pass needs dx = QS^T dy (the transposed tiles plus adjoint states: the same scan
+over dy and Cs, walked the other way), dB, dC and dD by the chain rule, and the gradient
+of every a_k. A decay covers the interval between a pair's positions, so with
+W = QS o (dy x^T) per head, da_f[k] = sum over pairs (i > k > j) of W_f (i >= k > j
+without shift). With the row sums R[i] = sum_j W[i, j] = dy_i . y_d[i] and column sums
+K[j] = sum_i W[i, j] = x_j . dx_d[j] of each direction d this is O(L):
+
+    da_f[k] = sum_{t >= k} (R_f - K_f)[t] - shift R_f[k],   da_b[k] = sum_{t <= k} (R_b - K_b)[t] - shift R_b[k]
+    ddt_d = A da_d + K_d / dt_d,   dA = sum dt_d da_d
+
+(`triton_dt.dt_backward`; K' = K / dt is accumulated directly). Numerics: decays are
+differences of fp32 chunk-local prefix sums (exponent error ~ eps max|p|, as in Mamba-2);
+R and K' are summed from fp32 tiles and the states enter the 16-bit dots as hi + lo parts,
+because the cumulated R - K' turns their rounding into dA / dt_bias error; that cumulated
+difference has absolute error ~ eps sum|W| (as Mamba-2's ddA_cumsum).
+
+The pair of launchers is registered as the torch custom ops `hydra_vision::ssd_mix` /
 `hydra_vision::ssd_mix_backward` with fake implementations and autograd, so
 torch.compile captures models without graph breaks.
 """

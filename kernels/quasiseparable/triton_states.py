@@ -9,7 +9,7 @@ forward scan rightwards, the backward scan leftwards) and keeps its state in reg
 With u = x, K = B, w = dt * (decay from t to the chunk's exit) these are the scan
 states of the forward pass. With u = dy, K = the (shifted) C rows, w = decay from the
 chunk's entry to t, and the walking order reversed, they are the adjoint states
-dL/dS of the backward pass (README.md). Decays use the chunk-local prefix sums p:
+dL/dS of the backward pass (triton_mix.py). Decays use the chunk-local prefix sums p:
 
     forward, x:   exp(T - p_t) dt_t          backward, x:   exp(p_t - a_t) dt_t
     forward, dy:  exp(p_t - shift a_t)       backward, dy:  exp(T - p_t + (1 - shift) a_t)

@@ -78,8 +78,14 @@ def _grads(fn, kw: dict, grad_out: torch.Tensor, **extra) -> dict:
 
 
 def _assert_fp32_close(out: dict, ref: dict) -> None:
+    """fp32 kernels vs an fp64 reference: 2e-5 of each output's scale. dA and dt_bias sum per-token
+    terms of the dt gradients' size whose difference is cumulated over the sequence (triton_mix.py),
+    so their error is relative to that scale, not to their own (possibly much smaller) value."""
+    dt_scale = max(ref[n].abs().max().item() for n in ("dt_fwd", "dt_bwd"))
     for name, r in ref.items():
         scale = r.abs().max().item()
+        if name in ("A", "dt_bias"):
+            scale = max(scale, dt_scale)
         err = (out[name] - r).abs().max().item()
         assert err <= 2e-5 * max(scale, 1e-3), f"{name}: max error {err:.3g} at scale {scale:.3g}"
 
