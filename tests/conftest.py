@@ -10,3 +10,8 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One intra-op thread per xdist worker: with more, OpenMP threads of the workers spin
+    # against each other on a small machine and every test slows down many times over.
+    torch.set_num_threads(1)
