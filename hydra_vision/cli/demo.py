@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
                      "--device", args.device, "--out", str(knn)]), "k-NN")
     _done(start)
 
-    scores = json.loads(results.read_text())
-    print(f"\nDone. {args.model} trained on generated images: EMA top-1 {scores['top1']:.1f}% on the val split; "
-          f"k-NN on its features printed above.\nEverything is under {out}: run/summary.csv, run/curves.png, "
-          "run/*.pth.tar (+ .safetensors), train/val.safetensors (+ manifests).")
+    scores, neighbours = json.loads(results.read_text()), json.loads(knn.read_text())
+    print(f"\nDone. {args.model} trained on generated images: EMA top-1 {scores['top1']:.1f}% on the val split, "
+          f"k-NN top-1 {neighbours['top1']:.1f}% on its embeddings.\nEverything is under {out}: run/summary.csv, "
+          "run/curves.png, run/*.pth.tar (+ .safetensors), train/val.safetensors (+ manifests).")
     return 0
