@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, Literal, get_args
 from torch import nn
 
 from ..hydra_mixer import Hydra
+from ..matrix_mixer import MatrixMixer
 from .attention import LinearAttention, SoftmaxAttention
-from .base import GroupMatrixMixer, MatrixMixer
+from .base import GroupMatrixMixer
 from .cauchy import Cauchy
 from .dense import Dense
 from .low_rank import LowRank
@@ -31,6 +32,7 @@ from .ssd import (
     ConcatSSD,
     MultSSD,
     QuasiseparableSSD,
+    ScanSSD,
     SSDMixer,
 )
 from .toeplitz import Toeplitz
@@ -39,8 +41,8 @@ from .vandermonde import Vandermonde
 __all__ = [
     "MIXERS", "SHARED_SETTINGS", "MixerType", "create_mixer",
     "AddDiagSSD", "AddSSD", "AddShiftSSD", "BidirectionalSSD", "Cauchy", "CausalSSD", "ConcatSSD", "Dense",
-    "GroupMatrixMixer", "LinearAttention", "LowRank", "MatrixMixer", "Monarch", "MultSSD", "QuasiseparableSSD",
-    "SSDMixer", "SoftmaxAttention", "Toeplitz", "Vandermonde",
+    "GroupMatrixMixer", "LinearAttention", "LowRank", "MatrixMixer", "Monarch", "MultSSD",
+    "QuasiseparableSSD", "SSDMixer", "ScanSSD", "SoftmaxAttention", "Toeplitz", "Vandermonde",
 ]
 
 MixerType = Literal[

@@ -18,7 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import GroupMatrixMixer, compute_dtype, expand_groups
+from ..matrix_mixer import compute_dtype, feature_groups
+from .base import GroupMatrixMixer, expand_groups
 
 __all__ = ["LinearAttention", "SoftmaxAttention"]
 
@@ -58,8 +59,8 @@ class _QKMixer(GroupMatrixMixer):
 
     def qk(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k: (B, L, G, N) from the conv features."""
-        q, k = f.chunk(2, dim=-1)
-        return q.unflatten(-1, (self.ngroups, self.d_state)), k.unflatten(-1, (self.ngroups, self.d_state))
+        q, k = feature_groups(f, self.ngroups, self.d_state)
+        return q, k
 
 
 class SoftmaxAttention(_QKMixer):

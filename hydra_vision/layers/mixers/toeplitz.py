@@ -16,9 +16,9 @@ import math
 from typing import Optional
 
 import torch
-from torch import nn
 
-from .base import GroupMatrixMixer, check_seq_len, compute_dtype, need_max_seq_len
+from ..matrix_mixer import compute_dtype
+from .base import GroupMatrixMixer, check_seq_len, need_max_seq_len
 
 __all__ = ["Toeplitz"]
 
@@ -58,15 +58,11 @@ class Toeplitz(GroupMatrixMixer):
             device=device, dtype=dtype)
         self.data_dependent = data_dependent
         self.max_seq_len = None if data_dependent else need_max_seq_len(max_seq_len, "toeplitz_di")
-        self.kernel = None if data_dependent else nn.Parameter(
-            torch.empty(ngroups, 2 * self.max_seq_len - 1, device=device, dtype=dtype))
-        self.reset_parameters()
+        self.create_tables(device=device, dtype=dtype)
 
-    def reset_parameters(self) -> None:
-        """D = 1; the learned kernel ~ N(0, 1)."""
-        super().reset_parameters()
-        if self.kernel is not None:
-            nn.init.normal_(self.kernel)
+    def tables(self) -> dict[str, tuple[int, ...]]:
+        """The kernel h: (G, 2 max_seq_len - 1) when learned, init N(0, 1)."""
+        return {} if self.data_dependent else {"kernel": (self.ngroups, 2 * self.max_seq_len - 1)}
 
     def taps(self, f: torch.Tensor, L: int) -> torch.Tensor:
         """c (B or 1, G, 2L - 1) with c[m] = h[m - (L - 1)] / sqrt(L_ref), in fp32 (fp64 for fp64)."""
