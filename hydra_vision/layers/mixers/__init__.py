@@ -23,6 +23,7 @@ from .cauchy import Cauchy
 from .dense import Dense
 from .low_rank import LowRank
 from .monarch import Monarch
+from .pair_mixer import PairMixer
 from .ssd import (
     AddDiagSSD,
     AddShiftSSD,
@@ -42,7 +43,7 @@ __all__ = [
     "MIXERS", "SHARED_SETTINGS", "MixerType", "create_mixer",
     "AddDiagSSD", "AddSSD", "AddShiftSSD", "BidirectionalSSD", "Cauchy", "CausalSSD", "ConcatSSD", "Dense",
     "GroupMatrixMixer", "LinearAttention", "LowRank", "MatrixMixer", "Monarch", "MultSSD",
-    "QuasiseparableSSD", "SSDMixer", "ScanSSD", "SoftmaxAttention", "Toeplitz", "Vandermonde",
+    "PairMixer", "QuasiseparableSSD", "SSDMixer", "ScanSSD", "SoftmaxAttention", "Toeplitz", "Vandermonde",
 ]
 
 MixerType = Literal[
