@@ -21,6 +21,7 @@ from .attention import LinearAttention, SoftmaxAttention
 from .base import GroupMatrixMixer
 from .cauchy import Cauchy
 from .dense import Dense
+from .learned_mixer import LearnedMixer
 from .low_rank import LowRank
 from .monarch import Monarch
 from .pair_mixer import PairMixer
@@ -42,7 +43,7 @@ from .vandermonde import Vandermonde
 __all__ = [
     "MIXERS", "SHARED_SETTINGS", "MixerType", "create_mixer",
     "AddDiagSSD", "AddSSD", "AddShiftSSD", "BidirectionalSSD", "Cauchy", "CausalSSD", "ConcatSSD", "Dense",
-    "GroupMatrixMixer", "LinearAttention", "LowRank", "MatrixMixer", "Monarch", "MultSSD",
+    "GroupMatrixMixer", "LearnedMixer", "LinearAttention", "LowRank", "MatrixMixer", "Monarch", "MultSSD",
     "PairMixer", "QuasiseparableSSD", "SSDMixer", "ScanSSD", "SoftmaxAttention", "Toeplitz", "Vandermonde",
 ]
 

@@ -18,9 +18,9 @@ import torch
 from timm.layers import register_notrace_function, register_notrace_module
 from torch import nn
 
-from ..matrix_mixer import MatrixMixer, compute_dtype
+from ..matrix_mixer import MatrixMixer
 
-__all__ = ["GroupMatrixMixer", "check_seq_len", "compute_dtype", "expand_groups", "need_max_seq_len"]
+__all__ = ["GroupMatrixMixer", "check_seq_len", "expand_groups", "need_max_seq_len"]
 
 
 def need_max_seq_len(max_seq_len: Optional[int], name: str) -> int:

@@ -15,67 +15,44 @@ blocks start N(0, 1 / b), so M's entries have variance about 1 / n.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GroupMatrixMixer, check_seq_len, compute_dtype, need_max_seq_len
+from ..matrix_mixer import compute_dtype
+from .base import check_seq_len
+from .learned_mixer import LearnedMixer
 
 __all__ = ["Monarch"]
 
 
-class Monarch(GroupMatrixMixer):
-    """`monarch`: M = P Bd(Lb) P^T Bd(Rb) per group (order-2 Monarch), y = M x + D x.
+class Monarch(LearnedMixer):
+    """`monarch`: M = P Bd(Lb) P^T Bd(Rb) per group (order-2 Monarch), y = M x + D x. Arguments as
+    `LearnedMixer`; the blocks are b = ceil(sqrt(max_seq_len)) wide."""
 
-    Args:
-        dim: model width.
-        max_seq_len: the largest number of tokens (required); the blocks are ceil(sqrt(max_seq_len)) wide.
-        d_conv: kernel of the depthwise conv.
-        expand: d_inner = expand * dim.
-        headdim: P, channels per head.
-        ngroups: G, groups of heads sharing the factors.
-        bias: bias of in_proj and out_proj.
-        conv_bias: bias of the conv.
-    """
+    family = "monarch"
 
-    def __init__(
-        self,
-        dim: int,
-        max_seq_len: Optional[int] = None,
-        d_conv: int = 7,
-        expand: int = 2,
-        headdim: int = 64,
-        ngroups: int = 1,
-        bias: bool = False,
-        conv_bias: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            dim, expand=expand, headdim=headdim, ngroups=ngroups, d_conv=d_conv, conv_features=0,
-            bias=bias, conv_bias=conv_bias, device=device, dtype=dtype)
-        dd = {"device": device, "dtype": dtype}
-        self.max_seq_len = need_max_seq_len(max_seq_len, "monarch")
-        self.block = math.isqrt(self.max_seq_len - 1) + 1
+    @property
+    def block(self) -> int:
+        """b = ceil(sqrt(max_seq_len))."""
+        return math.isqrt(self.max_seq_len - 1) + 1
+
+    def tables(self) -> dict[str, tuple[int, ...]]:
+        """Left and right blocks: (G, b, b, b) each."""
         b = self.block
-        self.left = nn.Parameter(torch.empty(ngroups, b, b, b, **dd))
-        self.right = nn.Parameter(torch.empty(ngroups, b, b, b, **dd))
-        self.reset_parameters()
+        return {"left": (self.ngroups, b, b, b), "right": (self.ngroups, b, b, b)}
 
-    def reset_parameters(self) -> None:
-        """D = 1; the blocks ~ N(0, 1 / b)."""
-        super().reset_parameters()
-        nn.init.normal_(self.left, std=self.block ** -0.5)
-        nn.init.normal_(self.right, std=self.block ** -0.5)
+    def init_table(self, table: torch.Tensor) -> None:
+        """The blocks ~ N(0, 1 / b)."""
+        nn.init.normal_(table, std=self.block ** -0.5)
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.left.to(compute_dtype(self.left)), self.right.to(compute_dtype(self.right))
 
     def apply_structure(self, x: torch.Tensor, f: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         B, L, G, C = x.shape
-        check_seq_len(L, self.max_seq_len, "monarch")
+        check_seq_len(L, self.max_seq_len, self.family)
         b = self.block
         left, right = self.factors()
         xp = F.pad(x.to(left.dtype), (0, 0, 0, 0, 0, b * b - L)).view(B, b, b, G, C)  # [B, j1, j2, G, C]
@@ -84,11 +61,11 @@ class Monarch(GroupMatrixMixer):
         return y.reshape(B, b * b, G, C)[:, :L].to(x.dtype)
 
     def structure(self, f: torch.Tensor, r: torch.Tensor, L: int) -> torch.Tensor:
-        check_seq_len(L, self.max_seq_len, "monarch")
+        check_seq_len(L, self.max_seq_len, self.family)
         b = self.block
         left, right = self.factors()
         M = torch.einsum("gkia,gakj->gikaj", left, right).reshape(self.ngroups, b * b, b * b)
         return M[None, :, :L, :L]
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, max_seq_len={self.max_seq_len}, block={self.block}"
+        return f"{super().extra_repr()}, block={self.block}"
