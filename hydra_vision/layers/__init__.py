@@ -1,5 +1,8 @@
-"""Layers of hydra-vision: the Hydra mixer and its parts."""
+"""Layers of hydra-vision: the Hydra mixer, its parts, and the matrix-mixer family (`mixers`)."""
 from .gated_rmsnorm import GatedRMSNorm
-from .hydra_mixer import Hydra
+from .hydra_mixer import BidirectionalSSD, Hydra
+from .matrix_mixer import MatrixMixer
+from .mixers import MIXERS, MixerType, create_mixer
+from .ssd_mixer import SSDMixer
 
-__all__ = ["GatedRMSNorm", "Hydra"]
+__all__ = ["BidirectionalSSD", "GatedRMSNorm", "Hydra", "MIXERS", "MatrixMixer", "MixerType", "SSDMixer", "create_mixer"]

@@ -34,7 +34,7 @@ from timm.models._input import get_pretrained_grid_size, update_model_args, upda
 from timm.models._manipulate import named_apply
 from timm.models.vision_transformer import get_init_weights_vit, global_pool_nlc
 
-from hydra_vision.layers.mixers import MixerType, create_mixer
+from hydra_vision.layers import MixerType, create_mixer
 
 __all__ = ['HydraVisionTransformer']
 
