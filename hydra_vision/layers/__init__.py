@@ -5,4 +5,6 @@ from .matrix_mixer import MatrixMixer
 from .mixers import MIXERS, MixerType, create_mixer
 from .ssd_mixer import SSDMixer
 
-__all__ = ["BidirectionalSSD", "GatedRMSNorm", "Hydra", "MIXERS", "MatrixMixer", "MixerType", "SSDMixer", "create_mixer"]
+__all__ = [
+    "BidirectionalSSD", "GatedRMSNorm", "Hydra", "MIXERS", "MatrixMixer", "MixerType", "SSDMixer", "create_mixer",
+]
