@@ -21,7 +21,7 @@ from torch import nn
 
 from .gated_rmsnorm import GatedRMSNorm
 
-__all__ = ["MatrixMixer", "compute_dtype", "feature_groups", "inner_heads"]
+__all__ = ["MatrixMixer", "feature_groups", "inner_heads"]
 
 
 def inner_heads(dim: int, expand: int, headdim: int, ngroups: int = 1) -> tuple[int, int]:
@@ -33,11 +33,6 @@ def inner_heads(dim: int, expand: int, headdim: int, ngroups: int = 1) -> tuple[
     if nheads % ngroups:
         raise ValueError(f"the number of heads {nheads} is not divisible by ngroups {ngroups}")
     return d_inner, nheads
-
-
-def compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """fp32, or fp64 for fp64 tensors: the dtype decays and structured matrices are built in."""
-    return torch.promote_types(t.dtype, torch.float32)
 
 
 def feature_groups(f: torch.Tensor, ngroups: int, d_state: int) -> list[torch.Tensor]:

@@ -22,7 +22,7 @@ from torch import nn
 
 from hydra_vision.kernels.backend import BACKENDS
 
-from .matrix_mixer import MatrixMixer, compute_dtype, feature_groups, inner_heads
+from .matrix_mixer import MatrixMixer, feature_groups, inner_heads
 
 __all__ = ["SSDMixer"]
 
@@ -112,7 +112,7 @@ class SSDMixer(MatrixMixer):
 
     def A(self) -> torch.Tensor:
         """A = -exp(A_log): (H,) in fp32 (fp64 for fp64 parameters)."""
-        return -torch.exp(self.A_log.to(compute_dtype(self.A_log)))
+        return -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
 
     def groups(self, f: torch.Tensor) -> list[torch.Tensor]:
         """The conv features split into [B_f, C_f, B_b, C_b] ([B, C] for one direction), each a

@@ -18,7 +18,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..matrix_mixer import compute_dtype, feature_groups
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
+
+from ..matrix_mixer import feature_groups
 from .base import GroupMatrixMixer, expand_groups
 
 __all__ = ["LinearAttention", "SoftmaxAttention"]

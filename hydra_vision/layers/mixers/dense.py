@@ -11,7 +11,8 @@ import math
 
 import torch
 
-from ..matrix_mixer import compute_dtype
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
+
 from .base import check_seq_len
 from .learned_mixer import LearnedMixer
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..matrix_mixer import compute_dtype
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
+
 from .base import check_seq_len
 from .learned_mixer import LearnedMixer
 

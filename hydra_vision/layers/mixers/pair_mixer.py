@@ -14,7 +14,9 @@ from typing import ClassVar, Optional
 
 import torch
 
-from ..matrix_mixer import compute_dtype, feature_groups
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
+
+from ..matrix_mixer import feature_groups
 from .base import GroupMatrixMixer, check_seq_len, need_max_seq_len
 
 __all__ = ["PairMixer"]

@@ -23,11 +23,11 @@ import torch
 from timm.layers import register_notrace_module
 
 from hydra_vision.kernels import ssd_causal_mix
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
 from hydra_vision.kernels.quasiseparable.dt import activate_dt
 from hydra_vision.kernels.quasiseparable.naive import semiseparable_matrix
 
 from ..hydra_mixer import BidirectionalSSD, Hydra
-from ..matrix_mixer import compute_dtype
 from ..ssd_mixer import SSDMixer
 
 __all__ = [

@@ -17,7 +17,8 @@ from typing import Optional
 
 import torch
 
-from ..matrix_mixer import compute_dtype
+from hydra_vision.kernels.quasiseparable.checks import compute_dtype
+
 from .base import GroupMatrixMixer, check_seq_len, need_max_seq_len
 
 __all__ = ["Toeplitz"]
