@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_chunk_fwd import chunk_configs, load_bc, prefix_values, prune_blocks, triangle_mask
+from .triton_chunk_fwd import chunk_configs, chunk_tile, load_bc, prefix_values, prune_blocks, triangle_mask
 from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_cols_kernel", "chunk_bwd_rows_kernel"]
@@ -50,15 +50,8 @@ def chunk_bwd_rows_kernel(
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    c = tile // (Q // BLOCK)
-    c0 = c * Q
-    c_end = tl.minimum(c0 + Q, L)
+    c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     r0 = tile * BLOCK
-    rows = r0 + tl.arange(0, BLOCK)
-    rm = rows < L
-    ps = tl.arange(0, BLOCK_P)
-    ns = tl.arange(0, BLOCK_N)
-    pm = ps < P
     bc = b * s_bb + g * s_bg
     cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
     dc_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
@@ -161,15 +154,8 @@ def chunk_bwd_cols_kernel(
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    c = tile // (Q // BLOCK)
-    c0 = c * Q
-    c_end = tl.minimum(c0 + Q, L)
+    c, c0, c_end, cols, cm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     j0 = tile * BLOCK
-    cols = j0 + tl.arange(0, BLOCK)
-    cm = cols < L
-    ps = tl.arange(0, BLOCK_P)
-    ns = tl.arange(0, BLOCK_N)
-    pm = ps < P
     nm = ns < N
     bc = b * s_bb + g * s_bg
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)

@@ -25,7 +25,9 @@ import triton.language as tl
 
 from .triton_config import interpreting, mma, mma_split
 
-__all__ = ["chunk_configs", "chunk_fwd_kernel", "load_bc", "prefix_values", "prune_blocks", "triangle_mask"]
+__all__ = [
+    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "load_bc", "prefix_values", "prune_blocks", "triangle_mask",
+]
 
 
 def chunk_configs() -> list[triton.Config]:
@@ -40,6 +42,16 @@ def prune_blocks(configs: list[triton.Config], named_args: dict, **kwargs) -> li
     Q = kwargs["Q"]
     kept = [c for c in configs if c.kwargs["BLOCK"] <= Q and (c.kwargs["BLOCK"] > 16 or Q <= 16)]
     return kept[:1] if interpreting() else kept
+
+
+@triton.jit
+def chunk_tile(tile, L, P, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Tile `tile` of BLOCK positions: (its chunk c, the chunk's start c*Q and end, the positions,
+    their mask, the headdim and state index ranges, the headdim mask)."""
+    c = tile // (Q // BLOCK)
+    idx = tile * BLOCK + tl.arange(0, BLOCK)
+    ps = tl.arange(0, BLOCK_P)
+    return c, c * Q, tl.minimum(c * Q + Q, L), idx, idx < L, ps, tl.arange(0, BLOCK_N), ps < P
 
 
 @triton.jit
@@ -92,15 +104,8 @@ def chunk_fwd_kernel(
 ):
     tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     g = h // (H // G)
-    c = tile // (Q // BLOCK)
-    c0 = c * Q
-    c_end = tl.minimum(c0 + Q, L)
+    c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     r0 = tile * BLOCK
-    rows = r0 + tl.arange(0, BLOCK)
-    rm = rows < L
-    ps = tl.arange(0, BLOCK_P)
-    ns = tl.arange(0, BLOCK_N)
-    pm = ps < P
     A_h = tl.load(A + h).to(tl.float32)
     off_f = b * H * L + h * L
     off_b = BHL + off_f
