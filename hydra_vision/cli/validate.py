@@ -13,7 +13,7 @@ import torch
 from timm.data import resolve_data_config
 from timm.utils import ParseKwargs, setup_default_logging
 
-from hydra_vision.training.checkpoint import load_checkpoint_file, load_model_weights
+from hydra_vision.checkpoint_io import load_checkpoint_file, load_model_weights
 from hydra_vision.training.data import create_eval_loader, create_image_dataset
 from hydra_vision.training.distributed import DistContext
 from hydra_vision.training.loops import evaluate

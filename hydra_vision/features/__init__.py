@@ -1,5 +1,4 @@
 """Image feature extraction: pooled embeddings and dense feature maps, sharded writer, k-NN."""
-from .checkpoint import load_weights
 from .extractor import FeatureExtractor
 from .inputs import ImageList, list_images
 from .knn import knn_scores, topk_accuracy
@@ -14,7 +13,6 @@ __all__ = [
     "extract_to_file",
     "knn_scores",
     "list_images",
-    "load_weights",
     "pca_map",
     "read_features",
     "save_pca_grid",

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
-from .checkpoint import load_weights
+from ..checkpoint_io import load_model_weights
 from .loading import open_rgb
 
 __all__ = ["FeatureExtractor", "ImageInput"]
@@ -47,7 +47,7 @@ class FeatureExtractor:
     Args:
         model: a timm model name (built with `num_classes=0`) or a model instance (used
             as it is, switched to eval mode).
-        checkpoint: weights to load into a model given by name (see `load_weights`).
+        checkpoint: weights to load into a model given by name (see `hydra_vision.checkpoint_io.load_model_weights`).
         ema: load the checkpoint's EMA weights.
         pool: `global_pool` for a model given by name (e.g. 'avg', 'token'); None keeps
             the model's default.
@@ -97,7 +97,7 @@ class FeatureExtractor:
                 kwargs["img_size"] = img_size
             model = timm.create_model(model, pretrained=False, num_classes=0, **kwargs)
             if checkpoint is not None:
-                load_weights(model, checkpoint, ema=ema)
+                load_model_weights(model, checkpoint, use_ema=ema)
             device, dtype = device or "cpu", dtype or torch.float32
         elif any(v is not None for v in (pool, img_size, checkpoint, model_kwargs)):
             raise TypeError("pool, img_size, checkpoint and model_kwargs apply only to a model given by name")

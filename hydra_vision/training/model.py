@@ -8,7 +8,7 @@ import logging
 import timm
 import torch
 
-from .checkpoint import load_model_weights
+from ..checkpoint_io import load_model_weights
 
 __all__ = ["check_model_name", "create_training_model"]
 

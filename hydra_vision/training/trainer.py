@@ -23,8 +23,8 @@ from timm.models import clean_state_dict, safe_model_name
 from timm.utils import ModelEmaV3, distribute_bn, get_outdir, random_seed
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import (AtomicCheckpointSaver, atomic_save, atomic_write_text, export_safetensors,
-                         load_checkpoint_file)
+from ..checkpoint_io import load_checkpoint_file
+from .checkpoint import AtomicCheckpointSaver, atomic_save, atomic_write_text, export_safetensors
 from .config import config_to_yaml
 from .data import class_names_of, create_eval_loader, create_image_dataset, create_train_loader, mixup_args
 from .distributed import DistContext, setup_distributed, teardown_distributed

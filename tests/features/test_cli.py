@@ -66,7 +66,7 @@ def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
 @pytest.mark.parametrize("extra, error, message", [
     (["--layers", "7"], ValueError, "unknown layer index 7: the model has 2 blocks"),
     (["--checkpoint", "{other}"], ValueError, r"does not match model 'hydra_vit_tiny'.*shape mismatch"),
-    (["--checkpoint", "{missing}"], FileNotFoundError, "no checkpoint file"),
+    (["--checkpoint", "{missing}"], FileNotFoundError, "checkpoint not found"),
     (["--ema", "--checkpoint", "{plain}"], ValueError, "EMA weights were asked for"),
 ])
 def test_extract_errors(image_root: Path, tmp_path: Path, extra: list[str], error: type, message: str):

@@ -1,4 +1,4 @@
-"""FeatureExtractor: shapes/dtypes of each output kind, agreement with the model's own forward, errors."""
+"""FeatureExtractor: shapes/dtypes of each output kind, agreement with the model's own forward, checkpoints, errors."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from timm.data import create_transform
 
 from hydra_vision.features import FeatureExtractor
 
-from .conftest import CLS_KWARGS, make_model
+from .conftest import CLS_KWARGS, MODEL, MODEL_KWARGS, make_model
 
 D = 192  # hydra_vit_tiny width
 GRID = 2  # 32 px / patch 16
@@ -110,6 +110,15 @@ def test_preprocessing_follows_the_model_cfg(image_root: Path):
     with torch.inference_mode():
         expected = model.forward_head(model.forward_features(reference), pre_logits=True)
     torch.testing.assert_close(extractor(path)["embeddings"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_loads_a_checkpoint_into_a_model_given_by_name(tmp_path: Path):
+    weights, ema = (make_model(seed=s, num_classes=10).state_dict() for s in (1, 2))
+    torch.save({"arch": MODEL, "state_dict": weights, "state_dict_ema": ema}, tmp_path / "last.pth.tar")
+    for use_ema, expected in ((False, weights), (True, ema)):
+        extractor = FeatureExtractor(MODEL, checkpoint=tmp_path / "last.pth.tar", ema=use_ema,
+                                     model_kwargs=MODEL_KWARGS)
+        assert all(torch.equal(v, expected[k]) for k, v in extractor.model.state_dict().items())
 
 
 @pytest.mark.parametrize("layers, message", [
