@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # One device call: install the package, then the chosen steps; logs and JSON lines go to $OUT.
-#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile]     (default: all four, ~9 min on an H100)
+#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [models] [extract]
+#   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
 #     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1)
 #     bench      benchmarks/bench_mixer.py (BENCH_ARGS passes options through)
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
+#     models     benchmarks/bench_models.py (MODEL_ARGS passes options, e.g. the models and sizes)
+#     extract    benchmarks/bench_extract.py on Imagewoof (carry .data/imagewoof2-128.tar.gz)
+# TEST_ARGS passes pytest options to the tests step (e.g. -k to pick tests).
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +16,7 @@ OUT=${OUT:-$PWD/.deviceout}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 steps=${*:-coldstart tests bench profile}
+step_limit=${STEP_LIMIT:-300}
 status=0
 
 if [ -d .whl ]; then  # wheels carried to an offline device (timm newer than the image's)
@@ -32,7 +37,7 @@ fi
 if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
     marker=$([ -n "${ALL_TESTS:-}" ] && echo "" || echo "not slow")
-    timeout 330 python3 -m pytest tests/kernels/gpu -m "$marker" -q -p no:cacheprovider --durations=10 2>&1 \
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu -m "$marker" ${TEST_ARGS:-} -q -p no:cacheprovider --durations=10 2>&1 \
         | tee "$OUT/gpu_tests.log"
     status=${PIPESTATUS[0]}
     echo "tests: exit $status, $(( $(date +%s) - start )) s (includes Triton compilation)"
@@ -45,5 +50,15 @@ if [[ " $steps " == *" bench "* ]]; then
 fi
 if [[ " $steps " == *" profile "* ]]; then
     timeout 120 python3 benchmarks/bench_mixer.py --profile --lengths 197 4097 2>&1 | tee "$OUT/profile.txt"
+fi
+if [[ " $steps " == *" models "* ]]; then
+    timeout "$step_limit" python3 benchmarks/bench_models.py --out "$OUT/bench_models.jsonl" ${MODEL_ARGS:-} 2>&1 \
+        | grep -v "^ *warnings.warn\|UserWarning" | tee "$OUT/bench_models.log" | grep -v '"kind": "case"'
+    python3 benchmarks/bench_models.py --table "$OUT/bench_models.jsonl" | tee "$OUT/bench_models_table.md"
+fi
+if [[ " $steps " == *" extract "* ]]; then
+    tar -xzf .data/imagewoof2-128.tar.gz -C /tmp || exit 1
+    timeout "$step_limit" python3 benchmarks/bench_extract.py --data /tmp/imagewoof2-128 --workers 14 \
+        --out "$OUT/bench_extract.jsonl" ${EXTRACT_ARGS:-} 2>&1 | tee "$OUT/bench_extract.log" | tail -8
 fi
 exit "$status"
