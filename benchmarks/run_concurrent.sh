@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Several train_imagenet.py runs at once on one GPU, within a deadline, in one device call.
+#   benchmarks/run_concurrent.sh "NAME=CONFIG [OPTION ...]" ...
+# A job names its run folder and config, then train_imagenet.py options of that run only (split at
+# spaces: no quoting). Steps, each timed from the script's start (START, epoch seconds):
+#   1. setup: WHEELS/*.whl into /tmp/site (PYTHONPATH) as benchmarks/gpu_train_check.sh does, the package
+#      installed editable where python3 cannot import it yet; DATA extracted from ARCHIVES (globs under
+#      the repo root, e.g. .data/imagewoof2-128.tar.gz) into DATA's parent, unless DATA exists
+#   2. the runs, JOBS at a time:  train_imagenet.py -c CONFIG --data-dir DATA --output RUNS --experiment
+#      NAME -j WORKERS [--epochs EPOCHS] [--seed S] [--resume RUNS/NAME/last.pth.tar] OPTIONS JOB-OPTIONS
+#      With SEEDS, every job runs once per seed as NAME-sS with --seed S (seed-major order, so the
+#      runs of one seed start together). A run folder that holds last.pth.tar (an earlier call on the
+#      same warm machine) is resumed. Runs still going DEADLINE s after the start get SIGTERM (the
+#      trainer saves and exits; exit 124), runs that would start with less than 60 s left do not start.
+#      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
+#      started), wall seconds
+#   3. with STOP > 0: each config's training step with the GPU to itself (benchmarks/train_throughput.py,
+#      10 steps after 3, batch 128, OPTIONS applied) until STOP s after the start -> RUNS/throughput.jsonl
+#   4. REPORT, a bash command run with RUNS and OUT exported (a table script)
+#   5. $OUT/TAG.tgz: RUNS without checkpoints (logs, args.yaml, CSVs, curves, jobs.tsv, setup logs);
+#      with COPY_SUMMARIES=1 also every run's summary.csv as $OUT/NAME/summary.csv
+# Environment (defaults): DATA (required), ARCHIVES (none), RUNS (/tmp/runs), OUT (.deviceout), JOBS
+# (all at once), WORKERS (loader processes per run: CPUs / JOBS, at least 1), DEADLINE (480), STOP (0),
+# EPOCHS (the configs'), SEEDS (the configs' seed, names as given), OPTIONS (every run), REPORT, TAG
+# (runs), COPY_SUMMARIES (0), WHEELS (.whl; empty: install none). Sourced, it only defines the functions (callers that need the package
+# before their jobs exist call setup_device, then run_concurrent).
+set -uo pipefail
+START=${START:-$(date +%s)}
+
+elapsed() { echo $(( $(date +%s) - START )); }
+
+# Install the wheels and the package (once per machine); exit on failure.
+setup_device() {
+    local log=${RUNS:-/tmp/runs}/install.log
+    mkdir -p "$(dirname "$log")"
+    local wheels=${WHEELS-.whl}
+    if [ -n "$wheels" ] && compgen -G "$wheels/*.whl" >/dev/null; then
+        [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site "$wheels"/*.whl >>"$log" 2>&1 || { cat "$log"; exit 1; }
+        [[ ":${PYTHONPATH:-}:" == *:/tmp/site:* ]] || export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    (cd / && python3 -c "import hydra_vision" 2>/dev/null) \
+        || python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1 || { cat "$log"; exit 1; }
+}
+
+# Extract ARCHIVES into DATA's parent unless DATA exists; exit when DATA is still missing.
+extract_data() {
+    if [ ! -d "$DATA" ]; then
+        local archive
+        for archive in ${ARCHIVES:-}; do
+            [ -f "$archive" ] || { echo "missing $archive (copy it from ../shared/datasets and carry it)"; exit 1; }
+            mkdir -p "$(dirname "$DATA")"
+            tar -xzf "$archive" -C "$(dirname "$DATA")" || exit 1
+        done
+    fi
+    [ -d "$DATA" ] || { echo "no dataset at DATA=$DATA (set ARCHIVES to extract it)"; exit 1; }
+}
+
+# One run: "NAME=CONFIG [OPTION ...]"; appends its line to RUNS/jobs.tsv.
+run_one() {
+    local name=${1%%=*} rest=${1#*=} config options left t0 status
+    read -r config options <<<"$rest"
+    left=$(( DEADLINE - $(elapsed) ))
+    if (( left < 60 )); then
+        printf '%s\t-\t0\n' "$name" >>"$RUNS/jobs.tsv"
+        echo "$name: not started (deadline)"
+        return
+    fi
+    local resume=()
+    [ -f "$RUNS/$name/last.pth.tar" ] && resume=(--resume "$RUNS/$name/last.pth.tar")
+    t0=$(date +%s)
+    # shellcheck disable=SC2086  # OPTIONS and the job's options are space-separated lists
+    timeout -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" --output "$RUNS" \
+        --experiment "$name" -j "$WORKERS" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}" ${OPTIONS:-} $options \
+        >>"$RUNS/$name.log" 2>&1
+    status=$?
+    printf '%s\t%s\t%s\n' "$name" "$status" "$(( $(date +%s) - t0 ))" >>"$RUNS/jobs.tsv"
+    echo "$name: exit $status, at $(elapsed) s${resume:+ (resumed)}"
+}
+
+# The jobs of "$@" (expanded over SEEDS), JOBS at a time.
+run_jobs() {
+    local jobs=() seed spec cpus
+    cpus=$(env -u OMP_NUM_THREADS nproc)
+    if [ -n "${SEEDS:-}" ]; then
+        for seed in $SEEDS; do
+            for spec in "$@"; do jobs+=("${spec%%=*}-s$seed=${spec#*=} --seed $seed"); done
+        done
+    else
+        jobs=("$@")
+    fi
+    JOBS=${JOBS:-${#jobs[@]}}
+    WORKERS=${WORKERS:-$(( cpus / JOBS > 0 ? cpus / JOBS : 1 ))}
+    [ -f "$RUNS/jobs.tsv" ] || printf 'name\texit\twall_s\n' >"$RUNS/jobs.tsv"
+    echo "${#jobs[@]} runs, $JOBS at a time x $WORKERS loader processes, cpus $cpus, epochs ${EPOCHS:-from configs}," \
+        "deadline $DEADLINE s" | tee -a "$RUNS/gpu.txt"
+    export -f run_one elapsed
+    export START DEADLINE DATA RUNS WORKERS EPOCHS OPTIONS
+    printf '%s\n' "${jobs[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c 'run_one "$1"' _ {}
+}
+
+# Each distinct config's training step alone until STOP s after the start.
+measure_throughput() {
+    local configs=() spec config left device=cpu
+    for spec in "$@"; do
+        read -r config _ <<<"${spec#*=}"
+        [[ " ${configs[*]} " == *" $config "* ]] || configs+=("$config")
+    done
+    left=$(( STOP - $(elapsed) ))
+    if (( left <= 20 )); then echo "throughput alone: skipped (STOP)"; return; fi
+    command -v nvidia-smi >/dev/null && device=cuda
+    # shellcheck disable=SC2086
+    timeout "$left" python3 benchmarks/train_throughput.py --configs "${configs[@]}" --steps 10 --warmup 3 \
+        --device "$device" --out "$RUNS/throughput.jsonl" --options ${OPTIONS:-} >"$RUNS/throughput.log" 2>&1
+    echo "throughput alone: exit $?, at $(elapsed) s"
+}
+
+# $OUT/TAG.tgz without checkpoints and, with COPY_SUMMARIES=1, the runs' summary.csv files.
+pack_runs() {
+    tar -czf "$OUT/${TAG:-runs}.tgz" --exclude='*.pth.tar' --exclude='*.safetensors' -C "$RUNS" .
+    if [ "${COPY_SUMMARIES:-0}" = 1 ]; then
+        local summary
+        for summary in "$RUNS"/*/summary.csv; do
+            [ -f "$summary" ] || continue
+            mkdir -p "$OUT/$(basename "$(dirname "$summary")")"
+            cp "$summary" "$OUT/$(basename "$(dirname "$summary")")/"
+        done
+    fi
+}
+
+run_concurrent() {
+    (( $# > 0 )) || { echo "usage: run_concurrent.sh \"NAME=CONFIG [OPTION ...]\" ..."; exit 2; }
+    : "${DATA:?set DATA to the dataset folder}"
+    RUNS=${RUNS:-/tmp/runs}
+    OUT=${OUT:-$PWD/.deviceout}
+    DEADLINE=${DEADLINE:-480}
+    STOP=${STOP:-0}
+    mkdir -p "$OUT" "$RUNS"
+    export PYTHONUNBUFFERED=1
+    setup_device
+    extract_data
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$RUNS/gpu.txt"
+    fi
+    run_jobs "$@"
+    (( STOP > 0 )) && measure_throughput "$@"
+    if [ -n "${REPORT:-}" ]; then
+        RUNS=$RUNS OUT=$OUT bash -c "$REPORT"
+    fi
+    pack_runs
+    echo "total $(elapsed) s"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    cd "$(dirname "$0")/.." || exit 1
+    run_concurrent "$@"
+fi
