@@ -177,7 +177,8 @@ def plot(groups: dict[str, list[Run]], out_png: Path) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("EMA top-1 (%)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)

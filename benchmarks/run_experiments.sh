@@ -13,8 +13,8 @@
 # Environment (defaults): EPOCHS (the configs': 100 Imagewoof, 30 CIFAR-10), SEEDS (0 1 2 headline, else
 # 0), JOBS (all runs at once), WORKERS (CPUs / JOBS), DEADLINE (470 s: SIGTERM, the trainer saves),
 # STOP (540 s: end of the throughput step), DATA (/tmp/imagewoof2-128 or /tmp/cifar10-jpeg; an existing
-# folder is used as it is), RUNS (/tmp/issue7/<experiment>; a run with last.pth.tar there resumes),
-# OUT (.deviceout), OPTIONS (more train_imagenet.py options for every run).
+# folder is used as it is), ARCHIVES (the .data files above), RUNS (/tmp/issue7/<experiment>; a run
+# with last.pth.tar there resumes), OUT (.deviceout), OPTIONS (more train_imagenet.py options, every run).
 cd "$(dirname "$0")/.." || exit 1
 experiment=${1:-}
 case $experiment in
@@ -25,9 +25,9 @@ case $experiment in
     *) echo "usage: $0 woof-headline|woof-small|woof-ablations|cifar"; exit 2 ;;
 esac
 if [ "$experiment" = cifar ]; then
-    folder=configs/cifar10 DATA=${DATA:-/tmp/cifar10-jpeg} ARCHIVES=$(echo .data/cifar10-jpeg_*.tar.gz)
+    folder=configs/cifar10 DATA=${DATA:-/tmp/cifar10-jpeg} ARCHIVES=${ARCHIVES:-$(echo .data/cifar10-jpeg_*.tar.gz)}
 else
-    folder=configs/imagewoof DATA=${DATA:-/tmp/imagewoof2-128} ARCHIVES=.data/imagewoof2-128.tar.gz
+    folder=configs/imagewoof DATA=${DATA:-/tmp/imagewoof2-128} ARCHIVES=${ARCHIVES:-.data/imagewoof2-128.tar.gz}
 fi
 export DATA ARCHIVES SEEDS=${SEEDS:-0} DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$experiment COPY_SUMMARIES=1
 export RUNS=${RUNS:-/tmp/issue7/$experiment}
