@@ -13,7 +13,8 @@ Hydra mix counted through its pure-PyTorch reference form); a training step coun
 used since it overcounts grouped convolutions). Out-of-memory cases are recorded, not fatal.
 
     python benchmarks/bench_models.py [--models ...] [--img-sizes 224 512 1024 2048] [--batch-sizes ...]
-        [--modes infer train] [--compile off on] [--device cuda] [--model-kwargs depth=2] [--out FILE] [--quick]
+        [--modes infer train] [--compile off on] [--device cuda] [--model-kwargs depth=2] [--out FILE]
+        [--quick] [--profile]
     python benchmarks/bench_models.py --table FILE.jsonl   (markdown table of Hydra / ViT ratios, no GPU)
 """
 from __future__ import annotations
@@ -114,12 +115,26 @@ def make_step(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img
     return step
 
 
+def profile_table(step: Callable[[], object], title: str, rows: int = 30) -> str:
+    """torch.profiler table of the CUDA kernels of 3 steps, by total GPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
+    return f"# profile {title} (3 steps)\n{table}"
+
+
 def measure(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_size: int, device: torch.device,
-            quick: bool) -> dict:
-    """Median step time, img/s and peak memory of one case."""
+            quick: bool, profile: bool = False) -> dict:
+    """Median step time, img/s and peak memory of one case (with `profile`, also print the kernel table)."""
     step = make_step(model, mode, compiled, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
+    if profile and device.type == "cuda":
+        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}"), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}
@@ -160,7 +175,8 @@ def run(args: argparse.Namespace) -> None:
                               "flops_img": flops_img * (3 if mode == "train" else 1)}
                     case_model = copy.deepcopy(model).to(device)
                     try:
-                        stats = measure(case_model, mode, compile_flag == "on", batch, img_size, device, args.quick)
+                        stats = measure(case_model, mode, compile_flag == "on", batch, img_size, device, args.quick,
+                                        args.profile)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -236,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE / 1e12,
                         help="dense peak of the device for MFU (H100 bf16: 989)")
     parser.add_argument("--quick", action="store_true", help="fewer warm-up and timed steps")
+    parser.add_argument("--profile", action="store_true", help="print each case's profiler table of CUDA kernels")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
 #     models     benchmarks/bench_models.py (MODEL_ARGS passes options, e.g. the models and sizes)
 #     extract    benchmarks/bench_extract.py on Imagewoof (carry .data/imagewoof2-128.tar.gz)
-# TEST_ARGS passes pytest options to the tests step (e.g. -k to pick tests).
+# PYTEST_ADDOPTS picks tests for the tests step (e.g. PYTEST_ADDOPTS='-k "not low_precision"').
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ fi
 if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
     marker=$([ -n "${ALL_TESTS:-}" ] && echo "" || echo "not slow")
-    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu -m "$marker" ${TEST_ARGS:-} -q -p no:cacheprovider --durations=10 2>&1 \
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu -m "$marker" -q -p no:cacheprovider --durations=10 2>&1 \
         | tee "$OUT/gpu_tests.log"
     status=${PIPESTATUS[0]}
     echo "tests: exit $status, $(( $(date +%s) - start )) s (includes Triton compilation)"
