@@ -16,10 +16,12 @@ def interpreting() -> bool:
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """fp32 inputs get exact fp32 products ("ieee"); 16-bit inputs use the tensor cores as they are,
-    except in the interpreter, whose bf16 dot is wrong (Triton 3.8): there "upcast" (see `mma`)."""
+    """fp32 inputs get fp32-accurate products: "tf32x3" on the GPU (three tensor-core dots; the
+    "ieee" FMA dot unrolls into kernels whose compilation takes minutes), "ieee" in the interpreter.
+    16-bit inputs use the tensor cores as they are, except in the interpreter, whose bf16 dot is
+    wrong (Triton 3.8): there "upcast" (see `mma`)."""
     if dtype == torch.float32:
-        return "ieee"
+        return "ieee" if interpreting() else "tf32x3"
     return "upcast" if interpreting() else "tf32"
 
 
@@ -36,8 +38,8 @@ def mma(a, b, acc, DOT_PREC: tl.constexpr):
 def mma_split(a, b, acc, DOT_PREC: tl.constexpr):
     """acc + a @ b for 16-bit (or fp32) a and fp32 b: b = hi + lo in a's dtype, two dots, so b keeps
     about 16 mantissa bits (states and weighted maps, whose rounding would bias dA and dt_bias)."""
-    if DOT_PREC == "ieee":
-        return tl.dot(a, b, acc, input_precision="ieee")
+    if DOT_PREC == "ieee" or DOT_PREC == "tf32x3":  # fp32 operands: one fp32-accurate dot
+        return tl.dot(a, b, acc, input_precision=DOT_PREC)
     hi = b.to(a.dtype)
     lo = (b - hi.to(tl.float32)).to(a.dtype)
     return mma(a, lo, mma(a, hi, acc, DOT_PREC), DOT_PREC)
