@@ -3,21 +3,44 @@
     y = x / sqrt(mean(x^2) + eps) * weight * SiLU(z)
 
 normalising before the gate (Mamba-2's `norm_before_gate=True`), computed in fp32 (fp64
-for fp64 inputs) and returned in x's dtype.
+for fp64 inputs) and returned in x's dtype, by `hydra_vision.kernels.gated_rmsnorm` (the fused
+Triton kernel when the backend is `triton` by name, else PyTorch).
 """
+from typing import Optional
+
 import torch
-import torch.nn.functional as F
+from timm.layers import register_notrace_function
 from torch import nn
 
-__all__ = ["GatedRMSNorm"]
+from hydra_vision.kernels.gated_rmsnorm import gated_rmsnorm
+
+__all__ = ["GatedRMSNorm", "normalize_gated"]
+
+
+@register_notrace_function
+@torch.jit.ignore
+def normalize_gated(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float,
+                    backend: Optional[str]) -> torch.Tensor:
+    """`gated_rmsnorm`, kept opaque to TorchScript and FX (a leaf in every FX trace)."""
+    return gated_rmsnorm(x, z, weight, eps, backend=backend)
+
+
+torch.fx.wrap("normalize_gated")
 
 
 class GatedRMSNorm(nn.Module):
-    """RMS-normalises x over its last dim, scales by `weight`, then gates with SiLU(z)."""
+    """RMS-normalises x over its last dim, scales by `weight`, then gates with SiLU(z).
 
-    def __init__(self, dim: int, eps: float = 1e-5, device=None, dtype=None) -> None:
+    Args:
+        dim: the normalised width.
+        eps: added to the mean square.
+        backend: kernel backend (see `hydra_vision.kernels.gated_rmsnorm`); None: the process default.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, backend: Optional[str] = None, device=None, dtype=None) -> None:
         super().__init__()
         self.eps = eps
+        self.backend = backend
         self.weight = nn.Parameter(torch.empty(dim, device=device, dtype=dtype))
         self.reset_parameters()
 
@@ -26,7 +49,4 @@ class GatedRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Args: x, z: (..., dim). Returns: (..., dim) in x's dtype."""
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        xf = x.to(dtype)
-        y = xf * torch.rsqrt(xf.square().mean(dim=-1, keepdim=True) + self.eps) * self.weight.to(dtype)
-        return (y * F.silu(z.to(dtype))).to(x.dtype)
+        return normalize_gated(x, z, self.weight, self.eps, self.backend)

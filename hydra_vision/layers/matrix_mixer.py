@@ -15,6 +15,8 @@ Table 2): one block, only the matrix class changes.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,6 +57,7 @@ class MatrixMixer(nn.Module):
         silu_features: apply SiLU to the conv features f too (not only to the values x).
         bias: bias of in_proj and out_proj.
         conv_bias: bias of the conv.
+        backend: kernel backend of the gated norm (see `GatedRMSNorm`); None: the process default.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class MatrixMixer(nn.Module):
         silu_features: bool = False,
         bias: bool = False,
         conv_bias: bool = True,
+        backend: Optional[str] = None,
         device=None,
         dtype=None,
     ) -> None:
@@ -91,7 +95,7 @@ class MatrixMixer(nn.Module):
             conv_dim, conv_dim, d_conv, padding=d_conv - 1 if causal_conv else d_conv // 2,
             groups=conv_dim, bias=conv_bias, **dd)
         self.build_mix(**dd)
-        self.norm = GatedRMSNorm(self.d_inner, eps=1e-5, **dd)
+        self.norm = GatedRMSNorm(self.d_inner, eps=1e-5, backend=backend, **dd)
         self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **dd)
 
     def build_mix(self, device=None, dtype=None) -> None:

@@ -81,7 +81,7 @@ class SSDMixer(MatrixMixer):
         super().__init__(
             dim, expand=expand, headdim=headdim, ngroups=ngroups, d_conv=d_conv,
             conv_features=2 * self.directions * ngroups * d_state, raw_features=self.dt_per_head * nheads,
-            causal_conv=self.causal_conv, silu_features=True, bias=bias, conv_bias=conv_bias,
+            causal_conv=self.causal_conv, silu_features=True, bias=bias, conv_bias=conv_bias, backend=backend,
             device=device, dtype=dtype)
         self.d_state = d_state
         self.dt_min, self.dt_max, self.dt_init_floor = dt_min, dt_max, dt_init_floor

@@ -1,0 +1,33 @@
+"""Gated RMSNorm, the normalisation in front of the Hydra layer's output projection:
+
+    y = x / sqrt(mean(x^2) + eps) * weight * SiLU(z)       (over the last dim, fp32 inside)
+
+Backends: `reference` (PyTorch, every device and dtype) and `triton` (one fused pass forward and
+one backward, fp16/bf16/fp32). The fused kernel runs only when `triton` is asked for by name (the
+argument, `set_default_backend('triton')` or HYDRA_VISION_BACKEND=triton); `auto` keeps the
+reference until the kernel's GPU speed has been measured (benchmarks/RESULTS.md).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..backend import get_default_backend, resolve_backend
+from .reference import gated_rmsnorm_reference
+
+__all__ = ["gated_rmsnorm", "gated_rmsnorm_reference"]
+
+
+def gated_rmsnorm(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5, *,
+                  backend: str | None = None) -> torch.Tensor:
+    """Args: x, z (..., D); weight (D,); backend as above. Returns: (..., D) in x's dtype."""
+    if x.shape != z.shape:
+        raise ValueError(f"gated_rmsnorm needs x and z of one shape, got {tuple(x.shape)} and {tuple(z.shape)}")
+    if weight.shape != x.shape[-1:]:
+        raise ValueError(f"weight must have shape ({x.shape[-1]},) for x of shape {tuple(x.shape)}, "
+                         f"got {tuple(weight.shape)}")
+    name = backend if backend is not None else get_default_backend()
+    if name == "triton" and x.dtype != torch.float64 and resolve_backend(name, x) == "triton":
+        from .triton_norm import gated_rmsnorm_triton
+
+        return gated_rmsnorm_triton(x, z, weight, eps)
+    return gated_rmsnorm_reference(x, z, weight, eps)

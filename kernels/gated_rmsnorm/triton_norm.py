@@ -1,0 +1,138 @@
+"""The `triton` backend of the gated RMSNorm: one pass forward, one pass backward.
+
+Per row (the last dim, D values), in fp32 whatever the input dtype:
+
+    forward:   r = 1 / sqrt(mean(x^2) + eps),  xh = x r,  y = xh w silu(z)          (stores y and r)
+    backward:  g = dy w silu(z),  dx = r (g - xh mean(g xh)),
+               dz = dy xh w silu'(z),  silu'(z) = s (1 + z (1 - s)),  s = sigmoid(z),
+               dw = sum over rows of dy xh silu(z)   (per-program partial sums, added by torch)
+
+so the forward keeps only x, z and r for the backward instead of PyTorch's fp32 intermediates.
+Registered as `hydra_vision::gated_rmsnorm` / `gated_rmsnorm_backward` with fake implementations,
+so torch.compile captures it without graph breaks.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from ..quasiseparable.triton_config import interpreting
+
+__all__ = ["gated_rmsnorm_triton"]
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+@triton.jit
+def _norm_fwd_kernel(x, s_x, z, s_z, w, y, rstd, M, D, eps, BLOCK_D: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_D)
+    cm = cols < D
+    xv = tl.load(x + row * s_x + cols, mask=cm, other=0.0).to(tl.float32)
+    zv = tl.load(z + row * s_z + cols, mask=cm, other=0.0).to(tl.float32)
+    wv = tl.load(w + cols, mask=cm, other=0.0).to(tl.float32)
+    r = 1.0 / tl.sqrt(tl.sum(xv * xv, axis=0) / D + eps)
+    out = xv * r * wv * (zv * tl.sigmoid(zv))
+    tl.store(y + row * D + cols, out.to(y.dtype.element_ty), mask=cm)
+    tl.store(rstd + row, r)
+
+
+@triton.jit
+def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, dw_part, M, D, ROWS_PER_PROG,
+                     BLOCK_D: tl.constexpr):
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_D)
+    cm = cols < D
+    wv = tl.load(w + cols, mask=cm, other=0.0).to(tl.float32)
+    dw_acc = tl.zeros([BLOCK_D], tl.float32)
+    first = pid.to(tl.int64) * ROWS_PER_PROG
+    for i in range(0, ROWS_PER_PROG):
+        row = first + i
+        ok = row < M
+        m = cm & ok
+        xv = tl.load(x + row * s_x + cols, mask=m, other=0.0).to(tl.float32)
+        zv = tl.load(z + row * s_z + cols, mask=m, other=0.0).to(tl.float32)
+        dyv = tl.load(dy + row * s_dy + cols, mask=m, other=0.0).to(tl.float32)
+        r = tl.load(rstd + row, mask=ok, other=0.0)
+        s = tl.sigmoid(zv)
+        xh = xv * r
+        gate = zv * s
+        g = dyv * wv * gate
+        dxv = r * (g - xh * (tl.sum(g * xh, axis=0) / D))
+        dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
+        dw_acc += dyv * xh * gate
+        tl.store(dx + row * D + cols, dxv.to(dx.dtype.element_ty), mask=m)
+        tl.store(dz + row * D + cols, dzv.to(dz.dtype.element_ty), mask=m)
+    tl.store(dw_part + pid * D + cols, dw_acc, mask=cm)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(..., D) -> (M, D) with unit stride along D (a view when possible)."""
+    t = t.reshape(-1, t.shape[-1])
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _programs(M: int, device: torch.device) -> int:
+    """Backward programs: a few per SM, each looping over a block of rows (one in the interpreter)."""
+    if interpreting() or device.type != "cuda":
+        return min(M, 4)
+    return min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
+
+
+@torch.library.custom_op("hydra_vision::gated_rmsnorm", mutates_args=())
+def _norm_op(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    x2, z2 = _rows(x), _rows(z)
+    M, D = x2.shape
+    y = torch.empty((M, D), dtype=x.dtype, device=x.device)
+    rstd = torch.empty(M, dtype=torch.float32, device=x.device)
+    if M:
+        _norm_fwd_kernel[(M,)](x2, x2.stride(0), z2, z2.stride(0), weight, y, rstd, M, D, eps,
+                               BLOCK_D=triton.next_power_of_2(D), num_warps=4 if D <= 2048 else 8)
+    return y.view(x.shape), rstd
+
+
+@_norm_op.register_fake
+def _norm_fake(x, z, weight, eps):
+    return x.new_empty(x.shape), x.new_empty(x.shape[:-1].numel(), dtype=torch.float32)
+
+
+@torch.library.custom_op("hydra_vision::gated_rmsnorm_backward", mutates_args=())
+def _norm_backward_op(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                      rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dy2, x2, z2 = _rows(dy), _rows(x), _rows(z)
+    M, D = x2.shape
+    dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
+    dz = torch.empty((M, D), dtype=z.dtype, device=z.device)
+    progs = max(_programs(M, x.device), 1)
+    dw_part = torch.zeros((progs, D), dtype=torch.float32, device=x.device)
+    if M:
+        _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz,
+                                   dw_part, M, D, triton.cdiv(M, progs), BLOCK_D=triton.next_power_of_2(D),
+                                   num_warps=4 if D <= 2048 else 8)
+    return dx.view(x.shape), dz.view(z.shape), dw_part.sum(0).to(weight.dtype)
+
+
+@_norm_backward_op.register_fake
+def _norm_backward_fake(dy, x, z, weight, rstd):
+    return x.new_empty(x.shape), z.new_empty(z.shape), weight.new_empty(weight.shape)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, z, weight, _ = inputs
+    ctx.save_for_backward(x, z, weight, output[1])
+
+
+def _norm_autograd(ctx, dy, _drstd):
+    x, z, weight, rstd = ctx.saved_tensors
+    dx, dz, dw = _norm_backward_op(dy, x, z, weight, rstd)
+    return dx, dz, dw, None
+
+
+_norm_op.register_autograd(_norm_autograd, setup_context=_setup_context)
+
+
+def gated_rmsnorm_triton(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """The fused kernel; arguments and math as `gated_rmsnorm_reference` (x, z in fp16/bf16/fp32)."""
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"the triton gated RMSNorm takes float16, bfloat16 or float32, got {x.dtype}")
+    y, _ = torch.ops.hydra_vision.gated_rmsnorm(x, z.to(x.dtype), weight, float(eps))
+    return y
