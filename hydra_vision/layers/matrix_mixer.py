@@ -13,17 +13,28 @@ order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modul
 `out_proj`). This is the paper's matrix-mixer set-up (Hwang et al., arXiv 2407.09941, section 3 and
 Table 2): one block, only the matrix class changes.
 """
-from __future__ import annotations
-
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
+from timm.layers import register_notrace_function
 from torch import nn
+
+from hydra_vision.kernels.dwconv import depthwise_conv1d_silu
 
 from .gated_rmsnorm import GatedRMSNorm
 
-__all__ = ["MatrixMixer", "feature_groups", "inner_heads"]
+__all__ = ["MatrixMixer", "conv_tokens", "feature_groups", "inner_heads"]
+
+
+@register_notrace_function
+@torch.jit.ignore
+def conv_tokens(xf: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
+                silu_channels: int, backend: Optional[str]) -> torch.Tensor:
+    """`depthwise_conv1d_silu` on tokens (B, L, C), kept opaque to TorchScript and FX."""
+    return depthwise_conv1d_silu(xf, weight, bias, causal=causal, silu_channels=silu_channels, backend=backend)
+
+
+torch.fx.wrap("conv_tokens")
 
 
 def inner_heads(dim: int, expand: int, headdim: int, ngroups: int = 1) -> tuple[int, int]:
@@ -57,7 +68,8 @@ class MatrixMixer(nn.Module):
         silu_features: apply SiLU to the conv features f too (not only to the values x).
         bias: bias of in_proj and out_proj.
         conv_bias: bias of the conv.
-        backend: kernel backend of the gated norm (see `GatedRMSNorm`); None: the process default.
+        backend: kernel backend of the conv and the gated norm (`hydra_vision.kernels.dwconv`,
+            `GatedRMSNorm`); None: the process default.
     """
 
     def __init__(
@@ -89,6 +101,7 @@ class MatrixMixer(nn.Module):
         self.raw_features = raw_features
         self.causal_conv = causal_conv
         self.silu_features = silu_features
+        self.backend = backend
         conv_dim = self.d_inner + conv_features
         self.in_proj = nn.Linear(dim, self.d_inner + conv_dim + raw_features, bias=bias, **dd)
         self.conv1d = nn.Conv1d(
@@ -107,14 +120,9 @@ class MatrixMixer(nn.Module):
         conv features f (B, L, conv_features), raw features r (B, L, raw_features); with
         `silu_features`, x and f are views of one SiLU(conv) output (Hydra's x, B, C)."""
         z, xf, r = self.in_proj(u).split([self.d_inner, self.d_inner + self.conv_features, self.raw_features], dim=-1)
-        xf = self.conv1d(xf.transpose(1, 2))
-        if self.causal_conv:
-            xf = xf[..., : u.shape[1]]
-        if self.silu_features:
-            xf = F.silu(xf)
-        x, f = xf.transpose(1, 2).split([self.d_inner, self.conv_features], dim=-1)
-        if not self.silu_features:
-            x = F.silu(x)
+        silu_channels = self.d_inner + self.conv_features if self.silu_features else self.d_inner
+        xf = conv_tokens(xf, self.conv1d.weight, self.conv1d.bias, self.causal_conv, silu_channels, self.backend)
+        x, f = xf.split([self.d_inner, self.conv_features], dim=-1)
         return z, x.unflatten(-1, (self.nheads, self.headdim)), f, r
 
     def mix(self, x: torch.Tensor, f: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,6 @@ class SSDMixer(MatrixMixer):
         self.dt_min, self.dt_max, self.dt_init_floor = dt_min, dt_max, dt_init_floor
         self.dt_limit = (float(dt_limit[0]), float(dt_limit[1]))
         self.chunk_size = chunk_size
-        self.backend = backend
         self.reset_parameters()
 
     def build_mix(self, device=None, dtype=None) -> None:

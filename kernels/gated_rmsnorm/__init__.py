@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..backend import get_default_backend, resolve_backend
+from ..backend import triton_by_name
 from .reference import gated_rmsnorm_reference
 
 __all__ = ["gated_rmsnorm", "gated_rmsnorm_reference"]
@@ -25,8 +25,7 @@ def gated_rmsnorm(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: f
     if weight.shape != x.shape[-1:]:
         raise ValueError(f"weight must have shape ({x.shape[-1]},) for x of shape {tuple(x.shape)}, "
                          f"got {tuple(weight.shape)}")
-    name = backend if backend is not None else get_default_backend()
-    if name == "triton" and x.dtype != torch.float64 and resolve_backend(name, x) == "triton":
+    if triton_by_name(backend, x):
         from .triton_norm import gated_rmsnorm_triton
 
         return gated_rmsnorm_triton(x, z, weight, eps)

@@ -1,0 +1,175 @@
+"""The `triton` backend of the depthwise conv1d + SiLU, on channel-last tokens (no transposes).
+
+Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp32:
+
+    forward:    pre = bias + sum_k w[:, k] x[l + k - left],  y = SiLU(pre) on the first silu_channels
+    backward 1: recompute pre, dpre = dy SiLU'(pre) (dy elsewhere), SiLU'(p) = s (1 + p (1 - s));
+                store dpre (fp32) and the tile's partial sums dw[k] = sum_l dpre[l] x[l + k - left]
+                and db = sum_l dpre[l] (added by torch: no atomics, deterministic)
+    backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
+
+Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
+so torch.compile captures it without graph breaks.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["depthwise_conv1d_silu_triton"]
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+BLOCK_L, BLOCK_C = 32, 64
+
+
+@triton.jit
+def _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
+    """[BLOCK_L, BLOCK_C] bias + sum_k w[c, k] x[l + k - LEFT, c] in fp32."""
+    acc = tl.zeros([BLOCK_L, BLOCK_C], tl.float32)
+    for k in tl.static_range(K):
+        src = ls + (k - LEFT)
+        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
+        xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
+        acc += xv * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
+    if HAS_BIAS:
+        acc += tl.load(bias + cs, mask=cm, other=0.0).to(tl.float32)[None, :]
+    return acc
+
+
+@triton.jit
+def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, LEFT: tl.constexpr,
+                     HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
+    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
+    cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = cs < C
+    pre = _pre_activation(x + b * s_xb, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
+    out = tl.where((cs < SILU_C)[None, :], pre * tl.sigmoid(pre), pre)
+    tl.store(y + b * L * C + ls[:, None] * C + cs[None, :], out.to(y.dtype.element_ty),
+             mask=(ls < L)[:, None] & cm[None, :])
+
+
+@triton.jit
+def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
+                         K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr,
+                         BLOCK_C: tl.constexpr):
+    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
+    cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = cs < C
+    lm = ls < L
+    x_b = x + b * s_xb
+    pre = _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
+    tile_m = lm[:, None] & cm[None, :]
+    g = tl.load(dy + b * s_yb + ls[:, None] * s_yl + cs[None, :], mask=tile_m, other=0.0).to(tl.float32)
+    s = tl.sigmoid(pre)
+    g = tl.where((cs < SILU_C)[None, :], g * s * (1.0 + pre * (1.0 - s)), g)
+    tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g, mask=tile_m)
+    part = (b * tl.num_programs(0) + pl) * (K + 1) * C
+    for k in tl.static_range(K):
+        src = ls + (k - LEFT)
+        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
+        xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(parts + part + k * C + cs, tl.sum(g * xv, axis=0), mask=cm)
+    tl.store(parts + part + K * C + cs, tl.sum(g, axis=0), mask=cm)
+
+
+@triton.jit
+def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,
+                        BLOCK_C: tl.constexpr):
+    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
+    cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = cs < C
+    acc = tl.zeros([BLOCK_L, BLOCK_C], tl.float32)
+    for k in tl.static_range(K):
+        src = ls - (k - LEFT)
+        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
+        g = tl.load(dpre + b * L * C + src[:, None] * C + cs[None, :], mask=m, other=0.0)
+        acc += g * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
+    tl.store(dx + b * L * C + ls[:, None] * C + cs[None, :], acc.to(dx.dtype.element_ty),
+             mask=(ls < L)[:, None] & cm[None, :])
+
+
+def _grid(x: torch.Tensor) -> tuple[int, int, int]:
+    B, L, C = x.shape
+    return triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B
+
+
+def _left(K: int, causal: bool) -> int:
+    return K - 1 if causal else K // 2
+
+
+@torch.library.custom_op("hydra_vision::dwconv1d_silu", mutates_args=())
+def _conv_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
+             silu_channels: int) -> torch.Tensor:
+    B, L, C = x.shape
+    K = weight.shape[-1]
+    y = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
+    if y.numel():
+        _conv_fwd_kernel[_grid(x)](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, y, L, C,
+                                   silu_channels, K=K, LEFT=_left(K, causal), HAS_BIAS=bias is not None,
+                                   BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C)
+    return y
+
+
+@_conv_op.register_fake
+def _conv_fake(x, weight, bias, causal, silu_channels):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("hydra_vision::dwconv1d_silu_backward", mutates_args=())
+def _conv_backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                      causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, L, C = x.shape
+    K = weight.shape[-1]
+    grid = _grid(x)
+    dy = dy if dy.stride(-1) == 1 else dy.contiguous()
+    dpre = torch.empty((B, L, C), dtype=torch.float32, device=x.device)
+    parts = torch.zeros((B * grid[0], K + 1, C), dtype=torch.float32, device=x.device)
+    dx = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
+    if dx.numel():
+        _conv_bwd_pre_kernel[grid](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy,
+                                   dy.stride(0), dy.stride(1), dpre, parts, L, C, silu_channels, K=K,
+                                   LEFT=_left(K, causal), HAS_BIAS=bias is not None, BLOCK_L=BLOCK_L,
+                                   BLOCK_C=BLOCK_C)
+        _conv_bwd_dx_kernel[grid](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal), BLOCK_L=BLOCK_L,
+                                  BLOCK_C=BLOCK_C)
+    dw = parts[:, :K].sum(0).t().reshape(weight.shape).to(weight.dtype)
+    db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
+    return dx, dw, db
+
+
+@_conv_backward_op.register_fake
+def _conv_backward_fake(dy, x, weight, bias, causal, silu_channels):
+    return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(0 if bias is None else bias.shape)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, weight, bias, causal, silu_channels = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.options = (causal, silu_channels)
+
+
+def _conv_autograd(ctx, dy):
+    x, weight, bias = ctx.saved_tensors
+    dx, dw, db = _conv_backward_op(dy, x, weight, bias, *ctx.options)
+    return dx, dw, None if bias is None else db, None, None
+
+
+_conv_op.register_autograd(_conv_autograd, setup_context=_setup_context)
+
+
+def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
+                                 silu_channels: int) -> torch.Tensor:
+    """The fused kernels; arguments and math as `depthwise_conv1d_silu_reference` (x in fp16/bf16/fp32,
+    any batch and token strides; the channels are made unit-stride if they are not)."""
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"the triton depthwise conv takes float16, bfloat16 or float32, got {x.dtype}")
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    return torch.ops.hydra_vision.dwconv1d_silu(x, weight.contiguous(), bias, causal, int(silu_channels))

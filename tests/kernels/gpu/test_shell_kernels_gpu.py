@@ -1,0 +1,52 @@
+"""The compiled kernels around the mix at Hydra-ViT-B's size (128 x 197 tokens; skipped without
+CUDA): gated RMSNorm over 1,536 channels and the depthwise conv + SiLU over 1,792, y and every
+gradient within twice the PyTorch reference's own error against fp64, plus one rounding."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    pytest.skip("needs a CUDA device", allow_module_level=True)
+
+from hydra_vision.kernels.dwconv import depthwise_conv1d_silu_reference  # noqa: E402
+from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton  # noqa: E402
+from hydra_vision.kernels.gated_rmsnorm import gated_rmsnorm_reference  # noqa: E402
+from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+
+
+def _check(kernel, reference, inputs: list, extra: tuple, dy: torch.Tensor, dtype: torch.dtype) -> None:
+    def run(fn, tensors):
+        leaves = [t.detach().requires_grad_() for t in tensors]
+        y = fn(*leaves, *extra)
+        return [y.detach().double(), *(t.double() for t in torch.autograd.grad(y, leaves, dy.to(y.dtype)))]
+
+    exact = run(reference, [t.double() for t in inputs])
+    out, ref = run(kernel, inputs), run(reference, inputs)
+    for i, (o, r, e) in enumerate(zip(out, ref, exact)):
+        assert torch.isfinite(o).all(), i
+        bound = 2 * (r - e).abs().max().item() + torch.finfo(dtype).eps * e.abs().max().item()
+        assert (o - e).abs().max().item() <= bound, f"output {i}: {(o - e).abs().max().item():.3g} > {bound:.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gated_rmsnorm_at_real_size(dtype):
+    g = torch.Generator("cuda").manual_seed(0)
+    x = (3 * torch.randn(128, 197, 1536, device="cuda", generator=g)).to(dtype)
+    z = torch.randn(128, 197, 3376, device="cuda", generator=g).to(dtype)[..., :1536]  # a slice of in_proj's output
+    w = 1 + 0.5 * torch.randn(1536, device="cuda", generator=g)
+    dy = torch.randn(128, 197, 1536, device="cuda", generator=g).to(dtype)
+    _check(gated_rmsnorm_triton, gated_rmsnorm_reference, [x, z, w], (1e-5,), dy, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_depthwise_conv_at_real_size(dtype):
+    g = torch.Generator("cuda").manual_seed(1)
+    x = torch.randn(128, 197, 3376, device="cuda", generator=g).to(dtype)[..., 1536:3328]  # in_proj's xBC slice
+    w = 0.3 * torch.randn(1792, 1, 7, device="cuda", generator=g)
+    b = 0.1 * torch.randn(1792, device="cuda", generator=g)
+    dy = torch.randn(128, 197, 1792, device="cuda", generator=g).to(dtype)
+    _check(depthwise_conv1d_silu_triton, depthwise_conv1d_silu_reference, [x, w, b], (False, 1792), dy, dtype)

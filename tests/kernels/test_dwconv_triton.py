@@ -1,0 +1,98 @@
+"""The fused depthwise conv1d + SiLU against its PyTorch reference and fp64: y and the gradients of
+x, weight and bias (Triton's CPU interpreter without CUDA; tests/conftest.py sets TRITON_INTERPRET)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference
+from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _inputs(B: int, L: int, C: int, K: int, dtype: torch.dtype, *, bias: bool = True, strided: bool = False,
+            seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    wide = torch.randn(B, L, C + 5 if strided else C, generator=g).to(DEVICE, dtype)
+    x = (wide[..., 2:C + 2] if strided else wide).detach().requires_grad_()
+    w = (0.5 * torch.randn(C, 1, K, generator=g)).to(DEVICE).requires_grad_()
+    b = (0.1 * torch.randn(C, generator=g)).to(DEVICE).requires_grad_() if bias else None
+    dy = torch.randn(B, L, C, generator=g).to(DEVICE, dtype)
+    return x, w, b, dy
+
+
+def _run(fn, x, w, b, dy, causal, silu_channels) -> list[torch.Tensor]:
+    y = fn(x, w, b, causal, silu_channels)
+    leaves = [t for t in (x, w, b) if t is not None]
+    return [y.detach().double(), *(t.double() for t in torch.autograd.grad(y, leaves, dy))]
+
+
+CASES = [  # B, L, C, K, causal, silu_channels, bias, strided
+    (2, 19, 24, 7, False, 24, True, False),  # Hydra's conv: same length, SiLU on every channel
+    (2, 70, 80, 7, False, 80, True, True),  # several token and channel tiles, strided tokens
+    (1, 9, 16, 4, True, 16, True, False),  # causal, even kernel
+    (3, 12, 40, 3, False, 24, False, True),  # SiLU on the values only, no bias
+    (2, 3, 8, 7, False, 8, True, False),  # L < K
+    (1, 1, 8, 5, True, 4, True, False),  # L = 1
+]
+
+
+@pytest.mark.parametrize("B, L, C, K, causal, silu_channels, bias, strided", CASES, ids=str)
+def test_fp32_matches_reference(B, L, C, K, causal, silu_channels, bias, strided):
+    x, w, b, dy = _inputs(B, L, C, K, torch.float32, bias=bias, strided=strided)
+    out = _run(depthwise_conv1d_silu_triton, x, w, b, dy, causal, silu_channels)
+    ref = _run(depthwise_conv1d_silu_reference, x, w, b, dy, causal, silu_channels)
+    for name, a, r in zip(("y", "dx", "dw", "db"), out, ref):
+        torch.testing.assert_close(a, r, rtol=2e-5, atol=2e-5 * r.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_low_precision_within_the_references_own_error(dtype):
+    """|kernel - fp64| <= 2 |reference in the same dtype - fp64| + one rounding of the scale."""
+    x, w, b, dy = _inputs(2, 33, 48, 7, dtype, seed=1)
+    exact = _run(depthwise_conv1d_silu_reference, *(t.detach().double().requires_grad_() for t in (x, w, b)),
+                 dy.double(), False, 48)
+    out = _run(depthwise_conv1d_silu_triton, x, w, b, dy, False, 48)
+    ref = _run(depthwise_conv1d_silu_reference, x, w, b, dy, False, 48)
+    for name, o, r, e in zip(("y", "dx", "dw", "db"), out, ref, exact):
+        bound = 2 * (r - e).abs().max().item() + torch.finfo(dtype).eps * e.abs().max().item()
+        assert (o - e).abs().max().item() <= bound, name
+
+
+def test_dispatch_only_by_name():
+    x, w, b, _ = _inputs(2, 6, 8, 3, torch.float32)
+    calls = []
+    original = torch.ops.hydra_vision.dwconv1d_silu
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.ops.hydra_vision, "dwconv1d_silu", lambda *a: calls.append(1) or original(*a))
+        depthwise_conv1d_silu(x, w, b, backend="auto")
+        assert not calls
+        depthwise_conv1d_silu(x, w, b, backend="triton")
+        assert calls
+    x64, w64, b64, _ = (t.double() if t is not None else None for t in _inputs(2, 6, 8, 3, torch.float32))
+    torch.testing.assert_close(depthwise_conv1d_silu(x64, w64, b64, backend="triton"),
+                               depthwise_conv1d_silu_reference(x64, w64, b64, False, 8), rtol=0, atol=0)
+
+
+def test_compiles_without_graph_breaks():
+    x, w, b, _ = _inputs(2, 10, 16, 5, torch.float32, seed=3)
+
+    def block(x, w, b):
+        return depthwise_conv1d_silu(x, w, b, backend="triton").square().sum(-1)
+
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+    eager_out, comp_out = block(x, w, b), compiled(x, w, b)
+    torch.testing.assert_close(comp_out, eager_out, rtol=0, atol=0)
+    for a, e in zip(torch.autograd.grad(comp_out.sum(), (x, w, b)), torch.autograd.grad(eager_out.sum(), (x, w, b))):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+
+def test_bad_shapes_name_the_problem():
+    x, w, b, _ = _inputs(2, 6, 8, 3, torch.float32)
+    with pytest.raises(ValueError, match=r"x \(B, L, C\) and weight \(C, 1, K\)"):
+        depthwise_conv1d_silu(x, w[:4], b)
+    with pytest.raises(ValueError, match="odd kernel"):
+        depthwise_conv1d_silu(x, torch.randn(8, 1, 4), b)
+    with pytest.raises(ValueError, match=r"bias must have shape \(8,\)"):
+        depthwise_conv1d_silu(x, w, b[:3])
