@@ -71,5 +71,5 @@ def resolve_backend(name: str | None, tensor: torch.Tensor) -> str:
 def triton_by_name(name: str | None, tensor: torch.Tensor) -> bool:
     """True when the Triton kernels are asked for by name (the argument, else the process default)
     and can take `tensor` (not fp64). For the kernels that `auto` does not pick yet."""
-    name = name if name is not None else get_default_backend()
+    name = _check_name(name) if name is not None else get_default_backend()
     return name == "triton" and tensor.dtype != torch.float64 and resolve_backend(name, tensor) == "triton"
