@@ -21,7 +21,7 @@ import safetensors
 import torch
 from timm.models import clean_state_dict
 
-__all__ = ["load_checkpoint_file", "load_model_weights"]
+__all__ = ["load_checkpoint_file", "load_model_weights", "state_dict_mismatch"]
 
 MODEL_KEYS = ("state_dict", "model")
 EMA_KEYS = ("state_dict_ema", "model_ema")
@@ -120,8 +120,8 @@ def _describe(keys: list[str], limit: int = 5) -> str:
     return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
 
 
-def _mismatch(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> list[str]:
-    """Human-readable differences between a state dict and the model's own."""
+def state_dict_mismatch(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> list[str]:
+    """Human-readable differences between a state dict and the model's own (empty when it fits)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -172,7 +172,7 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike, use_ema:
     if model_name is not None and arch is not None and arch != model_name:
         raise ValueError(f"{path} was trained with model {arch!r}, not {model_name!r}")
     state_dict = _drop_absent_classifier(_filter(clean_state_dict(state_dict), model), model)
-    problems = _mismatch(state_dict, model)
+    problems = state_dict_mismatch(state_dict, model)
     if problems:
         name = model_name or getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
         source = f"{path}" + (f" (saved from {arch!r})" if arch else "")

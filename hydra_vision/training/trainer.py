@@ -23,7 +23,7 @@ from timm.models import clean_state_dict, safe_model_name
 from timm.utils import ModelEmaV3, distribute_bn, get_outdir, random_seed
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint_io import load_checkpoint_file
+from ..checkpoint_io import load_checkpoint_file, state_dict_mismatch
 from .checkpoint import AtomicCheckpointSaver, atomic_save, atomic_write_text, export_safetensors
 from .config import config_to_yaml
 from .data import class_names_of, create_eval_loader, create_image_dataset, create_train_loader, mixup_args
@@ -101,12 +101,13 @@ def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[
     changed = sorted(k for k, v in vars(args).items() if k in saved and k not in _RESUME_IGNORED and saved[k] != v)
     if changed:
         _logger.warning(f"resuming with options that differ from the checkpoint's: {', '.join(changed)}")
-    try:
-        parts.raw_model.load_state_dict(clean_state_dict(checkpoint["state_dict"]))
-        if parts.ema is not None and checkpoint.get("state_dict_ema") is not None:
-            parts.ema.module.load_state_dict(clean_state_dict(checkpoint["state_dict_ema"]))
-    except RuntimeError as e:
-        raise ValueError(f"{args.resume} does not fit model {args.model}: {str(e).splitlines()[1].strip()}") from None
+    weights = clean_state_dict(checkpoint["state_dict"])
+    problems = state_dict_mismatch(weights, parts.raw_model)
+    if problems:
+        raise ValueError(f"{args.resume} does not fit model {args.model}: " + "; ".join(problems))
+    parts.raw_model.load_state_dict(weights)
+    if parts.ema is not None and checkpoint.get("state_dict_ema") is not None:
+        parts.ema.module.load_state_dict(clean_state_dict(checkpoint["state_dict_ema"]))
     if not args.no_resume_opt:
         parts.optimizer.load_state_dict(checkpoint["optimizer"])
         if parts.scaler is not None and parts.scaler.state_dict_key in checkpoint:

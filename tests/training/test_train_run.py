@@ -106,6 +106,7 @@ def _run_in_process(*argv: str) -> int:
     ("too-few-classes", ValueError, "3 classes but --num-classes is 2"),
     ("other-model-checkpoint", ValueError, "trained with model 'hydra_vit_tiny', not 'deit_tiny_patch16_224'"),
     ("missing-resume", FileNotFoundError, "checkpoint not found"),
+    ("resized-model-resume", ValueError, r"does not fit model hydra_vit_tiny: missing keys: blocks\.2\."),
 ])
 def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_folder: Path, trained_run: Path,
                                     tmp_path: Path) -> None:
@@ -120,6 +121,8 @@ def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_fo
         "other-model-checkpoint": [data, "--model", "deit_tiny_patch16_224", "--model-kwargs", "img_size=32",
                                    "depth=1", "--resume", str(trained_run / "last.pth.tar")],
         "missing-resume": [data, *TINY_MODEL, "--resume", str(tmp_path / "none.pth.tar")],
+        "resized-model-resume": [data, "--model", "hydra_vit_tiny", "--model-kwargs", "depth=3", "img_size=32",
+                                 "--resume", str(trained_run / "last.pth.tar")],
     }[case]
     if case == "empty-class":
         argv[0] = str(tmp_path / "data")
