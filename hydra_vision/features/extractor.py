@@ -95,9 +95,9 @@ class FeatureExtractor:
                 kwargs["global_pool"] = pool
             if img_size is not None:
                 kwargs["img_size"] = img_size
-            model = timm.create_model(model, pretrained=False, num_classes=0, **kwargs)
+            name, model = model, timm.create_model(model, pretrained=False, num_classes=0, **kwargs)
             if checkpoint is not None:
-                load_model_weights(model, checkpoint, use_ema=ema)
+                load_model_weights(model, checkpoint, use_ema=ema, model_name=name)
             device, dtype = device or "cpu", dtype or torch.float32
         elif any(v is not None for v in (pool, img_size, checkpoint, model_kwargs)):
             raise TypeError("pool, img_size, checkpoint and model_kwargs apply only to a model given by name")

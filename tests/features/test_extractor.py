@@ -119,6 +119,9 @@ def test_loads_a_checkpoint_into_a_model_given_by_name(tmp_path: Path):
         extractor = FeatureExtractor(MODEL, checkpoint=tmp_path / "last.pth.tar", ema=use_ema,
                                      model_kwargs=MODEL_KWARGS)
         assert all(torch.equal(v, expected[k]) for k, v in extractor.model.state_dict().items())
+    torch.save({"arch": "hydra_vit_small", "state_dict": weights}, tmp_path / "other.pth.tar")
+    with pytest.raises(ValueError, match=f"trained with model 'hydra_vit_small', not '{MODEL}'"):
+        FeatureExtractor(MODEL, checkpoint=tmp_path / "other.pth.tar", model_kwargs=MODEL_KWARGS)
 
 
 @pytest.mark.parametrize("layers, message", [
