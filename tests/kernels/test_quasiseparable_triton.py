@@ -1,60 +1,28 @@
 """The triton backend against the reference forms: y and every gradient, every code path.
 
-Without CUDA the kernels run in Triton's CPU interpreter. Triton chooses interpreter or
-compiler for each function when it is decorated, i.e. when `triton` (its own `tl.*` library)
-and our kernel modules are first imported, so this module sets TRITON_INTERPRET before
-importing them. In a full CPU test session something else (timm, through torch) may have
-imported triton already; then `test_in_fresh_process` runs this file and
-test_ssd_causal.py in a new Python process and the in-process tests are skipped.
-With CUDA the same tests run the compiled kernels on the GPU.
+Without CUDA the kernels run in Triton's CPU interpreter, which Triton chooses when it is first
+imported: tests/conftest.py sets TRITON_INTERPRET before any test module imports anything, and
+`test_kernels_run_where_the_tests_expect` fails if that did not happen. With CUDA the same tests
+run the compiled kernels on the GPU.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+import triton.language as tl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from triton.runtime.interpreter import InterpretedFunction
+
+from hydra_vision.kernels import quasiseparable_mix
+from hydra_vision.kernels.quasiseparable import triton_chunk_fwd
+from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive
+from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
+from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu":
-    os.environ["TRITON_INTERPRET"] = "1"
-
-import triton.language as tl  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
-
-from hydra_vision.kernels import quasiseparable_mix  # noqa: E402
-from hydra_vision.kernels.quasiseparable import triton_chunk_fwd  # noqa: E402
-from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive  # noqa: E402
-from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference  # noqa: E402
-from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton  # noqa: E402
-
 INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(triton_chunk_fwd.chunk_fwd_kernel.fn,
                                                                          InterpretedFunction)
-NEEDS_FRESH_PROCESS = DEVICE == "cpu" and not INTERPRETED
-
-
-@pytest.fixture(autouse=True)
-def _in_interpreter_process(request):
-    if NEEDS_FRESH_PROCESS and request.node.originalname != "test_in_fresh_process":
-        pytest.skip("triton was imported before TRITON_INTERPRET=1: covered by test_in_fresh_process")
-
-
-def test_in_fresh_process():
-    """The CPU interpreter tests of this file and test_ssd_causal.py, in a process where nothing
-    imported triton before TRITON_INTERPRET=1 (only needed when this one is not such a process)."""
-    if not NEEDS_FRESH_PROCESS:
-        pytest.skip("this process runs the kernels as intended")
-    here = Path(__file__).resolve()
-    cmd = [sys.executable, "-m", "pytest", str(here), str(here.with_name("test_ssd_causal.py")), "-q",
-           "-p", "no:cacheprovider"]
-    done = subprocess.run(cmd, cwd=here.parents[2], env={**os.environ, "TRITON_INTERPRET": "1"},
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
 def test_kernels_run_where_the_tests_expect():

@@ -1,34 +1,23 @@
 """The causal SSD mix: naive and reference against the plain recurrence, triton against both.
 
-Without CUDA the Triton kernels run in the interpreter (see test_quasiseparable_triton.py for
-why TRITON_INTERPRET is set before triton and the kernel modules are imported, and for the
-fresh process that runs the triton tests here when triton was imported earlier).
+Without CUDA the Triton kernels run in the interpreter (tests/conftest.py sets TRITON_INTERPRET;
+test_quasiseparable_triton.py checks that it took effect).
 """
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu":
-    os.environ["TRITON_INTERPRET"] = "1"
 
-import triton.language as tl  # noqa: E402
-from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
-
-from hydra_vision.kernels import ssd_causal_mix  # noqa: E402
-from hydra_vision.kernels.quasiseparable.dt import activate_dt  # noqa: E402
-from hydra_vision.kernels.ssd.naive import ssd_causal_mix_naive  # noqa: E402
-from hydra_vision.kernels.ssd.reference import ssd_causal_mix_reference  # noqa: E402
+from hydra_vision.kernels import ssd_causal_mix
+from hydra_vision.kernels.quasiseparable.dt import activate_dt
+from hydra_vision.kernels.ssd.naive import ssd_causal_mix_naive
+from hydra_vision.kernels.ssd.reference import ssd_causal_mix_reference
 
 GRAD_INPUTS = ("x", "dt", "A", "B", "C", "D", "dt_bias")
-needs_triton = pytest.mark.skipif(
-    DEVICE == "cpu" and not isinstance(tl.zeros, InterpretedFunction),
-    reason="triton was imported before TRITON_INTERPRET=1: run by test_quasiseparable_triton.py::test_in_fresh_process",
-)
 
 
 def _causal_inputs(mix_inputs, *args, **kwargs) -> dict:
@@ -77,7 +66,6 @@ def test_naive_and_reference_match_the_recurrence(mix_inputs, dims, Q, diag):
     torch.testing.assert_close(ssd_causal_mix(**kw, chunk_size=Q, backend="reference"), expected, **tol)
 
 
-@needs_triton
 @pytest.mark.parametrize("dims, Q, diag", [((1, 1, 2, 8, 1, 8), 64, "head"), ((2, 30, 4, 8, 2, 16), 64, "data"),
                                            ((1, 45, 2, 8, 1, 8), 16, None)], ids=["L1", "L30_one_chunk", "L45_chunked"])
 def test_triton_matches_naive(mix_inputs, dims, Q, diag):
@@ -98,7 +86,6 @@ def test_triton_matches_naive(mix_inputs, dims, Q, diag):
         assert err <= 2e-5 * max(r.abs().max().item(), 1e-3), f"{name}: {err:.3g}"
 
 
-@needs_triton
 def test_triton_bf16_within_twice_the_reference_error(mix_inputs):
     kw = _causal_inputs(mix_inputs, 1, 40, 2, 16, 1, 16, dtype=torch.bfloat16, seed=5, device=DEVICE)
     ref32 = ssd_causal_mix_reference(**_leaves(kw, torch.float32), chunk_size=16).float()
