@@ -19,12 +19,9 @@ steps=${*:-coldstart tests bench profile}
 step_limit=${STEP_LIMIT:-300}
 status=0
 
-if [ -d .whl ]; then  # wheels carried to an offline device (timm newer than the image's)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+# shellcheck source=run_concurrent.sh
+. benchmarks/run_concurrent.sh  # setup_device: carried .whl wheels into /tmp/site, the package editable
+RUNS=$OUT setup_device
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
 
 if [[ " $steps " == *" coldstart "* ]]; then
@@ -57,7 +54,7 @@ if [[ " $steps " == *" models "* ]]; then
     python3 benchmarks/bench_models.py --table "$OUT/bench_models.jsonl" | tee "$OUT/bench_models_table.md"
 fi
 if [[ " $steps " == *" extract "* ]]; then
-    tar -xzf .data/imagewoof2-128.tar.gz -C /tmp || exit 1
+    DATA=/tmp/imagewoof2-128 ARCHIVES=.data/imagewoof2-128.tar.gz extract_data
     timeout "$step_limit" python3 benchmarks/bench_extract.py --data /tmp/imagewoof2-128 --workers 14 \
         --out "$OUT/bench_extract.jsonl" ${EXTRACT_ARGS:-} 2>&1 | tee "$OUT/bench_extract.log" | tail -8
 fi

@@ -16,17 +16,16 @@ export PYTHONUNBUFFERED=1
 steps=${*:-throughput imagewoof ddp}
 status=0
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-export PYTHONPATH=/tmp/site
-python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+# shellcheck source=run_concurrent.sh
+. benchmarks/run_concurrent.sh  # setup_device, extract_data
+RUNS=$OUT setup_device
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 nproc | tee -a "$OUT/gpu.txt"
 
 DATA=/tmp/imagewoof2-128
 RUNS=/tmp/runs
 if [[ " $steps " == *" imagewoof "* || " $steps " == *" ddp "* ]]; then
-    tar -xzf .data/imagewoof2-128.tar.gz -C /tmp || exit 1
+    ARCHIVES=.data/imagewoof2-128.tar.gz extract_data
 fi
 # hydra_vit_tiny's ImageNet recipe at Imagewoof's 128 px, shortened: 4 (or 3) epochs of 70 updates,
 # lr 1e-3 at batch 128 with per-update warmup, EMA with timm's decay warmup (useful after a few hundred updates)
