@@ -162,12 +162,13 @@ def table(records: list[dict]) -> str:
             cases.setdefault((r["L"], r["mode"]), {})[r["case"]] = r
     h_attn = header["d_model"] // 64
     lines = [
-        f"{header['date']}, {header['device']}, torch {header['torch']}, triton {header['triton']}; mixer at d_model "
-        f"{header['d_model']} (H={header['H']} x P={header['P']}, N={header['N']}, G={header['G']}), {header['dtype']}, "
-        f"{header['tokens']} tokens per batch.",
+        f"{header['date']}, {header['device']}, torch {header['torch']}, triton {header['triton']}; "
+        f"mixer at d_model {header['d_model']} (H={header['H']} x P={header['P']}, N={header['N']}, "
+        f"G={header['G']}), {header['dtype']}, {header['tokens']} tokens per batch.",
         "",
-        f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms | SDPA h{header['H']} ms "
-        "| two-pass / triton (>= 2) | triton / causal (<= 1.3) | SDPA / triton (> 1 from L 1025) | triton peak GiB |",
+        f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms "
+        f"| SDPA h{header['H']} ms | two-pass / triton (>= 2) | triton / causal (<= 1.3) "
+        "| SDPA / triton (> 1 from L 1025) | triton peak GiB |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
     parser.add_argument("--cold-start", action="store_true",
-                        help="time the first triton forward+backward of this process (compile + autotune) at the first length")
+                        help="time the first triton forward+backward of this process (compile + autotune) "
+                             "at the first length")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)
     if args.table:

@@ -167,7 +167,8 @@ def test_result_does_not_depend_on_chunk_size(mix_inputs):
 
 def test_dispatcher_and_bad_inputs(mix_inputs):
     kw = mix_inputs(1, 12, 2, 4, 1, 4, device=DEVICE)
-    torch.testing.assert_close(quasiseparable_mix(**kw, backend="triton"), quasiseparable_mix_triton(**kw), rtol=0, atol=0)
+    torch.testing.assert_close(quasiseparable_mix(**kw, backend="triton"), quasiseparable_mix_triton(**kw),
+                               rtol=0, atol=0)
     with pytest.raises(TypeError, match="float16, bfloat16 or float32"):
         quasiseparable_mix_triton(**mix_inputs(1, 12, 2, 4, 1, 4, dtype=torch.float64, device=DEVICE))
     with pytest.raises(ValueError, match=r"^C_bwd has shape"):
@@ -230,14 +231,15 @@ def test_torch_compile_fullgraph_traces_the_op(mix_inputs):
     diag=st.sampled_from(["data", "head", None]), shift=st.booleans(),
     dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 2**16),
 )
-def test_fuzz_against_reference(mix_inputs, cast_inputs, batch, L, heads_per_group, G, P, N, Q, diag, shift, dtype, seed):
+def test_fuzz_against_reference(mix_inputs, cast_inputs, batch, L, heads_per_group, G, P, N, Q, diag, shift, dtype,
+                                seed):
     dims = dict(batch=batch, L=L, H=heads_per_group * G, P=P, G=G, N=N)
     base = mix_inputs(**dims, dtype=dtype, diag=diag, shift=shift, seed=seed, device=DEVICE)
     grad_out = torch.randn(base["x"].shape, generator=torch.Generator().manual_seed(seed)).to(DEVICE)
     out = _grads(quasiseparable_mix_triton, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
     if dtype == torch.float32:
-        _assert_fp32_close(out, _grads(quasiseparable_mix_naive, cast_inputs(base, dtype=torch.float64, requires_grad=True),
-                                       grad_out))
+        exact = _grads(quasiseparable_mix_naive, cast_inputs(base, dtype=torch.float64, requires_grad=True), grad_out)
+        _assert_fp32_close(out, exact)
         return
     out_ref = _grads(quasiseparable_mix_reference, cast_inputs(base, dtype=torch.float32, requires_grad=True), grad_out,
                      chunk_size=Q)
