@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference
 from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
@@ -45,6 +47,19 @@ def test_fp32_matches_reference(B, L, C, K, causal, silu_channels, bias, strided
     ref = _run(depthwise_conv1d_silu_reference, x, w, b, dy, causal, silu_channels)
     for name, a, r in zip(("y", "dx", "dw", "db"), out, ref):
         torch.testing.assert_close(a, r, rtol=2e-5, atol=2e-5 * r.abs().max().item(), msg=name)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(B=st.integers(1, 2), L=st.integers(1, 70), C=st.integers(1, 130), K=st.integers(1, 9), causal=st.booleans(),
+       silu_part=st.floats(0, 1), bias=st.booleans(), strided=st.booleans())
+def test_fuzz_fp32_against_reference(B, L, C, K, causal, silu_part, bias, strided):
+    K = K if causal else K | 1  # a same-length conv needs an odd kernel
+    x, w, b, dy = _inputs(B, L, C, K, torch.float32, bias=bias, strided=strided, seed=L * C)
+    silu_channels = round(silu_part * C)
+    out = _run(depthwise_conv1d_silu_triton, x, w, b, dy, causal, silu_channels)
+    ref = _run(depthwise_conv1d_silu_reference, x, w, b, dy, causal, silu_channels)
+    for name, a, r in zip(("y", "dx", "dw", "db"), out, ref):
+        torch.testing.assert_close(a, r, rtol=2e-5, atol=2e-5 * max(r.abs().max().item(), 1e-6), msg=name)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
