@@ -4,6 +4,9 @@
 #   benchmarks/run_experiments.sh woof-small      hydra_vit_small, deit_small, seed 0
 #   benchmarks/run_experiments.sh woof-ablations  hydra_vit_tiny without shift / diagonal / both, class token
 #   benchmarks/run_experiments.sh cifar           hydra_vit_tiny, deit_tiny on CIFAR-10, seed 0
+#   benchmarks/run_experiments.sh woof-droppath   the drop-path grid, same for both models: hydra_vit_tiny,
+#                                                 deit_tiny x drop path 0.0 and 0.2, seed 0 (0.1, the configs'
+#                                                 value, is the headline's seed 0)
 # configs/imagewoof/*.yaml or configs/cifar10/*.yaml, one run folder per config and seed (NAME-sSEED);
 # then each config's training step alone (img/s) and benchmarks/experiment_table.py. Carry .whl and the
 # data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz (cifar), copied
@@ -22,7 +25,8 @@ case $experiment in
     woof-small) configs="hydra_vit_small deit_small" ;;
     woof-ablations) configs="no_shift no_diag add cls_token" ;;
     cifar) configs="hydra_vit_tiny deit_tiny" ;;
-    *) echo "usage: $0 woof-headline|woof-small|woof-ablations|cifar"; exit 2 ;;
+    woof-droppath) configs="" ;;
+    *) echo "usage: $0 woof-headline|woof-small|woof-ablations|cifar|woof-droppath"; exit 2 ;;
 esac
 if [ "$experiment" = cifar ]; then
     folder=configs/cifar10 DATA=${DATA:-/tmp/cifar10-jpeg} ARCHIVES=${ARCHIVES:-$(echo .data/cifar10-jpeg_*.tar.gz)}
@@ -35,4 +39,9 @@ export REPORT='python3 benchmarks/experiment_table.py --runs "$RUNS" --md "$OUT/
     --png "$RUNS/ema_top1.png" | tee "$RUNS/table.log"'
 jobs=()
 for c in $configs; do jobs+=("$c=$folder/$c.yaml"); done
+if [ "$experiment" = woof-droppath ]; then
+    for c in hydra_vit_tiny deit_tiny; do
+        for dp in 0.0 0.2; do jobs+=("${c}_dp$dp=$folder/$c.yaml --drop-path $dp"); done
+    done
+fi
 exec benchmarks/run_concurrent.sh "${jobs[@]}"
