@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, peak_memory_gib, time_ms  # noqa: E402
+from timing import emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length  # noqa: E402
@@ -135,9 +135,6 @@ def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tenso
 
 def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, rows: int = 15) -> None:
     """torch.profiler table of the CUDA kernels of one triton forward+backward."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
     def step():
         y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="triton")
         y.backward(torch.ones_like(y))
@@ -145,12 +142,7 @@ def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, r
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(5):
-            step()
-        torch.cuda.synchronize()
-    print(f"# profile {label} (5 steps)")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows))
+    print(profile_table(step, label, steps=5, rows=rows, sort_by="cuda_time_total", cpu_ops=False))
 
 
 def table(records: list[dict]) -> str:

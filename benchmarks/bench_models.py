@@ -36,7 +36,7 @@ from timm.optim import create_optimizer_v2
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, peak_memory_gib, time_ms  # noqa: E402
+from timing import emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
 
@@ -115,18 +115,6 @@ def make_step(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img
     return step
 
 
-def profile_table(step: Callable[[], object], title: str, rows: int = 30) -> str:
-    """torch.profiler table of the CUDA kernels of 3 steps, by total GPU time."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(3):
-            step()
-        torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
-    return f"# profile {title} (3 steps)\n{table}"
-
-
 def measure(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_size: int, device: torch.device,
             quick: bool, profile: bool = False) -> dict:
     """Median step time, img/s and peak memory of one case (with `profile`, also print the kernel table)."""
@@ -134,7 +122,8 @@ def measure(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_s
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
     if profile and device.type == "cuda":
-        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}"), flush=True)
+        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30),
+              flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}

@@ -10,7 +10,7 @@ from typing import Callable, TextIO
 
 import torch
 
-__all__ = ["emit", "env_header", "peak_memory_gib", "time_ms"]
+__all__ = ["emit", "env_header", "peak_memory_gib", "profile_table", "time_ms"]
 
 
 def env_header() -> dict:
@@ -50,6 +50,21 @@ def peak_memory_gib(fn: Callable[[], object]) -> float:
     fn()
     torch.cuda.synchronize()
     return round((torch.cuda.max_memory_allocated() - base) / 2**30, 4)
+
+
+def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int, sort_by: str = "self_cuda_time_total",
+                  cpu_ops: bool = True) -> str:
+    """torch.profiler table of `steps` calls of fn() (warmed up by the caller), `rows` rows by `sort_by`;
+    with `cpu_ops` the aten operators appear next to the CUDA kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cpu_ops else [ProfilerActivity.CUDA]
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
+    return f"# profile {title} ({steps} steps)\n{table}"
 
 
 def emit(record: dict, stream: TextIO | None = None) -> None:

@@ -12,6 +12,7 @@ import os
 import torch
 
 BACKENDS = ("auto", "naive", "reference", "triton")
+TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # what every Triton kernel here takes
 ENV_VAR = "HYDRA_VISION_BACKEND"
 
 _default_backend: str | None = None
@@ -70,6 +71,6 @@ def resolve_backend(name: str | None, tensor: torch.Tensor) -> str:
 
 def triton_by_name(name: str | None, tensor: torch.Tensor) -> bool:
     """True when the Triton kernels are asked for by name (the argument, else the process default)
-    and can take `tensor` (not fp64). For the kernels that `auto` does not pick yet."""
+    and can take `tensor` (a dtype of TRITON_DTYPES). For the kernels that `auto` does not pick yet."""
     name = _check_name(name) if name is not None else get_default_backend()
-    return name == "triton" and tensor.dtype != torch.float64 and resolve_backend(name, tensor) == "triton"
+    return name == "triton" and tensor.dtype in TRITON_DTYPES and resolve_backend(name, tensor) == "triton"

@@ -19,9 +19,10 @@ import torch
 import triton
 import triton.language as tl
 
+from ..backend import TRITON_DTYPES
+
 __all__ = ["depthwise_conv1d_silu_triton"]
 
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BLOCK_L, BLOCK_C = 32, 64
 
 
@@ -168,7 +169,7 @@ def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Op
                                  silu_channels: int) -> torch.Tensor:
     """The fused kernels; arguments and math as `depthwise_conv1d_silu_reference` (x in fp16/bf16/fp32,
     any batch and token strides; the channels are made unit-stride if they are not)."""
-    if x.dtype not in _DTYPES:
+    if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton depthwise conv takes float16, bfloat16 or float32, got {x.dtype}")
     if x.stride(-1) != 1:
         x = x.contiguous()

@@ -15,11 +15,10 @@ import torch
 import triton
 import triton.language as tl
 
+from ..backend import TRITON_DTYPES
 from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["gated_rmsnorm_triton"]
-
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 @triton.jit
@@ -132,7 +131,7 @@ _norm_op.register_autograd(_norm_autograd, setup_context=_setup_context)
 
 def gated_rmsnorm_triton(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """The fused kernel; arguments and math as `gated_rmsnorm_reference` (x, z in fp16/bf16/fp32)."""
-    if x.dtype not in _DTYPES:
+    if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton gated RMSNorm takes float16, bfloat16 or float32, got {x.dtype}")
     y, _ = torch.ops.hydra_vision.gated_rmsnorm(x, z.to(x.dtype), weight, float(eps))
     return y

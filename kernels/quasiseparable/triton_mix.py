@@ -45,6 +45,7 @@ from typing import Optional
 import torch
 import triton
 
+from ..backend import TRITON_DTYPES
 from .checks import check_mix_inputs
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
 from .triton_chunk_fwd import chunk_fwd_kernel
@@ -53,8 +54,6 @@ from .triton_dt import dt_backward, dt_forward
 from .triton_states import chunk_states
 
 __all__ = ["chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
-
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def chunk_length(L: int, chunk_size: int) -> int:
@@ -221,7 +220,7 @@ def _prepare(
     x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], B_C: tuple[Optional[torch.Tensor], ...],
 ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], list[Optional[torch.Tensor]]]:
     """Checks dtypes for the kernels and aligns strides (copies only mismatched layouts)."""
-    if x.dtype not in _DTYPES:
+    if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton backend takes x in float16, bfloat16 or float32, got {x.dtype}")
     B_C = [None if t is None else t.to(x.dtype) for t in B_C]
     dt_f, dt_b = _same_strides(dt_f, dt_b)
