@@ -3,6 +3,7 @@ else the environment variable HYDRA_VISION_BACKEND, else `auto`.
 
 `auto` means the fused Triton kernels for CUDA tensors when Triton is importable,
 and the pure-PyTorch `reference` otherwise (CPU, meta, MPS, tracing for export).
+Meta tensors (shape propagation, FLOP counting) take `reference` under every name.
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
 def resolve_backend(name: str | None, tensor: torch.Tensor) -> str:
     """Turns a requested backend (or None) into a concrete one for `tensor`'s device."""
     name = _check_name(name) if name is not None else get_default_backend()
+    if tensor.device.type == "meta":
+        return "reference"
     if name == "auto":
         return "triton" if tensor.device.type == "cuda" and triton_available() else "reference"
     if name == "triton" and tensor.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":

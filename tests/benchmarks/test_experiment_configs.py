@@ -12,7 +12,7 @@ from hydra_vision.training.config import build_parser, load_config_file, parse_a
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # the per-experiment keys; everything else is the shared recipe
 ALLOWED = {"model", "model_kwargs", "gp", "drop_path"}
-GEOMETRY = {"imagewoof": (112, 8, 196), "cifar10": (32, 4, 64)}  # img_size, patch, tokens
+GEOMETRY = {"imagewoof": (128, 16, 64), "cifar10": (32, 4, 64)}  # img_size, patch, tokens
 FILES = {
     "imagewoof": {"hydra_vit_tiny", "deit_tiny", "hydra_vit_small", "deit_small", "no_shift", "no_diag", "add",
                   "cls_token"},
@@ -82,7 +82,7 @@ def test_geometry_and_recipe(folder: str) -> None:
         assert args.amp and args.amp_dtype == "bfloat16"
         if folder == "imagewoof":
             # eval: resize the short side to Imagewoof's 128 px, then center-crop img_size
-            assert round(img_size / args.crop_pct) == 128 and (args.epochs, args.warmup_epochs) == (100, 5)
+            assert round(img_size / args.crop_pct) == 128 and (args.epochs, args.warmup_epochs) == (16, 2)
         else:
             assert args.crop_pct == 1.0 and (args.train_split, args.val_split) == ("train", "test")
             assert args.scale == [0.35, 1.0] and args.epochs == 30

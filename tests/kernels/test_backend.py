@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hydra_vision.kernels.backend import get_default_backend, set_default_backend, triton_by_name
+from hydra_vision.kernels.backend import (
+    BACKENDS, get_default_backend, resolve_backend, set_default_backend, triton_by_name)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 
@@ -25,6 +26,13 @@ def test_only_the_name_triton_picks_the_opt_in_kernels(default_backend):
     assert triton_by_name(None, x)
     default_backend("reference")
     assert not triton_by_name(None, x)
+
+
+def test_meta_tensors_take_the_reference_under_every_name():
+    """Shape propagation and FLOP counting on the meta device must not need CUDA."""
+    x = torch.zeros(2, 3, device="meta")
+    assert [resolve_backend(name, x) for name in BACKENDS] == ["reference"] * len(BACKENDS)
+    assert not triton_by_name("triton", x)
 
 
 def test_unknown_backend_is_a_clear_error():
