@@ -1,47 +1,66 @@
 #!/usr/bin/env bash
-# Issue 7's experiments (docs/experiments.md), one device call each, through benchmarks/run_concurrent.sh:
-#   benchmarks/run_experiments.sh woof-headline   hydra_vit_tiny, deit_tiny x seeds 0 1 2: 6 runs at once
-#   benchmarks/run_experiments.sh woof-small      hydra_vit_small, deit_small, seed 0
-#   benchmarks/run_experiments.sh woof-ablations  hydra_vit_tiny without shift / diagonal / both, class token
-#   benchmarks/run_experiments.sh cifar           hydra_vit_tiny, deit_tiny on CIFAR-10, seed 0
-#   benchmarks/run_experiments.sh woof-droppath   the drop-path grid, same for both models: hydra_vit_tiny,
-#                                                 deit_tiny x drop path 0.0 and 0.2, seed 0 (0.1, the configs'
-#                                                 value, is the headline's seed 0)
+# Issue 7's experiments (docs/experiments.md), one or several per device call, through
+# benchmarks/run_concurrent.sh (all runs of the named experiments at once on one GPU):
+#   benchmarks/run_experiments.sh EXPERIMENT [EXPERIMENT ...]   (all on one dataset)
+#     woof-headline   hydra_vit_tiny, deit_tiny x seeds 0 1 2: 6 runs
+#     woof-small      hydra_vit_small, deit_small, seed 0
+#     woof-ablations  hydra_vit_tiny without shift / diagonal / both, class token, seed 0
+#     woof-wallclock  deit_tiny for WALL_EPOCHS (50) epochs: the epochs it trains in the wall time of
+#                     hydra_vit_tiny's 16 with each model alone on an H100 (5,785 / 1,853 img/s), seed 0
+#     woof-fp16       hydra_vit_tiny in fp16 autocast with GradScaler instead of bf16, seed 0
+#     woof-droppath   the drop-path grid, same for both models: hydra_vit_tiny, deit_tiny x drop path
+#                     0.0 and 0.2, seed 0 (0.1, the configs' value, is the headline's seed 0)
+#     cifar           hydra_vit_tiny, deit_tiny on CIFAR-10, seed 0
 # configs/imagewoof/*.yaml or configs/cifar10/*.yaml, one run folder per config and seed (NAME-sSEED);
 # then each config's training step alone (img/s) and benchmarks/experiment_table.py. Carry .whl and the
 # data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz (cifar), copied
-# from ../shared/datasets. One H100 call each (timeout 600). $OUT gets <experiment>.tgz (the run folders
+# from ../shared/datasets. One H100 call (timeout 600). $OUT gets <experiments>.tgz (the run folders
 # without checkpoints: logs, args.yaml, summary.csv, steps.csv, curves.png; jobs.tsv, throughput.jsonl,
-# results.csv, ema_top1.png), each run's summary.csv as <run>/summary.csv, and table.md.
-# Environment (defaults): EPOCHS (the configs': 100 Imagewoof, 30 CIFAR-10), SEEDS (0 1 2 headline, else
+# results.csv, ema_top1.png), table.md, and with COPY_SUMMARIES=1 each run's summary.csv as
+# <run>/summary.csv (at most 8 files come back from a call: leave it off beyond 6 runs).
+# Environment (defaults): EPOCHS (the configs': 16 Imagewoof, 30 CIFAR-10), SEEDS (0 1 2 headline, else
 # 0), JOBS (all runs at once), WORKERS (CPUs / JOBS), DEADLINE (470 s: SIGTERM, the trainer saves),
 # STOP (540 s: end of the throughput step), DATA (/tmp/imagewoof2-128 or /tmp/cifar10-jpeg; an existing
-# folder is used as it is), ARCHIVES (the .data files above), RUNS (/tmp/issue7/<experiment>; a run
+# folder is used as it is), ARCHIVES (the .data files above), RUNS (/tmp/issue7/<experiments>; a run
 # with last.pth.tar there resumes), OUT (.deviceout), OPTIONS (more train_imagenet.py options, every run).
 cd "$(dirname "$0")/.." || exit 1
-experiment=${1:-}
-case $experiment in
-    woof-headline) configs="hydra_vit_tiny deit_tiny"; SEEDS=${SEEDS:-0 1 2} ;;
-    woof-small) configs="hydra_vit_small deit_small" ;;
-    woof-ablations) configs="no_shift no_diag add cls_token" ;;
-    cifar) configs="hydra_vit_tiny deit_tiny" ;;
-    woof-droppath) configs="" ;;
-    *) echo "usage: $0 woof-headline|woof-small|woof-ablations|cifar|woof-droppath"; exit 2 ;;
-esac
-if [ "$experiment" = cifar ]; then
-    folder=configs/cifar10 DATA=${DATA:-/tmp/cifar10-jpeg} ARCHIVES=${ARCHIVES:-$(echo .data/cifar10-jpeg_*.tar.gz)}
+(( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|cifar ..."; exit 2; }
+woof=configs/imagewoof
+jobs=() datasets=""
+# job NAME CONFIG SEEDS [OPTION ...]: one run per seed, named NAME-sSEED
+job() {
+    local name=$1 config=$2 seeds=$3 seed
+    shift 3
+    for seed in $seeds; do jobs+=("$name-s$seed=$config --seed $seed${*:+ $*}"); done
+}
+for experiment in "$@"; do
+    seeds=${SEEDS:-0}
+    case $experiment in
+        woof-headline) seeds=${SEEDS:-0 1 2}; for c in hydra_vit_tiny deit_tiny; do job $c $woof/$c.yaml "$seeds"; done ;;
+        woof-small) for c in hydra_vit_small deit_small; do job $c $woof/$c.yaml "$seeds"; done ;;
+        woof-ablations) for c in no_shift no_diag add cls_token; do job $c $woof/$c.yaml "$seeds"; done ;;
+        woof-wallclock) job "deit_tiny_ep${WALL_EPOCHS:-50}" $woof/deit_tiny.yaml "$seeds" --epochs "${WALL_EPOCHS:-50}" ;;
+        woof-fp16) job hydra_vit_tiny_fp16 $woof/hydra_vit_tiny.yaml "$seeds" --amp-dtype float16 ;;
+        woof-droppath)
+            for c in hydra_vit_tiny deit_tiny; do
+                for dp in 0.0 0.2; do job "${c}_dp$dp" $woof/$c.yaml "$seeds" --drop-path $dp; done
+            done ;;
+        cifar) for c in hydra_vit_tiny deit_tiny; do job $c configs/cifar10/$c.yaml "$seeds"; done ;;
+        *) echo "unknown experiment $experiment; run $0 without arguments for the list"; exit 2 ;;
+    esac
+    [ "$experiment" = cifar ] && dataset=cifar || dataset=woof
+    [[ " $datasets " == *" $dataset "* ]] || datasets="$datasets $dataset"
+done
+if [ "$datasets" = " cifar" ]; then
+    DATA=${DATA:-/tmp/cifar10-jpeg} ARCHIVES=${ARCHIVES:-$(echo .data/cifar10-jpeg_*.tar.gz)}
+elif [ "$datasets" = " woof" ]; then
+    DATA=${DATA:-/tmp/imagewoof2-128} ARCHIVES=${ARCHIVES:-.data/imagewoof2-128.tar.gz}
 else
-    folder=configs/imagewoof DATA=${DATA:-/tmp/imagewoof2-128} ARCHIVES=${ARCHIVES:-.data/imagewoof2-128.tar.gz}
+    echo "one dataset per call: cifar cannot run with the woof-* experiments"; exit 2
 fi
-export DATA ARCHIVES SEEDS=${SEEDS:-0} DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$experiment COPY_SUMMARIES=1
-export RUNS=${RUNS:-/tmp/issue7/$experiment}
+tag=$(IFS=+; echo "$*")
+export DATA ARCHIVES SEEDS="" DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$tag COPY_SUMMARIES=${COPY_SUMMARIES:-1}
+export RUNS=${RUNS:-/tmp/issue7/$tag}
 export REPORT='python3 benchmarks/experiment_table.py --runs "$RUNS" --md "$OUT/table.md" --csv "$RUNS/results.csv" \
     --png "$RUNS/ema_top1.png" | tee "$RUNS/table.log"'
-jobs=()
-for c in $configs; do jobs+=("$c=$folder/$c.yaml"); done
-if [ "$experiment" = woof-droppath ]; then
-    for c in hydra_vit_tiny deit_tiny; do
-        for dp in 0.0 0.2; do jobs+=("${c}_dp$dp=$folder/$c.yaml --drop-path $dp"); done
-    done
-fi
 exec benchmarks/run_concurrent.sh "${jobs[@]}"
