@@ -58,7 +58,7 @@ elif [ "$datasets" = " woof" ]; then
 else
     echo "one dataset per call: cifar cannot run with the woof-* experiments"; exit 2
 fi
-tag=$(IFS=+; echo "$*")
+tag=$(IFS=_; echo "$*")  # $OUT file names: letters, digits, ".", "_", "-" only
 export DATA ARCHIVES SEEDS="" DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$tag COPY_SUMMARIES=${COPY_SUMMARIES:-1}
 export RUNS=${RUNS:-/tmp/issue7/$tag}
 export REPORT='python3 benchmarks/experiment_table.py --runs "$RUNS" --md "$OUT/table.md" --csv "$RUNS/results.csv" \
