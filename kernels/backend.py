@@ -72,8 +72,8 @@ def resolve_backend(name: str | None, tensor: torch.Tensor) -> str:
     return name
 
 
-def triton_by_name(name: str | None, tensor: torch.Tensor) -> bool:
-    """True when the Triton kernels are asked for by name (the argument, else the process default)
-    and can take `tensor` (a dtype of TRITON_DTYPES). For the kernels that `auto` does not pick yet."""
-    name = _check_name(name) if name is not None else get_default_backend()
-    return name == "triton" and tensor.dtype in TRITON_DTYPES and resolve_backend(name, tensor) == "triton"
+def use_triton(name: str | None, tensor: torch.Tensor) -> bool:
+    """True when `name` (else the process default) resolves to `triton` for `tensor` and the Triton
+    kernels take its dtype (TRITON_DTYPES); the conv and gated-norm kernels fall back to PyTorch
+    otherwise (fp64, CPU without the interpreter, meta)."""
+    return tensor.dtype in TRITON_DTYPES and resolve_backend(name, tensor) == "triton"

@@ -4,7 +4,7 @@
 
 normalising before the gate (Mamba-2's `norm_before_gate=True`), computed in fp32 (fp64
 for fp64 inputs) and returned in x's dtype, by `hydra_vision.kernels.gated_rmsnorm` (the fused
-Triton kernel when the backend is `triton` by name, else PyTorch).
+Triton kernel on CUDA, else PyTorch).
 """
 from typing import Optional
 

@@ -5,14 +5,14 @@ the shell (Hydra's x, B, C come out of it):
 
 with left = K // 2 (odd K, same length) or K - 1 (causal). Backends: `reference` (PyTorch's conv1d
 on the transposed tokens, every device and dtype) and `triton` (channel-last kernels, forward and
-backward, fp16/bf16/fp32). As for the gated norm, the kernels run only when `triton` is asked for
-by name; `auto` keeps the reference until their GPU speed has been measured.
+backward, fp16/bf16/fp32), used whenever the backend resolves to `triton` (`triton`, or `auto` on
+CUDA); fp64 stays on the reference.
 """
 from __future__ import annotations
 
 import torch
 
-from ..backend import triton_by_name
+from ..backend import use_triton
 from .reference import depthwise_conv1d_silu_reference
 
 __all__ = ["depthwise_conv1d_silu", "depthwise_conv1d_silu_reference"]
@@ -31,7 +31,7 @@ def depthwise_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     if bias is not None and bias.shape != (x.shape[-1],):
         raise ValueError(f"bias must have shape ({x.shape[-1]},), got {tuple(bias.shape)}")
     silu_channels = x.shape[-1] if silu_channels is None else silu_channels
-    if triton_by_name(backend, x):
+    if use_triton(backend, x):
         from .triton_conv import depthwise_conv1d_silu_triton
 
         return depthwise_conv1d_silu_triton(x, weight, bias, causal, silu_channels)

@@ -3,15 +3,14 @@
     y = x / sqrt(mean(x^2) + eps) * weight * SiLU(z)       (over the last dim, fp32 inside)
 
 Backends: `reference` (PyTorch, every device and dtype) and `triton` (one fused pass forward and
-one backward, fp16/bf16/fp32). The fused kernel runs only when `triton` is asked for by name (the
-argument, `set_default_backend('triton')` or HYDRA_VISION_BACKEND=triton); `auto` keeps the
-reference until the kernel's GPU speed has been measured (benchmarks/RESULTS.md).
+one backward, fp16/bf16/fp32), used whenever the backend resolves to `triton` (`triton`, or `auto`
+on CUDA); fp64 stays on the reference.
 """
 from __future__ import annotations
 
 import torch
 
-from ..backend import triton_by_name
+from ..backend import use_triton
 from .reference import gated_rmsnorm_reference
 
 __all__ = ["gated_rmsnorm", "gated_rmsnorm_reference"]
@@ -25,7 +24,7 @@ def gated_rmsnorm(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: f
     if weight.shape != x.shape[-1:]:
         raise ValueError(f"weight must have shape ({x.shape[-1]},) for x of shape {tuple(x.shape)}, "
                          f"got {tuple(weight.shape)}")
-    if triton_by_name(backend, x):
+    if use_triton(backend, x):
         from .triton_norm import gated_rmsnorm_triton
 
         return gated_rmsnorm_triton(x, z, weight, eps)

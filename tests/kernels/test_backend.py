@@ -1,11 +1,11 @@
-"""Backend choice: which names pick the opt-in Triton kernels (conv, gated norm)."""
+"""Backend choice: when the conv and gated-norm kernels take the Triton path."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from hydra_vision.kernels.backend import (
-    BACKENDS, get_default_backend, resolve_backend, set_default_backend, triton_by_name)
+    BACKENDS, get_default_backend, resolve_backend, set_default_backend, use_triton)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 
@@ -17,24 +17,30 @@ def default_backend():
     set_default_backend(None if before == "auto" else before)
 
 
-def test_only_the_name_triton_picks_the_opt_in_kernels(default_backend):
+def test_names_that_pick_the_triton_kernels(default_backend, monkeypatch):
     x = torch.zeros(2, 3, device=DEVICE)
-    assert triton_by_name("triton", x)
-    assert not triton_by_name("auto", x) and not triton_by_name("reference", x) and not triton_by_name("naive", x)
-    assert not triton_by_name("triton", x.double())  # no fp64 Triton kernels
+    assert use_triton("triton", x)
+    assert use_triton("auto", x) == (DEVICE == "cuda")  # auto: Triton on CUDA only, not in the interpreter
+    assert not use_triton("reference", x) and not use_triton("naive", x)
+    assert not use_triton("triton", x.double())  # no fp64 Triton kernels
     default_backend("triton")
-    assert triton_by_name(None, x)
+    assert use_triton(None, x)
     default_backend("reference")
-    assert not triton_by_name(None, x)
+    assert not use_triton(None, x)
+    if DEVICE == "cpu":
+        monkeypatch.delenv("TRITON_INTERPRET")
+        assert not use_triton("auto", x)
+        with pytest.raises(ValueError, match="needs CUDA tensors"):
+            use_triton("triton", x)
 
 
 def test_meta_tensors_take_the_reference_under_every_name():
     """Shape propagation and FLOP counting on the meta device must not need CUDA."""
     x = torch.zeros(2, 3, device="meta")
     assert [resolve_backend(name, x) for name in BACKENDS] == ["reference"] * len(BACKENDS)
-    assert not triton_by_name("triton", x)
+    assert not use_triton("triton", x)
 
 
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown kernel backend 'cuda'"):
-        triton_by_name("cuda", torch.zeros(1))
+        use_triton("cuda", torch.zeros(1))
