@@ -22,7 +22,8 @@
 # 0), JOBS (all runs at once), WORKERS (CPUs / JOBS), DEADLINE (470 s: SIGTERM, the trainer saves),
 # STOP (540 s: end of the throughput step), DATA (/tmp/imagewoof2-128 or /tmp/cifar10-jpeg; an existing
 # folder is used as it is), ARCHIVES (the .data files above), RUNS (/tmp/issue7/<experiments>; a run
-# with last.pth.tar there resumes), OUT (.deviceout), OPTIONS (more train_imagenet.py options, every run).
+# with last.pth.tar there resumes), OUT (.deviceout), OPTIONS (more train_imagenet.py options, every run),
+# KNN (1: after the table, k-NN top-1/top-5 of each seed-0 run's EMA features -> RUNS/knn.jsonl).
 cd "$(dirname "$0")/.." || exit 1
 (( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|cifar ..."; exit 2; }
 woof=configs/imagewoof
@@ -63,4 +64,7 @@ export DATA ARCHIVES SEEDS="" DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$t
 export RUNS=${RUNS:-/tmp/issue7/$tag}
 export REPORT='python3 benchmarks/experiment_table.py --runs "$RUNS" --md "$OUT/table.md" --csv "$RUNS/results.csv" \
     --png "$RUNS/ema_top1.png" | tee "$RUNS/table.log"'
+if [ "${KNN:-0}" = 1 ]; then  # k-NN of each seed-0 run's EMA features (benchmarks/knn_runs.sh)
+    REPORT+='; benchmarks/knn_runs.sh "$RUNS" "$DATA" --workers "$(nproc)" --batch-size 256 | tee "$RUNS/knn.jsonl"'
+fi
 exec benchmarks/run_concurrent.sh "${jobs[@]}"
