@@ -1,10 +1,12 @@
 """Feature extraction: JPEG-folder throughput against the model's pure forward, and k-NN accuracy.
 
-For each model, at batch B, dtype and image size (default: the model's cfg, 224 px):
+For each model and each --resize-on (cpu: timm's PIL transform in the loader; device: the loader
+only decodes), at batch B, dtype and image size (default: the model's cfg, 224 px):
     forward   FeatureExtractor.forward on one resident random batch (B, 3, H, W): the ceiling,
               median of do_bench (CUDA events)
     host      the same from a pinned uint8 batch on the host: + copy to the GPU + normalisation
-    loader    the DataLoader alone over the JPEGs (decode, resize, crop to uint8, W workers)
+    loader    the DataLoader alone over the JPEGs (decode, and with --resize-on cpu resize + crop, to
+              uint8, W workers)
     extract   extract_to_file over the train split repeated until >= --min-images images:
               JPEG folder -> .safetensors, wall clock including worker start and the final write
     ratio     extract / forward (issue 6's target: >= 0.9)
@@ -14,7 +16,7 @@ For each model, at batch B, dtype and image size (default: the model's cfg, 224 
 Data: an ImageFolder root with train/ and val/ (e.g. Imagewoof-128 from ../shared/datasets).
 
     python benchmarks/bench_extract.py --data /tmp/imagewoof2-128 [--models hydra_vit_tiny ...]
-        [--checkpoint CKPT [--ema]] [--model-kwargs k=v ...] [--out FILE]
+        [--checkpoint CKPT [--ema]] [--model-kwargs k=v ...] [--resize-on cpu device] [--out FILE]
 """
 from __future__ import annotations
 
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--min-images", type=int, default=40000, help="images per throughput run")
+    parser.add_argument("--resize-on", nargs="+", choices=("cpu", "device"), default=["cpu", "device"])
     parser.add_argument("--skip-knn", action="store_true")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -120,12 +123,14 @@ def main() -> None:
     repeat = -(-args.min_images // len(train))
     repeated = ImageList(train.paths * repeat, train.labels * repeat, train.classes)
     records = []
-    for name in args.models:
+    for name, resize_on in ((name, where) for name in args.models for where in args.resize_on):
         torch.manual_seed(0)
         extractor = FeatureExtractor(name, checkpoint=args.checkpoint, ema=args.ema, img_size=args.img_size,
-                                     device=args.device, dtype=DTYPES[args.dtype], model_kwargs=args.model_kwargs)
-        record = {"kind": "case", "model": name, "input_size": list(extractor.data_config["input_size"]),
-                  "checkpoint": args.checkpoint, "ema": args.ema}
+                                     device=args.device, dtype=DTYPES[args.dtype], model_kwargs=args.model_kwargs,
+                                     resize_on=resize_on)
+        record = {"kind": "case", "model": name, "resize_on": resize_on,
+                  "input_size": list(extractor.data_config["input_size"]), "checkpoint": args.checkpoint,
+                  "ema": args.ema}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             record["forward_ips"] = round(forward_ips(extractor, args.batch_size), 1)
@@ -145,9 +150,9 @@ def main() -> None:
             torch.cuda.empty_cache()
 
     columns = " ".join(f"{c:>9}" for c in ("forward", "host", "loader", "extract"))
-    print(f"{'model':<16} {'size':>5} {columns} {'ratio':>6} {'knn@1':>6} {'knn@5':>6}")
+    print(f"{'model':<16} {'resize':>6} {'size':>5} {columns} {'ratio':>6} {'knn@1':>6} {'knn@5':>6}")
     for r in records:
-        print(f"{r['model']:<16} {r['input_size'][-1]:>5} {r['forward_ips']:>9.0f} "
+        print(f"{r['model']:<16} {r['resize_on']:>6} {r['input_size'][-1]:>5} {r['forward_ips']:>9.0f} "
               f"{r.get('host_batch_ips', float('nan')):>9.0f} {r['loader_ips']:>9.0f} "
               f"{r['extract_ips']:>9.0f} {r['ratio']:>6.3f} {r.get('knn_top1', float('nan')):>6.2f} "
               f"{r.get('knn_top5', float('nan')):>6.2f}")

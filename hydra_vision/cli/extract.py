@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer-norm", action="store_true", help="apply the model's final norm to block outputs")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     parser.add_argument("--img-size", type=int, help="input size (default: the model's)")
+    parser.add_argument("--resize-on", choices=("cpu", "device"), default="cpu",
+                        help="where images are resized: 'cpu' (timm's PIL transform in the loader) or 'device' "
+                             "(the loader only decodes; faster when decoding bounds the run, pixels within a few "
+                             "levels of PIL's)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -70,12 +74,14 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=DTYPES[dtype],
         model_kwargs=args.model_kwargs,
+        resize_on=args.resize_on,
     )
     settings = dict(
         model=args.model, model_kwargs=args.model_kwargs, seed=args.seed, ema=args.ema, pool=args.pool, dtype=dtype,
         checkpoint=os.path.abspath(args.checkpoint) if args.checkpoint else None,
         layers=args.layers, layer_format=args.layer_format, prefix_tokens=args.prefix_tokens,
         layer_norm=args.layer_norm, normalize=args.normalize, data_config=extractor.data_config,
+        resize_on=args.resize_on,
     )
     result = extract_to_file(extractor, images, args.out, batch_size=args.batch_size, workers=args.workers,
                              shard_size=args.shard_size, settings=settings, keep_shards=args.keep_shards,

@@ -9,7 +9,8 @@ For an image batch x (B, 3, H, W) and a model with D channels, P prefix tokens a
   (B, h*w, D); with prefix tokens, NLC becomes (B, P + h*w, D) (prefix first, as in
   forward_features) and NCHW adds `blocks.<i>.prefix` (B, P, D).
 Preprocessing follows the model's pretrained cfg (timm's resolve_data_config +
-create_transform); images are resized on the CPU as uint8 and normalised on the device.
+create_transform); images are resized on the CPU as uint8 (or, with `resize_on='device'`, on the
+model's device: `DeviceResize`) and normalised on the device.
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from ..checkpoint_io import load_model_weights
-from .loading import open_rgb
+from .device_resize import DeviceResize
+from .loading import open_rgb, stack_if_uniform
 
 __all__ = ["FeatureExtractor", "ImageInput"]
 
 OutputFormat = Literal["NCHW", "NLC"]
-ImageInput = torch.Tensor | Image.Image | str | os.PathLike | Sequence[Image.Image | str | os.PathLike]
+ImageInput = torch.Tensor | Image.Image | str | os.PathLike | Sequence[Image.Image | str | os.PathLike | torch.Tensor]
 
 
 def _model_input_size(model: torch.nn.Module, img_size: int | None) -> tuple[int, int, int] | None:
@@ -58,6 +60,8 @@ class FeatureExtractor:
         layer_norm: apply the model's final norm to the block outputs.
         normalize: L2-normalise `embeddings`.
         img_size: input size for a model given by name; None keeps the cfg's.
+        resize_on: 'cpu' (timm's transform with PIL, in the loader) or 'device' (decode only on the
+            CPU, resize + crop on the model's device; pixels differ from PIL's by a few levels).
         device: device to run on (default: cpu for a name, the model's own otherwise).
         dtype: compute dtype (default: float32 for a name, the model's own otherwise).
         model_kwargs: extra `timm.create_model` keyword arguments.
@@ -84,11 +88,14 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         model_kwargs: dict | None = None,
+        resize_on: Literal["cpu", "device"] = "cpu",
     ):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         if not embeddings and not layers:
             raise ValueError("nothing to extract: ask for embeddings and/or layers")
+        if resize_on not in ("cpu", "device"):
+            raise ValueError(f"resize_on must be 'cpu' or 'device', got {resize_on!r}")
         if isinstance(model, str):
             kwargs = dict(model_kwargs or {})
             if pool is not None:
@@ -113,6 +120,9 @@ class FeatureExtractor:
         input_size = _model_input_size(model, img_size)
         self.data_config = resolve_data_config({"input_size": input_size} if input_size else {}, model=model)
         self.transform = create_transform(**self.data_config, use_prefetcher=True)
+        self._device_resize = DeviceResize(self.transform, self.device) if resize_on == "device" else None
+        if self._device_resize is not None:
+            self.transform = self._device_resize.decode  # the loader's part: PIL -> uint8 (3, h, w)
         shape = (1, -1, 1, 1)
         self._mean = torch.tensor(self.data_config["mean"], device=self.device).view(shape) * 255
         self._std = torch.tensor(self.data_config["std"], device=self.device).view(shape) * 255
@@ -147,19 +157,26 @@ class FeatureExtractor:
                 names.append(f"{self.layer_name(index)}.prefix")
         return names
 
-    def preprocess(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor:
-        """Paths or PIL images -> resized uint8 batch (B, 3, H, W) on the CPU."""
+    def preprocess(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor | list[torch.Tensor]:
+        """Paths or PIL images -> `transform`ed uint8 images on the CPU: a batch (B, 3, H, W), or a
+        list of (3, h_i, w_i) when resizing on the device and the sizes differ."""
         bad = [type(im).__name__ for im in images if not isinstance(im, (Image.Image, str, os.PathLike))]
         if bad or not images:
             raise TypeError(f"expected a non-empty sequence of PIL images or paths, got {bad or 'nothing'}")
-        return torch.stack([
-            torch.as_tensor(self.transform(im.convert("RGB") if isinstance(im, Image.Image) else open_rgb(im)))
-            for im in images
+        return stack_if_uniform([
+            self.transform(im.convert("RGB") if isinstance(im, Image.Image) else open_rgb(im)) for im in images
         ])
 
-    def normalize_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> model input (x / 255 - mean) / std on the device, in the compute dtype."""
-        images = images.to(self.device, non_blocking=True).float()
+    def normalize_input(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """uint8 images from `preprocess` -> model input (x / 255 - mean) / std (B, 3, H, W) on the
+        device, in the compute dtype (resized there first with `resize_on='device'`)."""
+        if self._device_resize is not None:
+            images = self._device_resize(images)
+        else:
+            images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
+            if isinstance(images, list):
+                raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
+            images = images.to(self.device, non_blocking=True).float()
         return ((images - self._mean) / self._std).to(self.dtype)
 
     @torch.inference_mode()
@@ -198,8 +215,9 @@ class FeatureExtractor:
         """Features of images.
 
         Args:
-            images: a preprocessed float tensor (B, 3, H, W) or (3, H, W); a uint8 tensor
-                from `preprocess`; or a PIL image, a path, or a sequence of them.
+            images: a preprocessed float tensor (B, 3, H, W) or (3, H, W); uint8 images from
+                `preprocess` (a tensor, or a list of tensors); or a PIL image, a path, or a
+                sequence of them.
 
         Returns:
             dict of tensors on the device, in the compute dtype: `embeddings` (B, D)
@@ -212,4 +230,8 @@ class FeatureExtractor:
             return self.forward(self.normalize_input(batch) if batch.dtype == torch.uint8 else batch)
         if isinstance(images, (Image.Image, str, os.PathLike)):
             images = [images]
+        if images and any(isinstance(im, torch.Tensor) for im in images):
+            if not all(isinstance(im, torch.Tensor) and im.dtype == torch.uint8 and im.ndim == 3 for im in images):
+                raise TypeError("a sequence of tensors must hold uint8 images (3, h, w), as `preprocess` returns")
+            return self.forward(self.normalize_input(images))
         return self.forward(self.normalize_input(self.preprocess(images)))

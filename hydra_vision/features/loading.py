@@ -1,8 +1,8 @@
 """Decoding images for extraction: unreadable files become recorded failures, never exceptions.
 
-Images are decoded and resized on the CPU into uint8 tensors (B, 3, H, W); the float
-conversion and mean/std normalisation happen on the model's device (see extractor.py),
-which keeps the loader workers and the host-to-device copy cheap.
+Images are decoded (and, unless the extractor resizes on its device, resized) on the CPU into
+uint8 tensors; the float conversion and mean/std normalisation happen on the model's device
+(see extractor.py), which keeps the loader workers and the host-to-device copy cheap.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["Batch", "ImageDataset", "collate_images", "open_rgb"]
+__all__ = ["Batch", "ImageDataset", "collate_images", "open_rgb", "stack_if_uniform"]
 
 
 def open_rgb(path: str) -> Image.Image:
@@ -39,11 +39,18 @@ class ImageDataset(Dataset):
             return index, None, f"{type(error).__name__}: {error}"
 
 
+def stack_if_uniform(images: Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """(3, H, W) images of one size -> a batch (B, 3, H, W); images of several sizes stay a list."""
+    images = [torch.as_tensor(x) for x in images]
+    return torch.stack(images) if len({x.shape for x in images}) == 1 else images
+
+
 class Batch(NamedTuple):
-    """indices (B,) of the decoded images, images (B, 3, H, W) uint8 or None, failures [(index, error)]."""
+    """indices (B,) of the decoded images, images uint8 (B, 3, H, W) (or a list of (3, h_i, w_i)
+    when not resized yet) or None, failures [(index, error)]."""
 
     indices: torch.Tensor
-    images: torch.Tensor | None
+    images: torch.Tensor | list[torch.Tensor] | None
     failures: list[tuple[int, str]]
 
 
@@ -52,5 +59,5 @@ def collate_images(items: list[tuple[int, torch.Tensor | None, str | None]]) -> 
     good = [(i, x) for i, x, _ in items if x is not None]
     failures = [(i, error) for i, x, error in items if x is None]
     indices = torch.tensor([i for i, _ in good], dtype=torch.long)
-    images = torch.stack([torch.as_tensor(x) for _, x in good]) if good else None
+    images = stack_if_uniform([x for _, x in good]) if good else None
     return Batch(indices, images, failures)

@@ -53,6 +53,18 @@ def test_extract_maps_only_bf16_with_picture(broken_folder: Path, tmp_path: Path
     assert Image.open(tmp_path / "maps.pca.png").size == (3 * 32, 2 * 32)
 
 
+def test_resize_on_device_skips_bad_images_and_matches_the_api(broken_folder: Path, tmp_path: Path):
+    from hydra_vision.features import FeatureExtractor
+
+    out = tmp_path / "dev.safetensors"
+    assert _run("extract", broken_folder, "--out", out, *SMALL, "--resize-on", "device") == 0
+    outputs, manifest = read_features(out)
+    assert len(manifest["skipped"]) == 2 and manifest["settings"]["resize_on"] == "device"
+    torch.manual_seed(0)  # the CLI's --seed default: the same initial weights
+    extractor = FeatureExtractor(MODEL, img_size=32, model_kwargs=dict(depth=2, chunk_size=16), resize_on="device")
+    torch.testing.assert_close(outputs["embeddings"], extractor(manifest["paths"])["embeddings"])
+
+
 def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
     args = [image_root / "val", *SMALL, "--shard-size", "5", "--keep-shards"]
     _run("extract", *args, "--out", tmp_path / "a.npy")

@@ -144,7 +144,11 @@ def test_bad_arguments():
         FeatureExtractor(model, pool="max")
     with pytest.raises(ValueError, match=r"expected an image tensor"):
         FeatureExtractor(model)(torch.zeros(2, 1, 3, 32, 32))
-    with pytest.raises(TypeError, match="PIL images or paths, got \\['Tensor'\\]"):
+    with pytest.raises(TypeError, match="must hold uint8 images"):
         FeatureExtractor(model)([torch.zeros(3, 32, 32)])
+    with pytest.raises(ValueError, match="several sizes"):
+        FeatureExtractor(model)([torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(3, 32, 40, dtype=torch.uint8)])
+    with pytest.raises(ValueError, match="resize_on must be"):
+        FeatureExtractor(model, resize_on="gpu")
     with pytest.raises(FileNotFoundError):
         FeatureExtractor(model)("/nonexistent.jpg")

@@ -1,0 +1,74 @@
+"""resize_on='device': decode-only loading, resize + crop on the model's device, close to timm's PIL transform."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+from timm.data import create_transform
+
+from hydra_vision.features import FeatureExtractor, extract_to_file, list_images, read_features
+from hydra_vision.features.device_resize import DeviceResize
+
+from .conftest import make_model
+
+SIZES = [(40, 48), (48, 40), (40, 48), (64, 80), (37, 53)]  # (height, width): repeats share a resize
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Smooth JPEG 'photos' of several sizes (blurred noise: the bicubic kernels of PIL and torch
+    differ on sharp edges, which real photos at these scales rarely have)."""
+    folder = tmp_path_factory.mktemp("photos") / "only"  # one class folder, for list_images
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate(SIZES):
+        pixels = rng.integers(0, 256, size=(h // 4, w // 4, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels).resize((w, h), Image.BILINEAR).filter(ImageFilter.GaussianBlur(2))
+        paths.append(str(folder / f"{i}.jpg"))
+        image.save(paths[-1], quality=95)
+    return paths
+
+
+def test_loader_part_only_decodes(photos: list[str]):
+    extractor = FeatureExtractor(make_model(), resize_on="device")
+    decoded = extractor.preprocess(photos)
+    assert isinstance(decoded, list) and [tuple(x.shape) for x in decoded] == [(3, h, w) for h, w in SIZES]
+    assert all(x.dtype == torch.uint8 for x in decoded)
+
+
+def test_pixels_and_embeddings_close_to_the_pil_transform(photos: list[str]):
+    model = make_model()
+    on_cpu, on_device = FeatureExtractor(model), FeatureExtractor(model, resize_on="device")
+    a, b = on_cpu.normalize_input(on_cpu.preprocess(photos)), on_device.normalize_input(on_device.preprocess(photos))
+    assert a.shape == b.shape == (len(photos), 3, 32, 32)
+    levels = ((a - b) * torch.tensor(on_cpu.data_config["std"]).view(1, 3, 1, 1) * 255).abs()
+    assert levels.mean() < 0.4 and levels.max() <= 2.01  # uint8 levels: rounding plus the kernels' difference
+    ea, eb = on_cpu(photos)["embeddings"], on_device(photos)["embeddings"]
+    assert torch.nn.functional.cosine_similarity(ea, eb).min() > 0.999
+
+
+def test_grouped_resize_equals_one_image_at_a_time(photos: list[str]):
+    extractor = FeatureExtractor(make_model(), resize_on="device")
+    decoded = extractor.preprocess(photos)
+    together = extractor.normalize_input(decoded)
+    alone = torch.cat([extractor.normalize_input([x]) for x in decoded])
+    torch.testing.assert_close(together, alone, rtol=0, atol=0)
+
+
+def test_extract_to_file_with_mixed_sizes(photos: list[str], tmp_path: Path):
+    images = list_images(Path(photos[0]).parent.parent)
+    extractor = FeatureExtractor(make_model(), resize_on="device")
+    extract_to_file(extractor, images, tmp_path / "f.safetensors", batch_size=3, workers=1, progress=False)
+    outputs, manifest = read_features(tmp_path / "f.safetensors")
+    assert sorted(manifest["paths"]) == sorted(photos) and manifest["paths"] == images.paths
+    torch.testing.assert_close(outputs["embeddings"], extractor(images.paths)["embeddings"], rtol=1e-5, atol=1e-5)
+
+
+def test_transforms_it_cannot_split_are_named():
+    border = create_transform(input_size=(3, 32, 32), crop_pct=0.9, crop_mode="border", use_prefetcher=True)
+    with pytest.raises(ValueError, match="Resize / CenterCrop"):
+        DeviceResize(border, torch.device("cpu"))
