@@ -46,7 +46,8 @@ class DeviceResize:
             by_size[tuple(image.shape)].append(i)
         out: list[torch.Tensor | None] = [None] * len(images)
         for indices in by_size.values():
-            group = torch.stack([images[i] for i in indices]).to(self.device, non_blocking=True).float()
+            # each image copied as it is (pinned by the loader: asynchronous), stacked on the device
+            group = torch.stack([images[i].to(self.device, non_blocking=True) for i in indices]).float()
             for i, image in zip(indices, self.resize_crop(group).clamp_(0, 255).round_()):
                 out[i] = image
         return torch.stack(out)
