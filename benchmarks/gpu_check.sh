@@ -3,7 +3,8 @@
 #   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [models] [extract]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
-#     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1)
+#     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1) and
+#                the device-resize tests on CUDA
 #     bench      benchmarks/bench_mixer.py (BENCH_ARGS passes options through)
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
 #     models     benchmarks/bench_models.py (MODEL_ARGS passes options, e.g. the models and sizes)
@@ -34,7 +35,7 @@ fi
 if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
     marker=$([ -n "${ALL_TESTS:-}" ] && echo "" || echo "not slow")
-    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu -m "$marker" -q -p no:cacheprovider --durations=10 2>&1 \
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/features/test_device_resize.py -m "$marker" -q -p no:cacheprovider --durations=10 2>&1 \
         | tee "$OUT/gpu_tests.log"
     status=${PIPESTATUS[0]}
     echo "tests: exit $status, $(( $(date +%s) - start )) s (includes Triton compilation)"

@@ -40,14 +40,20 @@ def test_loader_part_only_decodes(photos: list[str]):
     assert all(x.dtype == torch.uint8 for x in decoded)
 
 
-def test_pixels_and_embeddings_close_to_the_pil_transform(photos: list[str]):
-    model = make_model()
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pixels_and_embeddings_close_to_the_pil_transform(photos: list[str], device: str):
+    model = make_model().to(device)
     on_cpu, on_device = FeatureExtractor(model), FeatureExtractor(model, resize_on="device")
     a, b = on_cpu.normalize_input(on_cpu.preprocess(photos)), on_device.normalize_input(on_device.preprocess(photos))
+    assert b.device.type == device
+    a, b = a.cpu(), b.cpu()
     assert a.shape == b.shape == (len(photos), 3, 32, 32)
     levels = ((a - b) * torch.tensor(on_cpu.data_config["std"]).view(1, 3, 1, 1) * 255).abs()
     assert levels.mean() < 0.4 and levels.max() <= 2.01  # uint8 levels: rounding plus the kernels' difference
-    ea, eb = on_cpu(photos)["embeddings"], on_device(photos)["embeddings"]
+    ea, eb = on_cpu(photos)["embeddings"].cpu(), on_device(photos)["embeddings"].cpu()
     assert torch.nn.functional.cosine_similarity(ea, eb).min() > 0.999
 
 
