@@ -54,3 +54,17 @@ def test_compile_inductor_cpu():
     x = images(size=(32, 32))
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_fullgraph_with_every_triton_kernel():
+    """The training graph of a model on the Triton mix, conv and gated norm (what `auto` picks on
+    CUDA; here in Triton's interpreter) has no graph breaks, and its gradients equal eager's."""
+    model = create("hydra_vit_tiny", depth=1, img_size=32, backend="triton", chunk_size=16)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = images(size=(32, 32))
+    eager_loss, compiled_loss = model(x).square().mean(), compiled(x).square().mean()
+    eager_grads = torch.autograd.grad(eager_loss, list(model.parameters()))
+    compiled_grads = torch.autograd.grad(compiled_loss, list(model.parameters()))
+    torch.testing.assert_close(compiled_loss, eager_loss)
+    for eager, comp in zip(eager_grads, compiled_grads):
+        torch.testing.assert_close(comp, eager)
