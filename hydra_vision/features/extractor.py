@@ -167,17 +167,24 @@ class FeatureExtractor:
             self.transform(im.convert("RGB") if isinstance(im, Image.Image) else open_rgb(im)) for im in images
         ])
 
+    def crops(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor:
+        """Paths or PIL images -> the pixels the model sees: uint8 (B, 3, H, W) on the CPU."""
+        decoded = self.preprocess(images)
+        return decoded if self._device_resize is None else self._device_resize(decoded).to(torch.uint8).cpu()
+
+    def standardize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Model-sized pixels (B, 3, H, W) in [0, 255] -> (x / 255 - mean) / std on the device, in the compute dtype."""
+        return ((pixels.to(self.device, non_blocking=True).float() - self._mean) / self._std).to(self.dtype)
+
     def normalize_input(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """uint8 images from `preprocess` -> model input (x / 255 - mean) / std (B, 3, H, W) on the
-        device, in the compute dtype (resized there first with `resize_on='device'`)."""
+        """uint8 images from `preprocess` -> model input (B, 3, H, W) on the device (`standardize`d;
+        resized there first with `resize_on='device'`)."""
         if self._device_resize is not None:
-            images = self._device_resize(images)
-        else:
-            images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
-            if isinstance(images, list):
-                raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
-            images = images.to(self.device, non_blocking=True).float()
-        return ((images - self._mean) / self._std).to(self.dtype)
+            return self.standardize(self._device_resize(images))
+        images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
+        if isinstance(images, list):
+            raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
+        return self.standardize(images)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -40,10 +40,10 @@ def save_pca_grid(extractor: FeatureExtractor, images: list[Image.Image], path: 
     """
     if not images:
         raise ValueError("no images to visualise")
-    crops = extractor.preprocess(images)  # (B, 3, H, W) uint8
+    crops = extractor.crops(images)  # (B, 3, H, W) uint8
     with torch.inference_mode():
         (maps,) = extractor.model.forward_intermediates(
-            extractor.normalize_input(crops), indices=[len(extractor.model.feature_info) - 1], norm=True,
+            extractor.standardize(crops), indices=[len(extractor.model.feature_info) - 1], norm=True,
             stop_early=True, output_fmt="NCHW", intermediates_only=True,
         )
     colours = pca_map(maps.float().cpu())

@@ -48,6 +48,7 @@ def test_knn_of_each_seed0_run_uses_its_ema_weights(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["run"] for line in lines] == ["hydra-s0"]
     assert not (runs / "hydra-s1" / "knn.json").exists()
+    assert (run / "val.pca.png").stat().st_size > 0
 
     extractor = FeatureExtractor("hydra_vit_tiny", checkpoint=run / "model_best.pth.tar", ema=True, pool="token",
                                  model_kwargs=KWARGS)

@@ -11,6 +11,7 @@ from timm.data import create_transform
 
 from hydra_vision.features import FeatureExtractor, extract_to_file, list_images, read_features
 from hydra_vision.features.device_resize import DeviceResize
+from hydra_vision.features.visualize import save_pca_grid
 
 from .conftest import make_model
 
@@ -72,6 +73,16 @@ def test_extract_to_file_with_mixed_sizes(photos: list[str], tmp_path: Path):
     outputs, manifest = read_features(tmp_path / "f.safetensors")
     assert sorted(manifest["paths"]) == sorted(photos) and manifest["paths"] == images.paths
     torch.testing.assert_close(outputs["embeddings"], extractor(images.paths)["embeddings"], rtol=1e-5, atol=1e-5)
+
+
+def test_crops_are_the_model_input_and_the_pca_picture_uses_them(photos: list[str], tmp_path: Path):
+    extractor = FeatureExtractor(make_model(), resize_on="device")
+    crops = extractor.crops(photos)
+    assert crops.dtype == torch.uint8 and crops.shape == (len(photos), 3, 32, 32)
+    torch.testing.assert_close(extractor.standardize(crops), extractor.normalize_input(extractor.preprocess(photos)))
+    save_pca_grid(extractor, [Image.open(p).convert("RGB") for p in photos], tmp_path / "pca.png")
+    grid = np.asarray(Image.open(tmp_path / "pca.png"))
+    assert grid.shape == (64, 32 * len(photos), 3) and (grid[:32, :32] == crops[0].permute(1, 2, 0).numpy()).all()
 
 
 def test_transforms_it_cannot_split_are_named():
