@@ -13,10 +13,13 @@ for run in "$runs"/*-s0; do
     [ -f "$run/model_best.pth.tar" ] || continue
     # model, pooling and key=value model kwargs of the run, as its trainer resolved them
     read -r model pool kwargs < <(python3 -c '
-import sys, yaml
-args = yaml.safe_load(open(sys.argv[1]))
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from run_records import read_args
+args = read_args(Path(sys.argv[2]))
 kwargs = " ".join(f"{k}={v}" for k, v in (args.get("model_kwargs") or {}).items())
-print(args["model"], args.get("gp") or "default", kwargs)' "$run/args.yaml") || continue
+print(args["model"], args.get("gp") or "default", kwargs)' "$(dirname "$0")" "$run") || continue
     options=(--model "$model" --checkpoint "$run/model_best.pth.tar" --ema --quiet)
     [ "$pool" = default ] || options+=(--pool "$pool")
     # shellcheck disable=SC2206
