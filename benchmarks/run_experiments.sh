@@ -5,8 +5,9 @@
 #     woof-headline   hydra_vit_tiny, deit_tiny x seeds 0 1 2: 6 runs
 #     woof-small      hydra_vit_small, deit_small, seed 0
 #     woof-ablations  hydra_vit_tiny without shift / diagonal / both, class token, seed 0
-#     woof-wallclock  deit_tiny for WALL_EPOCHS (50) epochs: the epochs it trains in the wall time of
-#                     hydra_vit_tiny's 16 with each model alone on an H100 (5,785 / 1,853 img/s), seed 0
+#     woof-wallclock  deit_tiny for WALL_EPOCHS epochs: the epochs it trains in the wall time of
+#                     hydra_vit_tiny's 16, from both training steps measured alone on this GPU at the
+#                     start of the call (WALL_EPOCHS=auto, the default; or a number), seed 0
 #     woof-fp16       hydra_vit_tiny in fp16 autocast with GradScaler instead of bf16, seed 0
 #     woof-droppath   the drop-path grid, same for both models: hydra_vit_tiny, deit_tiny x drop path
 #                     0.0 and 0.2, seed 0 (0.1, the configs' value, is the headline's seed 0)
@@ -25,9 +26,30 @@
 # with last.pth.tar there resumes), OUT (.deviceout), OPTIONS (more train_imagenet.py options, every run),
 # KNN (1: after the table, k-NN top-1/top-5 of each seed-0 run's EMA features -> RUNS/knn.jsonl).
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=run_concurrent.sh
+. benchmarks/run_concurrent.sh  # setup_device, for WALL_EPOCHS=auto
+export START  # deadlines count from here, the measurement for WALL_EPOCHS=auto included
 (( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|cifar ..."; exit 2; }
 woof=configs/imagewoof
+tag=$(IFS=_; echo "$*")  # $OUT file names: letters, digits, ".", "_", "-" only
+export RUNS=${RUNS:-/tmp/issue7/$tag}
 jobs=() datasets=""
+# The epochs deit_tiny trains in the time hydra_vit_tiny takes for its config's epochs: both training
+# steps alone on this GPU (benchmarks/train_throughput.py) -> RUNS/throughput.jsonl (the table's img/s alone).
+wall_clock_epochs() {
+    local measured=$RUNS/throughput.jsonl device=cpu
+    command -v nvidia-smi >/dev/null && device=cuda
+    mkdir -p "$RUNS"
+    setup_device >&2
+    python3 benchmarks/train_throughput.py --configs $woof/hydra_vit_tiny.yaml $woof/deit_tiny.yaml --steps 20 \
+        --warmup 5 --device $device --out "$measured" >&2 || return 1
+    python3 - "$measured" $woof/hydra_vit_tiny.yaml <<'PY'
+import json, sys, yaml
+rates = {r["model"]: r["images_per_s"] for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "train_step"}
+epochs = yaml.safe_load(open(sys.argv[2]))["epochs"]
+print(round(epochs * rates["deit_tiny"] / rates["hydra_vit_tiny"]))
+PY
+}
 # job NAME CONFIG SEEDS [OPTION ...]: one run per seed, named NAME-sSEED
 job() {
     local name=$1 config=$2 seeds=$3 seed
@@ -40,7 +62,9 @@ for experiment in "$@"; do
         woof-headline) seeds=${SEEDS:-0 1 2}; for c in hydra_vit_tiny deit_tiny; do job $c $woof/$c.yaml "$seeds"; done ;;
         woof-small) for c in hydra_vit_small deit_small; do job $c $woof/$c.yaml "$seeds"; done ;;
         woof-ablations) for c in no_shift no_diag add cls_token; do job $c $woof/$c.yaml "$seeds"; done ;;
-        woof-wallclock) job "deit_tiny_ep${WALL_EPOCHS:-50}" $woof/deit_tiny.yaml "$seeds" --epochs "${WALL_EPOCHS:-50}" ;;
+        woof-wallclock)
+            if [ "${WALL_EPOCHS:-auto}" = auto ]; then WALL_EPOCHS=$(wall_clock_epochs) || exit 1; fi
+            job "deit_tiny_ep$WALL_EPOCHS" $woof/deit_tiny.yaml "$seeds" --epochs "$WALL_EPOCHS" ;;
         woof-fp16) job hydra_vit_tiny_fp16 $woof/hydra_vit_tiny.yaml "$seeds" --amp-dtype float16 ;;
         woof-droppath)
             for c in hydra_vit_tiny deit_tiny; do
@@ -59,9 +83,7 @@ elif [ "$datasets" = " woof" ]; then
 else
     echo "one dataset per call: cifar cannot run with the woof-* experiments"; exit 2
 fi
-tag=$(IFS=_; echo "$*")  # $OUT file names: letters, digits, ".", "_", "-" only
 export DATA ARCHIVES SEEDS="" DEADLINE=${DEADLINE:-470} STOP=${STOP:-540} TAG=$tag COPY_SUMMARIES=${COPY_SUMMARIES:-1}
-export RUNS=${RUNS:-/tmp/issue7/$tag}
 export REPORT='python3 benchmarks/experiment_table.py --runs "$RUNS" --md "$OUT/table.md" --csv "$RUNS/results.csv" \
     --png "$RUNS/ema_top1.png" | tee "$RUNS/table.log"'
 if [ "${KNN:-0}" = 1 ]; then  # k-NN of each seed-0 run's EMA features (benchmarks/knn_runs.sh)
