@@ -45,7 +45,7 @@ wall_clock_epochs() {
         --warmup 5 --device $device --out "$measured" >&2 || return 1
     python3 - "$measured" $woof/hydra_vit_tiny.yaml <<'PY'
 import json, sys, yaml
-rates = {r["model"]: r["images_per_s"] for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "train_step"}
+rates = {r["config"]: r["images_per_s"] for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "train_step"}
 epochs = yaml.safe_load(open(sys.argv[2]))["epochs"]
 print(round(epochs * rates["deit_tiny"] / rates["hydra_vit_tiny"]))
 PY
