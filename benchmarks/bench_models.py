@@ -117,13 +117,15 @@ def make_step(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img
 
 def measure(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_size: int, device: torch.device,
             quick: bool, profile: bool = False) -> dict:
-    """Median step time, img/s and peak memory of one case (with `profile`, also print the kernel table)."""
+    """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
+    by GPU time and by host time: a step that launches many small kernels is bound by the second)."""
     step = make_step(model, mode, compiled, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
     if profile and device.type == "cuda":
-        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30),
-              flush=True)
+        for sort_by in ("self_cuda_time_total", "self_cpu_time_total"):
+            print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30,
+                                sort_by=sort_by), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}
@@ -241,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE / 1e12,
                         help="dense peak of the device for MFU (H100 bf16: 989)")
     parser.add_argument("--quick", action="store_true", help="fewer warm-up and timed steps")
-    parser.add_argument("--profile", action="store_true", help="print each case's profiler table of CUDA kernels")
+    parser.add_argument("--profile", action="store_true",
+                        help="print each case's profiler tables, by GPU and by host time")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)
