@@ -100,7 +100,7 @@ def chunk_fwd_kernel(
     dta, cum, A, states, y,
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     g = h // (H // G)
@@ -139,16 +139,17 @@ def chunk_fwd_kernel(
                             False, False, SHIFT, DOT_PREC)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
-    st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
-    st_mask = (ns < N)[:, None] & pm[None, :]
-    if c > 0:
-        s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-        acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
-    if BIDIR:
-        if c < nchunks - 1:
-            T_b = tl.load(cum + off_b + c_end - 1)
-            s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-            acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
+    if STATES:  # compiled out when L fits one chunk
+        st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
+        st_mask = (ns < N)[:, None] & pm[None, :]
+        if c > 0:
+            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+            acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
+        if BIDIR:
+            if c < nchunks - 1:
+                T_b = tl.load(cum + off_b + c_end - 1)
+                s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
         if D_MODE == 1:
             dv = tl.load(Dp + h).to(tl.float32)
