@@ -180,9 +180,22 @@ def chunk_bwd_cols_kernel(
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
         dxj = tl.zeros([BLOCK, BLOCK_P], tl.float32)
         ks_f = tl.zeros([BLOCK], tl.float32)
-        g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows] of the diagonal tile
+        # the diagonal tile first, both directions, so that neither its G nor dy_j stays live across the loops
+        g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows]
         dxj, db_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm,
                                      ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, True, SHIFT, DOT_PREC)
+        if BIDIR:
+            q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+            ks_b = tl.zeros([BLOCK], tl.float32)
+            dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
+                                         cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
+        if D_MODE > 0:
+            if D_MODE == 1:
+                dv = tl.load(Dp + h).to(tl.float32)
+            else:
+                dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
+            dxj += dv * dyj.to(tl.float32)
+            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
         for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
             rows = i0 + tl.arange(0, BLOCK)
             rm = rows < c_end
@@ -204,10 +217,6 @@ def chunk_bwd_cols_kernel(
                 db_f += (w * dt_f)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
         tl.store(Kp + off_f + cols, ks_f, mask=cm)
         if BIDIR:
-            q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-            ks_b = tl.zeros([BLOCK], tl.float32)
-            dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
-                                         cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
             for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
                 rows = i0 + tl.arange(0, BLOCK)
                 dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
@@ -226,13 +235,6 @@ def chunk_bwd_cols_kernel(
                     ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
                     db_b += (w * dt_b)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
             tl.store(Kp + off_b + cols, ks_b, mask=cm)
-        if D_MODE > 0:
-            if D_MODE == 1:
-                dv = tl.load(Dp + h).to(tl.float32)
-            else:
-                dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
-            dxj += dv * dyj.to(tl.float32)
-            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
         tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
     out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
     tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])
