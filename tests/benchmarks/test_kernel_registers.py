@@ -37,6 +37,6 @@ def test_forward_kernel_reports_registers() -> None:
     rows = records[1:]
     assert {r["kernel"] for r in rows} == {"mix_fwd", "dt_fwd"}
     fwd = [r for r in rows if r["kernel"] == "mix_fwd"]
-    assert [r["BLOCK"] for r in fwd] == [16]  # Q = 16: only 16-row tiles survive pruning
+    assert fwd and all(r["BLOCK"] == 16 for r in fwd)  # Q = 16: only 16-row tiles survive pruning
     for r in rows:
         assert 0 < r["n_regs"] <= 255 and r["n_spill_stores"] >= 0 and r["shared"] >= 0, r
