@@ -167,14 +167,17 @@ def _configs(launch: Launch) -> tuple[JITFunction, list]:
     return fn, configs
 
 
-def _ptxas(arch: int):
+def ptxas_path(arch: int) -> str:
+    """The ptxas that Triton uses for this arch (its bundled one unless TRITON_PTXAS_PATH says otherwise)."""
     from triton.backends.nvidia.compiler import get_ptxas
-    return get_ptxas(arch).path if "arch" in get_ptxas.__code__.co_varnames else get_ptxas().path
+    tool = get_ptxas(arch) if "arch" in get_ptxas.__code__.co_varnames else get_ptxas()
+    return tool.path if hasattr(tool, "path") else tool[0]  # older Triton: (path, version)
 
 
 def ptxas_usage(ptx: str, arch: int) -> dict:
-    """Registers and spill bytes from `ptxas -v` on the kernel's PTX (the flags Triton passes)."""
-    ptxas = _ptxas(arch)
+    """Registers and spill bytes from `ptxas -v` on the kernel's PTX (the register count equals that of the
+    cubin Triton builds, checked with cuobjdump -res-usage on Triton 3.8)."""
+    ptxas = ptxas_path(arch)
     gpu = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "k.ptx"
@@ -224,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     target = GPUTarget("cuda", args.arch, args.warp_size)
     shape = dict(batch=args.batch, L=args.length, H=args.heads, P=args.headdim, N=args.d_state, G=args.ngroups,
                  chunk_size=args.chunk_size)
-    print(json.dumps({"kind": "header", "triton": triton.__version__, "torch": torch.__version__,
+    version = subprocess.run([ptxas_path(args.arch), "--version"], capture_output=True, text=True).stdout
+    ptxas = next((ln.split(", ")[-1] for ln in version.splitlines() if "release" in ln), version.strip())
+    print(json.dumps({"kind": "header", "triton": triton.__version__, "torch": torch.__version__, "ptxas": ptxas,
                       "target": f"cuda sm_{args.arch} warp {args.warp_size}", **shape}), flush=True)
     for dname in args.dtypes:
         seen = set()

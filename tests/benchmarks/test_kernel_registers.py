@@ -18,7 +18,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernel_registers.
 def _has_ptxas() -> bool:
     try:
         from triton.backends.nvidia.compiler import get_ptxas
-        return Path(get_ptxas(90).path if "arch" in get_ptxas.__code__.co_varnames else get_ptxas().path).is_file()
+        tool = get_ptxas(90) if "arch" in get_ptxas.__code__.co_varnames else get_ptxas()
+        return Path(tool.path if hasattr(tool, "path") else tool[0]).is_file()
     except Exception:  # no NVIDIA backend or no bundled ptxas
         return False
 
