@@ -47,7 +47,7 @@ def chunk_bwd_rows_kernel(
     dta, cum, A, states, dCf, dCb, s_ob, s_ol, s_og, s_on, R,
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
@@ -93,20 +93,22 @@ def chunk_bwd_rows_kernel(
                 gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
                 dc_b, rs_b = _rows_tile(gm, cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns,
                                          s_bl, s_bn, N, dc_b, rs_b, False, False, SHIFT, DOT_PREC)
-        st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
-        if c > 0:
-            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-            dci = tl.exp(r_f)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
-            dc_f += dci
-            rs_f += tl.sum(cs_f.to(tl.float32) * dci, axis=1)
+        if STATES:  # compiled out when L fits one chunk
+            st = states + (b * H + h) * nchunks * P * N + ps[:, None] * N + ns[None, :]
+            if c > 0:
+                s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+                dci = tl.exp(r_f)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
+                dc_f += dci
+                rs_f += tl.sum(cs_f.to(tl.float32) * dci, axis=1)
         tl.store(R + off_f + rows, rs_f, mask=rm)
         if BIDIR:
-            if c < nchunks - 1:
-                T_b = tl.load(cum + off_b + c_end - 1)
-                s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-                dci = tl.exp(T_b - r_b)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
-                dc_b += dci
-                rs_b += tl.sum(cs_b.to(tl.float32) * dci, axis=1)
+            if STATES:
+                if c < nchunks - 1:
+                    T_b = tl.load(cum + off_b + c_end - 1)
+                    s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                    dci = tl.exp(T_b - r_b)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
+                    dc_b += dci
+                    rs_b += tl.sum(cs_b.to(tl.float32) * dci, axis=1)
             tl.store(R + off_b + rows, rs_b, mask=rm)
     nm = (ns < N)[None, :]
     out = b * s_ob + g * s_og + ns[None, :] * s_on
@@ -151,7 +153,7 @@ def chunk_bwd_cols_kernel(
     Dp, s_db, s_dl, s_dh, dta, cum, A, dstates, dx, dBf, dBb, s_ob, s_ol, s_og, s_on, Kp, dD,
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     c, c0, c_end, cols, cm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
@@ -178,50 +180,15 @@ def chunk_bwd_cols_kernel(
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
         dxj = tl.zeros([BLOCK, BLOCK_P], tl.float32)
         ks_f = tl.zeros([BLOCK], tl.float32)
-        g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows] of the diagonal tile
+        # the diagonal tile first, both directions, so that neither its G nor dy_j stays live across the loops
+        g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows]
         dxj, db_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm,
                                      ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, True, SHIFT, DOT_PREC)
-        for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
-            rows = i0 + tl.arange(0, BLOCK)
-            rm = rows < c_end
-            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
-            gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-            dxj, db_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm,
-                                         ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, False, SHIFT, DOT_PREC)
-        st = dstates + (b * H + h) * nchunks * P * N
-        st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
-        st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
-        if c < nchunks - 1:
-            w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)
-            ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0)
-            dxi = w[:, None] * mma_split(b_f, ds_np, None, DOT_PREC)
-            ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
-            dxj += dt_f[:, None] * dxi
-            ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
-            db_f += (w * dt_f)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
-        tl.store(Kp + off_f + cols, ks_f, mask=cm)
         if BIDIR:
             q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
             ks_b = tl.zeros([BLOCK], tl.float32)
             dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
                                          cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
-            for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
-                rows = i0 + tl.arange(0, BLOCK)
-                dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
-                gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-                dxj, db_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L,
-                                             cols, cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, False, SHIFT,
-                                             DOT_PREC)
-            if c > 0:
-                w = tl.exp(q_b)
-                off = BHL // L * nchunks * P * N + c * P * N
-                ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0)
-                dxi = w[:, None] * mma_split(b_b, ds_np, None, DOT_PREC)
-                ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
-                dxj += dt_b[:, None] * dxi
-                ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
-                db_b += (w * dt_b)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
-            tl.store(Kp + off_b + cols, ks_b, mask=cm)
         if D_MODE > 0:
             if D_MODE == 1:
                 dv = tl.load(Dp + h).to(tl.float32)
@@ -229,6 +196,45 @@ def chunk_bwd_cols_kernel(
                 dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
             dxj += dv * dyj.to(tl.float32)
             tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
+        for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
+            rows = i0 + tl.arange(0, BLOCK)
+            rm = rows < c_end
+            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
+            gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
+            dxj, db_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm,
+                                         ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, False, SHIFT, DOT_PREC)
+        if STATES:  # compiled out when L fits one chunk
+            st = dstates + (b * H + h) * nchunks * P * N
+            st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
+            st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
+            if c < nchunks - 1:
+                w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)
+                ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0)
+                dxi = w[:, None] * mma_split(b_f, ds_np, None, DOT_PREC)
+                ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                dxj += dt_f[:, None] * dxi
+                ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
+                db_f += (w * dt_f)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
+        tl.store(Kp + off_f + cols, ks_f, mask=cm)
+        if BIDIR:
+            for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
+                rows = i0 + tl.arange(0, BLOCK)
+                dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
+                gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
+                dxj, db_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L,
+                                             cols, cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, False, SHIFT,
+                                             DOT_PREC)
+            if STATES:
+                if c > 0:
+                    w = tl.exp(q_b)
+                    off = BHL // L * nchunks * P * N + c * P * N
+                    ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0)
+                    dxi = w[:, None] * mma_split(b_b, ds_np, None, DOT_PREC)
+                    ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                    dxj += dt_b[:, None] * dxi
+                    ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
+                    db_b += (w * dt_b)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
+            tl.store(Kp + off_b + cols, ks_b, mask=cm)
         tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
     out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
     tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])

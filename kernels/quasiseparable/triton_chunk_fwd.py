@@ -31,16 +31,21 @@ __all__ = [
 
 
 def chunk_configs() -> list[triton.Config]:
-    """BLOCK (rows = columns per tile) and warps; `prune_blocks` keeps those that fit the chunk."""
-    blocks = [(64, 4), (64, 8), (32, 4), (16, 4)] if not interpreting() else [(32, 4), (16, 4)]
-    return [triton.Config({"BLOCK": blk}, num_warps=w) for blk, w in blocks]
+    """BLOCK (rows = columns per tile), warps and stages; `prune_blocks` keeps those that fit the chunk.
+    The one-stage configs hold fewer tiles in flight: at P = N = 64 the backward kernels compile without
+    register spills on sm_90 only with these (benchmarks/kernel_registers.py)."""
+    if interpreting():
+        return [triton.Config({"BLOCK": blk}, num_warps=4) for blk in (32, 16)]
+    blocks = [(64, 4, 3), (64, 8, 3), (32, 4, 3), (16, 4, 3), (32, 4, 1), (32, 8, 1), (16, 4, 1)]
+    return [triton.Config({"BLOCK": blk}, num_warps=w, num_stages=s) for blk, w, s in blocks]
 
 
 def prune_blocks(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Tiles of at most Q rows, and of 16 rows only when the chunk is that short; in the
-    interpreter only the first (no timing there)."""
+    """Tiles of at most Q rows; 16-row tiles in several stages only when the chunk is that short (the
+    one-stage ones are the low-register option); in the interpreter only the first (no timing there)."""
     Q = kwargs["Q"]
-    kept = [c for c in configs if c.kwargs["BLOCK"] <= Q and (c.kwargs["BLOCK"] > 16 or Q <= 16)]
+    kept = [c for c in configs
+            if c.kwargs["BLOCK"] <= Q and (c.kwargs["BLOCK"] > 16 or Q <= 16 or c.num_stages == 1)]
     return kept[:1] if interpreting() else kept
 
 
@@ -100,7 +105,7 @@ def chunk_fwd_kernel(
     dta, cum, A, states, y,
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     g = h // (H // G)
@@ -139,16 +144,17 @@ def chunk_fwd_kernel(
                             False, False, SHIFT, DOT_PREC)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
-    st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
-    st_mask = (ns < N)[:, None] & pm[None, :]
-    if c > 0:
-        s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-        acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
-    if BIDIR:
-        if c < nchunks - 1:
-            T_b = tl.load(cum + off_b + c_end - 1)
-            s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-            acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
+    if STATES:  # compiled out when L fits one chunk
+        st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
+        st_mask = (ns < N)[:, None] & pm[None, :]
+        if c > 0:
+            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+            acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
+        if BIDIR:
+            if c < nchunks - 1:
+                T_b = tl.load(cum + off_b + c_end - 1)
+                s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
         if D_MODE == 1:
             dv = tl.load(Dp + h).to(tl.float32)

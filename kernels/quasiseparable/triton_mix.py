@@ -105,8 +105,8 @@ def _forward(
         x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
         dta, cum, A, states, y,
         L, H, k["G"], k["P"], k["N"], k["batch"] * H * L, nchunks,
-        Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), D_MODE=_d_mode(D),
-        DOT_PREC=dot_precision(x.dtype),
+        Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
+        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
     )
     return y, dta, cum
 
@@ -136,7 +136,7 @@ def _backward(
     dD = torch.empty(batch, L, H, device=x.device, dtype=torch.float32) if D is not None else dta
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
-    common = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
+    common = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
                   DOT_PREC=dot_precision(x.dtype))
     sizes = (L, H, G, k["P"], k["N"], batch * H * L, nchunks)
 

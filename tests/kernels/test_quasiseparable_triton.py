@@ -82,6 +82,7 @@ SHAPES = [
     _shape(1, 24, 3, 3, 3, 5, 16),  # P, N not powers of two, G = H
     _shape(1, 64, 2, 8, 2, 8, 32, shift=False),  # L a multiple of the chunk
     _shape(1, 50, 2, 8, 1, 8, 64, diag=None),  # one chunk of 64 over two 32-row tiles
+    _shape(1, 150, 2, 4, 1, 4, 64),  # ragged chunks; the dt backward carries its sums over 64-token blocks
 ]
 
 

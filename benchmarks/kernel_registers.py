@@ -1,0 +1,246 @@
+"""Registers, spills and shared memory of the Triton kernels, compiled ahead of time (no GPU needed).
+
+Runs the real launchers (the mix forward and backward, and the depthwise conv and gated norm
+ops) on CPU tensors laid out as in the model, with every Triton kernel replaced by a recorder
+that keeps the launch's arguments instead of running it. Each recorded launch is then compiled
+for the target (default: cuda sm_90, warp 32) once per autotune config that survives the
+kernel's pruning, and ptxas -v on the resulting PTX gives registers and spills. Arguments are
+specialised as the runtime does: ints equal to 1 become constants, pointers and ints divisible
+by 16 get the divisibility hint.
+
+Inputs mirror the Hydra mixer: x, B_f, C_f, B_b, C_b are views into one conv-output-like tensor
+(batch, L, H*P + 4*G*N), dt_f / dt_b views of one (batch, L, 2H), a per-token D (batch, L, H),
+shift and softplus on.
+
+    python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
+    python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_rows mix_cols
+
+One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
+n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+os.environ["TRITON_INTERPRET"] = "0"  # compile real kernels even where the tests use the interpreter
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+
+try:
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.autotuner import Autotuner
+    from triton.runtime.jit import JITFunction
+except ImportError as exc:  # pragma: no cover - depends on the installed Triton
+    raise SystemExit(f"kernel_registers.py needs triton.compiler.ASTSource, triton.backends.compiler.GPUTarget, "
+                     f"triton.runtime.autotuner.Autotuner (Triton 3.x); this Triton {triton.__version__}: {exc}")
+
+from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
+from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
+from hydra_vision.kernels.quasiseparable import triton_dt, triton_mix, triton_states  # noqa: E402
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+POINTER_TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32", torch.int32: "*i32",
+                 torch.int64: "*i64"}
+# (module, global name) of every kernel the launchers use, under the names printed
+KERNELS = {
+    "dt_fwd": (triton_dt, "_dt_fwd_kernel"),
+    "states": (triton_states, "_states_kernel"),
+    "mix_fwd": (triton_mix, "chunk_fwd_kernel"),
+    "mix_rows": (triton_mix, "chunk_bwd_rows_kernel"),
+    "mix_cols": (triton_mix, "chunk_bwd_cols_kernel"),
+    "dt_bwd": (triton_dt, "_dt_bwd_kernel"),
+    "conv_fwd": (triton_conv, "_conv_fwd_kernel"),
+    "conv_bwd_pre": (triton_conv, "_conv_bwd_pre_kernel"),
+    "conv_bwd_dx": (triton_conv, "_conv_bwd_dx_kernel"),
+    "norm_fwd": (triton_norm, "_norm_fwd_kernel"),
+    "norm_bwd": (triton_norm, "_norm_bwd_kernel"),
+}
+PTXAS_LINE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
+REGS_LINE = re.compile(r"Used (\d+) registers")
+
+
+@dataclass
+class Launch:
+    name: str
+    kernel: object
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+class _Recorder:
+    """Stands in for a kernel: `kernel[grid](*args, **kwargs)` only records the call."""
+
+    def __init__(self, name: str, kernel: object, launches: list[Launch]):
+        self.name, self.kernel, self.launches = name, kernel, launches
+
+    def __getitem__(self, grid):
+        def record(*args, **kwargs):
+            self.launches.append(Launch(self.name, self.kernel, args, kwargs))
+        return record
+
+
+def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_size: int, dtype: torch.dtype,
+                    conv_width: int = 7) -> list[Launch]:
+    """The kernel launches of one Hydra mixer forward + backward (mix, conv, norm) at these sizes."""
+    launches: list[Launch] = []
+    patches = [mock.patch.object(mod, attr, _Recorder(name, getattr(mod, attr), launches))
+               for name, (mod, attr) in KERNELS.items()]
+    for p in patches:
+        p.start()
+    try:
+        d_inner, bc = H * P, G * N
+        xbc = torch.empty(batch, L, d_inner + 4 * bc, dtype=dtype)
+        x = xbc[..., :d_inner].unflatten(-1, (H, P))
+        Bf, Cf, Bb, Cb = (xbc[..., d_inner + k * bc: d_inner + (k + 1) * bc].unflatten(-1, (G, N)) for k in range(4))
+        dt = torch.empty(batch, L, 2 * H, dtype=dtype)
+        dt_f, dt_b = dt[..., :H], dt[..., H:]
+        A, dt_bias = torch.empty(H), torch.empty(H)
+        D = torch.empty(batch, L, H, dtype=dtype)
+        x, dt_f, dt_b, (Bf, Cf, Bb, Cb) = triton_mix._prepare(x, dt_f, dt_b, (Bf, Cf, Bb, Cb))
+        opts = (True, 0.0, float("inf"), True, chunk_size)  # softplus, dt_limit, shift, chunk_size
+        y, dta, cum = triton_mix._forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, *opts)
+        triton_mix._backward(torch.empty_like(y), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, *opts)
+        weight, cbias = torch.empty(xbc.shape[-1], 1, conv_width, dtype=dtype), torch.empty(xbc.shape[-1], dtype=dtype)
+        triton_conv._conv_op(xbc, weight, cbias, False, xbc.shape[-1])
+        triton_conv._conv_backward_op(torch.empty_like(xbc), xbc, weight, cbias, False, xbc.shape[-1])
+        z = torch.empty(batch, L, d_inner, dtype=dtype)
+        _, rstd = triton_norm._norm_op(z, z, torch.empty(d_inner, dtype=dtype), 1e-5)
+        triton_norm._norm_backward_op(z, z, z, torch.empty(d_inner, dtype=dtype), rstd)
+    finally:
+        for p in patches:
+            p.stop()
+    return launches
+
+
+def _specialise(fn: JITFunction, args: tuple, kwargs: dict, config_kwargs: dict) -> tuple[dict, dict, dict]:
+    """(signature, constexprs, attrs) for ASTSource, as the runtime would specialise this call."""
+    values = dict(zip(fn.arg_names, args)) | kwargs | config_kwargs
+    signature, constexprs, attrs = {}, {}, {}
+    for i, (name, param) in enumerate(zip(fn.arg_names, fn.params)):
+        if name not in values:
+            raise ValueError(f"{fn.__name__}: no value for argument {name!r}")
+        v = values[name]
+        if param.is_constexpr or v is None or (isinstance(v, int) and not isinstance(v, bool) and v == 1):
+            signature[name] = "constexpr"
+            constexprs[name] = v
+            continue
+        if isinstance(v, torch.Tensor):
+            signature[name] = POINTER_TYPES[v.dtype]
+            aligned = (v.data_ptr() % 16 == 0) if v.numel() else True
+        elif isinstance(v, bool):
+            signature[name], aligned = "i1", False
+        elif isinstance(v, int):
+            signature[name] = "i32" if -2**31 <= v < 2**31 else "i64"
+            aligned = v % 16 == 0
+        elif isinstance(v, float):
+            signature[name], aligned = "fp32", False
+        else:
+            raise TypeError(f"{fn.__name__}: argument {name!r} of type {type(v).__name__}")
+        if aligned:
+            attrs[(i,)] = [["tt.divisibility", 16]]
+    return signature, constexprs, attrs
+
+
+def _configs(launch: Launch) -> tuple[JITFunction, list]:
+    """The JIT function and the configs the autotuner would time (one default config when not autotuned)."""
+    kernel = launch.kernel
+    if not isinstance(kernel, Autotuner):
+        return kernel, [triton.Config({}, num_warps=launch.kwargs.get("num_warps", 4),
+                                      num_stages=launch.kwargs.get("num_stages", 3))]
+    fn = kernel.fn
+    if not isinstance(fn, JITFunction):
+        raise TypeError(f"{launch.name}: only plain @triton.jit under @triton.autotune is supported")
+    configs = kernel.configs
+    if kernel.early_config_prune:
+        configs = kernel.early_config_prune(configs, dict(zip(fn.arg_names, launch.args)), **launch.kwargs)
+    return fn, configs
+
+
+def ptxas_path(arch: int) -> str:
+    """The ptxas that Triton uses for this arch (its bundled one unless TRITON_PTXAS_PATH says otherwise)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+    tool = get_ptxas(arch) if "arch" in get_ptxas.__code__.co_varnames else get_ptxas()
+    return tool.path if hasattr(tool, "path") else tool[0]  # older Triton: (path, version)
+
+
+def ptxas_usage(ptx: str, arch: int) -> dict:
+    """Registers and spill bytes from `ptxas -v` on the kernel's PTX (the register count equals that of the
+    cubin Triton builds, checked with cuobjdump -res-usage on Triton 3.8)."""
+    ptxas = ptxas_path(arch)
+    gpu = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "k.ptx"
+        src.write_text(ptx)
+        res = subprocess.run([ptxas, "-lineinfo", "-v", f"--gpu-name={gpu}", str(src), "-o", str(src) + ".o"],
+                             capture_output=True, text=True, check=True)
+    log = res.stderr + res.stdout
+    regs, spill = REGS_LINE.search(log), PTXAS_LINE.search(log)
+    if regs is None or spill is None:
+        raise RuntimeError(f"unexpected ptxas -v output:\n{log}")
+    return {"n_regs": int(regs.group(1)), "n_spill_stores": int(spill.group(1)), "n_spill_loads": int(spill.group(2))}
+
+
+def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
+    """One row per config of this launch: its resources on the target."""
+    fn, configs = _configs(launch)
+    kwargs = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
+    rows = []
+    for cfg in configs:
+        signature, constexprs, attrs = _specialise(fn, launch.args, kwargs, cfg.kwargs)
+        options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+        if getattr(cfg, "maxnreg", None):
+            options["maxnreg"] = cfg.maxnreg
+        compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
+                                  target=target, options=options)
+        blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
+        rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
+                     **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
+                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")}})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--length", type=int, default=197)
+    ap.add_argument("--heads", type=int, default=24)
+    ap.add_argument("--headdim", type=int, default=64)
+    ap.add_argument("--d-state", type=int, default=64)
+    ap.add_argument("--ngroups", type=int, default=1)
+    ap.add_argument("--chunk-size", type=int, default=256)
+    ap.add_argument("--dtypes", nargs="+", default=["bf16", "fp32"], choices=sorted(DTYPES))
+    ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 for H100")
+    ap.add_argument("--warp-size", type=int, default=32)
+    args = ap.parse_args(argv)
+    target = GPUTarget("cuda", args.arch, args.warp_size)
+    shape = dict(batch=args.batch, L=args.length, H=args.heads, P=args.headdim, N=args.d_state, G=args.ngroups,
+                 chunk_size=args.chunk_size)
+    version = subprocess.run([ptxas_path(args.arch), "--version"], capture_output=True, text=True).stdout
+    ptxas = next((ln.split(", ")[-1] for ln in version.splitlines() if "release" in ln), version.strip())
+    print(json.dumps({"kind": "header", "triton": triton.__version__, "torch": torch.__version__, "ptxas": ptxas,
+                      "target": f"cuda sm_{args.arch} warp {args.warp_size}", **shape}), flush=True)
+    for dname in args.dtypes:
+        seen = set()
+        for launch in record_launches(**shape, dtype=DTYPES[dname]):
+            key = (launch.name, tuple(sorted((k, str(v)) for k, v in launch.kwargs.items())))
+            if launch.name not in args.kernels or key in seen:
+                continue
+            seen.add(key)
+            for row in compile_launch(launch, target):
+                print(json.dumps({"dtype": dname, **row}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,43 @@
+"""kernel_registers.py without a GPU: the forward mix kernel compiled for sm_90 at a small shape.
+
+The script runs in a subprocess because it compiles real kernels, while this test session may
+run Triton's interpreter (TRITON_INTERPRET is read once, at import)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kernel_registers.py"
+
+
+def _has_ptxas() -> bool:
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+        tool = get_ptxas(90) if "arch" in get_ptxas.__code__.co_varnames else get_ptxas()
+        return Path(tool.path if hasattr(tool, "path") else tool[0]).is_file()
+    except Exception:  # no NVIDIA backend or no bundled ptxas
+        return False
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_forward_kernel_reports_registers() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--batch", "1", "--length", "16", "--heads", "2", "--headdim", "16",
+         "--d-state", "16", "--dtypes", "bf16", "--kernels", "mix_fwd", "dt_fwd"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert records[0]["kind"] == "header" and records[0]["target"] == "cuda sm_90 warp 32"
+    rows = records[1:]
+    assert {r["kernel"] for r in rows} == {"mix_fwd", "dt_fwd"}
+    fwd = [r for r in rows if r["kernel"] == "mix_fwd"]
+    assert fwd and all(r["BLOCK"] == 16 for r in fwd)  # Q = 16: only 16-row tiles survive pruning
+    for r in rows:
+        assert 0 < r["n_regs"] <= 255 and r["n_spill_stores"] >= 0 and r["shared"] >= 0, r
