@@ -20,7 +20,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_chunk_fwd import chunk_configs, chunk_tile, load_bc, prefix_values, prune_blocks, triangle_mask
+from .triton_chunk_fwd import (
+    chunk_configs, chunk_tile, load_bc, load_d, prefix_values, prune_blocks, triangle_mask,
+)
 from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_cols_kernel", "chunk_bwd_rows_kernel"]
@@ -190,11 +192,7 @@ def chunk_bwd_cols_kernel(
             dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
                                          cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
         if D_MODE > 0:
-            if D_MODE == 1:
-                dv = tl.load(Dp + h).to(tl.float32)
-            else:
-                dv = tl.load(Dp + b * s_db + cols * s_dl + h * s_dh, mask=cm, other=0.0).to(tl.float32)[:, None]
-            dxj += dv * dyj.to(tl.float32)
+            dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
             tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
         for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
             rows = i0 + tl.arange(0, BLOCK)

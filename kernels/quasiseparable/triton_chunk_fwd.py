@@ -74,6 +74,14 @@ def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
 
 
 @triton.jit
+def load_d(Dp, b, pos, mask, h, s_db, s_dl, s_dh, D_MODE: tl.constexpr):
+    """The diagonal term of head h at positions pos: D[h] (D_MODE 1, a scalar) or D[b, pos, h] (2, a column)."""
+    if D_MODE == 1:
+        return tl.load(Dp + h).to(tl.float32)
+    return tl.load(Dp + b * s_db + pos * s_dl + h * s_dh, mask=mask, other=0.0).to(tl.float32)[:, None]
+
+
+@triton.jit
 def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
     """[len(rows), len(cols)] pairs of the forward (j < i, or j <= i without shift) or backward
     triangle; off the diagonal tile only the bounds matter."""
@@ -156,10 +164,6 @@ def chunk_fwd_kernel(
                 s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
                 acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
-        if D_MODE == 1:
-            dv = tl.load(Dp + h).to(tl.float32)
-        else:
-            dv = tl.load(Dp + b * s_db + rows * s_dl + h * s_dh, mask=rm, other=0.0).to(tl.float32)[:, None]
-        acc += dv * xi.to(tl.float32)
+        acc += load_d(Dp, b, rows, rm, h, s_db, s_dl, s_dh, D_MODE) * xi.to(tl.float32)
     y_ptr = y + ((b * L + rows[:, None]) * H + h) * P + ps[None, :]
     tl.store(y_ptr, acc, mask=rm[:, None] & pm[None, :])
