@@ -7,6 +7,8 @@ For tokens u (B, L, dim), with d_inner = expand * dim split into H = d_inner / P
     y          = mix(SiLU(x), f, r)           per head h: y[:, :, h] = M_h(f, r) @ x[:, :, h]
     out        = out_proj(GatedRMSNorm(y, z))
 
+With `recompute_norm` the norm's output (out_proj's input, B x L x d_inner) is not stored for the
+backward pass: the last line runs under activation checkpointing and is recomputed there.
 (with `silu_features`, f is SiLU(f) too, as in Hydra, where x, B, C are views of one activation).
 Only `mix` (and the matrix M it applies) differs between mixers; the parameter names and their
 order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modules, `norm`,
@@ -17,6 +19,7 @@ from typing import Optional
 
 import torch
 from timm.layers import register_notrace_function
+from timm.models import checkpoint
 from torch import nn
 
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu
@@ -102,6 +105,7 @@ class MatrixMixer(nn.Module):
         self.causal_conv = causal_conv
         self.silu_features = silu_features
         self.backend = backend
+        self.recompute_norm = False
         conv_dim = self.d_inner + conv_features
         self.in_proj = nn.Linear(dim, self.d_inner + conv_dim + raw_features, bias=bias, **dd)
         self.conv1d = nn.Conv1d(
@@ -139,11 +143,17 @@ class MatrixMixer(nn.Module):
         _, x, f, r = self.features(u)
         return self.matrix(x, f, r)
 
+    def project(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """out_proj(GatedRMSNorm(y, z)): (B, L, d_inner) twice -> (B, L, dim)."""
+        return self.out_proj(self.norm(y, z))
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
         z, x, f, r = self.features(u)
-        y = self.mix(x, f, r)
-        return self.out_proj(self.norm(y.flatten(2), z))
+        y = self.mix(x, f, r).flatten(2)
+        if self.recompute_norm and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            return checkpoint(self.project, y, z)
+        return self.project(y, z)
 
     def extra_repr(self) -> str:
         return (f"d_inner={self.d_inner}, nheads={self.nheads}, headdim={self.headdim}, ngroups={self.ngroups}, "

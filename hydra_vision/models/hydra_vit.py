@@ -34,7 +34,7 @@ from timm.models._input import get_pretrained_grid_size, update_model_args, upda
 from timm.models._manipulate import named_apply
 from timm.models.vision_transformer import get_init_weights_vit, global_pool_nlc
 
-from hydra_vision.layers import MixerType, create_mixer
+from hydra_vision.layers import MatrixMixer, MixerType, create_mixer
 
 __all__ = ['HydraVisionTransformer']
 
@@ -143,6 +143,7 @@ class HydraVisionTransformer(nn.Module):
             ngroups: int = 1,
             chunk_size: int = 256,
             backend: Optional[str] = None,
+            recompute_norm: bool = False,
             mlp_ratio: float = 0.,
             init_values: Optional[float] = None,
             class_token: bool = False,
@@ -173,6 +174,7 @@ class HydraVisionTransformer(nn.Module):
             depth: Number of blocks.
             mixer: Sequence mixer of every block.
             d_state, d_conv, expand, headdim, ngroups, chunk_size, backend: Mixer settings (see `Hydra`).
+            recompute_norm: Recompute each mixer's gated-norm output in backward (`set_norm_recompute`).
             mlp_ratio: Hidden/width ratio of an MLP sub-block after each mixer (0: none, as in the paper).
             init_values: Layer-scale init value (layer scale enabled if set).
             class_token: Prepend a learned class token.
@@ -253,6 +255,7 @@ class HydraVisionTransformer(nn.Module):
                 **dd,
             )
             for i in range(depth)])
+        self.set_norm_recompute(recompute_norm)
         self.feature_info = [
             dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=reduction) for i in range(depth)]
         self.norm = norm_layer(embed_dim, **dd) if final_norm else nn.Identity()
@@ -293,6 +296,15 @@ class HydraVisionTransformer(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in backward instead of storing them."""
         self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def set_norm_recompute(self, enable: bool = True) -> None:
+        """Recompute each mixer's gated-norm output (out_proj's input) in backward instead of storing
+        it: one norm and one out_proj forward more per block for B x L x d_inner fewer saved values
+        per block (a sixth of a Hydra block's activations)."""
+        for module in self.modules():
+            if isinstance(module, MatrixMixer):
+                module.recompute_norm = enable
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
