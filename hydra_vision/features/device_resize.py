@@ -16,6 +16,8 @@ import torch
 from timm.data.transforms import MaybePILToTensor
 from torchvision import transforms
 
+from .loading import PackedImages
+
 __all__ = ["DeviceResize"]
 
 
@@ -38,9 +40,11 @@ class DeviceResize:
         self.resize_crop = transforms.Compose(steps)
         self.device = device
 
-    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """uint8 images, a batch (B, 3, h, w) or a list of (3, h_i, w_i) -> float32 (B, 3, H, W) on the device.
-        Images of one size are resized together."""
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
+        """uint8 images, a batch (B, 3, h, w), a list of (3, h_i, w_i) or `PackedImages` -> float32
+        (B, 3, H, W) on the device. Images of one size are resized together."""
+        if isinstance(images, PackedImages):
+            images = images.unpack(self.device)  # one copy for the whole batch
         by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, image in enumerate(images):
             by_size[tuple(image.shape)].append(i)

@@ -26,7 +26,7 @@ from timm.data import create_transform, resolve_data_config
 
 from ..checkpoint_io import load_model_weights
 from .device_resize import DeviceResize
-from .loading import open_rgb, stack_if_uniform
+from .loading import PackedImages, open_rgb, stack_if_uniform
 
 __all__ = ["FeatureExtractor", "ImageInput"]
 
@@ -176,13 +176,14 @@ class FeatureExtractor:
         """Model-sized pixels (B, 3, H, W) in [0, 255] -> (x / 255 - mean) / std on the device, in the compute dtype."""
         return ((pixels.to(self.device, non_blocking=True).float() - self._mean) / self._std).to(self.dtype)
 
-    def normalize_input(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    def normalize_input(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
         """uint8 images from `preprocess` -> model input (B, 3, H, W) on the device (`standardize`d;
         resized there first with `resize_on='device'`)."""
         if self._device_resize is not None:
             return self.standardize(self._device_resize(images))
-        images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
-        if isinstance(images, list):
+        if isinstance(images, (list, tuple)) and not isinstance(images, PackedImages):  # (a NamedTuple)
+            images = stack_if_uniform(images)
+        if isinstance(images, (list, PackedImages)):
             raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
         return self.standardize(images)
 
@@ -223,8 +224,8 @@ class FeatureExtractor:
 
         Args:
             images: a preprocessed float tensor (B, 3, H, W) or (3, H, W); uint8 images from
-                `preprocess` (a tensor, or a list of tensors); or a PIL image, a path, or a
-                sequence of them.
+                `preprocess` (a tensor, or a list of tensors) or a loader batch's `PackedImages`;
+                or a PIL image, a path, or a sequence of them.
 
         Returns:
             dict of tensors on the device, in the compute dtype: `embeddings` (B, D)
@@ -237,6 +238,8 @@ class FeatureExtractor:
             return self.forward(self.normalize_input(batch) if batch.dtype == torch.uint8 else batch)
         if isinstance(images, (Image.Image, str, os.PathLike)):
             images = [images]
+        if isinstance(images, PackedImages):
+            return self.forward(self.normalize_input(images))
         if images and any(isinstance(im, torch.Tensor) for im in images):
             if not all(isinstance(im, torch.Tensor) and im.dtype == torch.uint8 and im.ndim == 3 for im in images):
                 raise TypeError("a sequence of tensors must hold uint8 images (3, h, w), as `preprocess` returns")

@@ -2,7 +2,9 @@
 
 Images are decoded (and, unless the extractor resizes on its device, resized) on the CPU into
 uint8 tensors; the float conversion and mean/std normalisation happen on the model's device
-(see extractor.py), which keeps the loader workers and the host-to-device copy cheap.
+(see extractor.py), which keeps the loader workers and the host-to-device copy cheap. A batch of
+images of several sizes travels as one packed tensor (`PackedImages`): one shared-memory block per
+batch from a loader process and one copy to the device, not one per image.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["Batch", "ImageDataset", "collate_images", "open_rgb", "stack_if_uniform"]
+__all__ = ["Batch", "ImageDataset", "PackedImages", "collate_images", "open_rgb", "stack_if_uniform"]
 
 
 def open_rgb(path: str) -> Image.Image:
@@ -45,19 +47,37 @@ def stack_if_uniform(images: Sequence[torch.Tensor]) -> torch.Tensor | list[torc
     return torch.stack(images) if len({x.shape for x in images}) == 1 else images
 
 
+class PackedImages(NamedTuple):
+    """Images of several sizes in one tensor: data uint8 (sum_i 3 h_i w_i,), the images one after
+    the other, and shapes int64 (B, 3) of (3, h_i, w_i)."""
+
+    data: torch.Tensor
+    shapes: torch.Tensor
+
+    @classmethod
+    def pack(cls, images: Sequence[torch.Tensor]) -> PackedImages:
+        return cls(torch.cat([x.reshape(-1) for x in images]), torch.tensor([tuple(x.shape) for x in images]))
+
+    def unpack(self, device: torch.device | str | None = None) -> list[torch.Tensor]:
+        """The images (3, h_i, w_i) as views of one copy of data on `device` (asynchronous from pinned memory)."""
+        data = self.data if device is None else self.data.to(device, non_blocking=True)
+        shapes = [tuple(s) for s in self.shapes.tolist()]
+        return [x.view(s) for x, s in zip(data.split([c * h * w for c, h, w in shapes]), shapes)]
+
+
 class Batch(NamedTuple):
-    """indices (B,) of the decoded images, images uint8 (B, 3, H, W) (or a list of (3, h_i, w_i)
-    when not resized yet) or None, failures [(index, error)]."""
+    """indices (B,) of the decoded images, images uint8 (B, 3, H, W) (or `PackedImages` of several
+    sizes, when not resized yet) or None, failures [(index, error)]."""
 
     indices: torch.Tensor
-    images: torch.Tensor | list[torch.Tensor] | None
+    images: torch.Tensor | PackedImages | None
     failures: list[tuple[int, str]]
 
 
 def collate_images(items: list[tuple[int, torch.Tensor | None, str | None]]) -> Batch:
-    """Stacks the decoded images of a batch and sets the failed ones aside."""
+    """Stacks (or, when their sizes differ, packs) the decoded images of a batch and sets the failed ones aside."""
     good = [(i, x) for i, x, _ in items if x is not None]
     failures = [(i, error) for i, x, error in items if x is None]
     indices = torch.tensor([i for i, _ in good], dtype=torch.long)
     images = stack_if_uniform([x for _, x in good]) if good else None
-    return Batch(indices, images, failures)
+    return Batch(indices, PackedImages.pack(images) if isinstance(images, list) else images, failures)
