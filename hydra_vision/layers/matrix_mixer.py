@@ -7,8 +7,9 @@ For tokens u (B, L, dim), with d_inner = expand * dim split into H = d_inner / P
     y          = mix(SiLU(x), f, r)           per head h: y[:, :, h] = M_h(f, r) @ x[:, :, h]
     out        = out_proj(GatedRMSNorm(y, z))
 
-With `recompute_norm` the norm's output (out_proj's input, B x L x d_inner) is not stored for the
-backward pass: the last line runs under activation checkpointing and is recomputed there.
+With `selective_recompute` the last three lines run under selective activation checkpointing
+(`recompute.recompute_around_mix`): the conv and norm outputs are recomputed in backward, the fused
+mix's outputs are kept.
 (with `silu_features`, f is SiLU(f) too, as in Hydra, where x, B, C are views of one activation).
 Only `mix` (and the matrix M it applies) differs between mixers; the parameter names and their
 order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modules, `norm`,
@@ -19,12 +20,12 @@ from typing import Optional
 
 import torch
 from timm.layers import register_notrace_function
-from timm.models import checkpoint
 from torch import nn
 
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu
 
 from .gated_rmsnorm import GatedRMSNorm
+from .recompute import recompute_around_mix
 
 __all__ = ["MatrixMixer", "conv_tokens", "feature_groups", "inner_heads"]
 
@@ -105,7 +106,7 @@ class MatrixMixer(nn.Module):
         self.causal_conv = causal_conv
         self.silu_features = silu_features
         self.backend = backend
-        self.recompute_norm = False
+        self.selective_recompute = False
         conv_dim = self.d_inner + conv_features
         self.in_proj = nn.Linear(dim, self.d_inner + conv_dim + raw_features, bias=bias, **dd)
         self.conv1d = nn.Conv1d(
@@ -119,15 +120,25 @@ class MatrixMixer(nn.Module):
         """Creates the modules `mix` owns (none here); called between conv1d and norm, so that
         their parameters sit in the official Hydra order (`fc_D` before `norm`)."""
 
-    def features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Tokens u (B, L, dim) -> gate z (B, L, d_inner), values x (B, L, H, P) after SiLU,
-        conv features f (B, L, conv_features), raw features r (B, L, raw_features); with
-        `silu_features`, x and f are views of one SiLU(conv) output (Hydra's x, B, C)."""
+    def split_projection(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens u (B, L, dim) -> gate z (B, L, d_inner), conv input xf (B, L, d_inner + conv_features),
+        raw features r (B, L, raw_features): views of one in_proj output."""
         z, xf, r = self.in_proj(u).split([self.d_inner, self.d_inner + self.conv_features, self.raw_features], dim=-1)
+        return z, xf, r
+
+    def convolve(self, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conv input xf -> values x (B, L, H, P) after SiLU and conv features f (B, L, conv_features); with
+        `silu_features`, x and f are views of one SiLU(conv) output (Hydra's x, B, C)."""
         silu_channels = self.d_inner + self.conv_features if self.silu_features else self.d_inner
         xf = conv_tokens(xf, self.conv1d.weight, self.conv1d.bias, self.causal_conv, silu_channels, self.backend)
         x, f = xf.split([self.d_inner, self.conv_features], dim=-1)
-        return z, x.unflatten(-1, (self.nheads, self.headdim)), f, r
+        return x.unflatten(-1, (self.nheads, self.headdim)), f
+
+    def features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens u (B, L, dim) -> z, x, f, r of `split_projection` and `convolve`."""
+        z, xf, r = self.split_projection(u)
+        x, f = self.convolve(xf)
+        return z, x, f, r
 
     def mix(self, x: torch.Tensor, f: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """y = M(f, r) @ x per head: x (B, L, H, P) -> (B, L, H, P) in x's dtype, without building M."""
@@ -143,17 +154,17 @@ class MatrixMixer(nn.Module):
         _, x, f, r = self.features(u)
         return self.matrix(x, f, r)
 
-    def project(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """out_proj(GatedRMSNorm(y, z)): (B, L, d_inner) twice -> (B, L, dim)."""
-        return self.out_proj(self.norm(y, z))
+    def mix_and_project(self, xf: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Everything after in_proj: out_proj(GatedRMSNorm(mix(convolve(xf), r), z)) -> (B, L, dim)."""
+        x, f = self.convolve(xf)
+        return self.out_proj(self.norm(self.mix(x, f, r).flatten(2), z))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
-        z, x, f, r = self.features(u)
-        y = self.mix(x, f, r).flatten(2)
-        if self.recompute_norm and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            return checkpoint(self.project, y, z)
-        return self.project(y, z)
+        z, xf, r = self.split_projection(u)
+        if self.selective_recompute and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            return recompute_around_mix(self.mix_and_project, xf, z, r)
+        return self.mix_and_project(xf, z, r)
 
     def extra_repr(self) -> str:
         return (f"d_inner={self.d_inner}, nheads={self.nheads}, headdim={self.headdim}, ngroups={self.ngroups}, "

@@ -143,7 +143,7 @@ class HydraVisionTransformer(nn.Module):
             ngroups: int = 1,
             chunk_size: int = 256,
             backend: Optional[str] = None,
-            recompute_norm: bool = False,
+            selective_recompute: bool = False,
             mlp_ratio: float = 0.,
             init_values: Optional[float] = None,
             class_token: bool = False,
@@ -174,7 +174,8 @@ class HydraVisionTransformer(nn.Module):
             depth: Number of blocks.
             mixer: Sequence mixer of every block.
             d_state, d_conv, expand, headdim, ngroups, chunk_size, backend: Mixer settings (see `Hydra`).
-            recompute_norm: Recompute each mixer's gated-norm output in backward (`set_norm_recompute`).
+            selective_recompute: Recompute each mixer's conv and gated-norm outputs in backward
+                (`set_selective_recompute`).
             mlp_ratio: Hidden/width ratio of an MLP sub-block after each mixer (0: none, as in the paper).
             init_values: Layer-scale init value (layer scale enabled if set).
             class_token: Prepend a learned class token.
@@ -255,7 +256,7 @@ class HydraVisionTransformer(nn.Module):
                 **dd,
             )
             for i in range(depth)])
-        self.set_norm_recompute(recompute_norm)
+        self.set_selective_recompute(selective_recompute)
         self.feature_info = [
             dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=reduction) for i in range(depth)]
         self.norm = norm_layer(embed_dim, **dd) if final_norm else nn.Identity()
@@ -298,13 +299,14 @@ class HydraVisionTransformer(nn.Module):
         self.grad_checkpointing = enable
 
     @torch.jit.ignore
-    def set_norm_recompute(self, enable: bool = True) -> None:
-        """Recompute each mixer's gated-norm output (out_proj's input) in backward instead of storing
-        it: one norm and one out_proj forward more per block for B x L x d_inner fewer saved values
-        per block (a sixth of a Hydra block's activations)."""
+    def set_selective_recompute(self, enable: bool = True) -> None:
+        """Recompute each mixer's conv output (the mix's x, B, C) and gated-norm output in backward
+        instead of storing them, keeping the fused mix's outputs: about a third less activation
+        memory per Hydra block for one conv, norm and out_proj forward more (`set_grad_checkpointing`
+        recomputes whole blocks instead)."""
         for module in self.modules():
             if isinstance(module, MatrixMixer):
-                module.recompute_norm = enable
+                module.selective_recompute = enable
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:

@@ -56,13 +56,13 @@ def test_compile_inductor_cpu():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("recompute_norm", [False, True])
-def test_compile_fullgraph_with_every_triton_kernel(recompute_norm):
+@pytest.mark.parametrize("selective_recompute", [False, True])
+def test_compile_fullgraph_with_every_triton_kernel(selective_recompute):
     """The training graph of a model on the Triton mix, conv and gated norm (what `auto` picks on
-    CUDA; here in Triton's interpreter) has no graph breaks, also with the norm recomputed under
-    activation checkpointing, and its gradients equal eager's."""
+    CUDA; here in Triton's interpreter) has no graph breaks, also under selective activation
+    recomputation, and its gradients equal eager's."""
     model = create("hydra_vit_tiny", depth=1, img_size=32, backend="triton", chunk_size=16,
-                   recompute_norm=recompute_norm)
+                   selective_recompute=selective_recompute)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     x = images(size=(32, 32))
     eager_loss, compiled_loss = model(x).square().mean(), compiled(x).square().mean()

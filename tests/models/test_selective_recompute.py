@@ -1,0 +1,93 @@
+"""selective_recompute: conv and gated-norm outputs recomputed in backward, the fused mix kept, results unchanged."""
+from unittest import mock
+
+import pytest
+import torch
+
+from hydra_vision.kernels.dwconv import triton_conv
+from hydra_vision.kernels.gated_rmsnorm import triton_norm
+from hydra_vision.kernels.quasiseparable import triton_mix
+from hydra_vision.layers import MatrixMixer, matrix_mixer
+
+from ._helpers import create, images
+
+KERNELS = {"mix": (triton_mix, "chunk_fwd_kernel"), "conv": (triton_conv, "_conv_fwd_kernel"),
+           "norm": (triton_norm, "_norm_fwd_kernel")}
+
+
+class _Counted:
+    """A Triton kernel that counts its launches and runs them."""
+
+    def __init__(self, kernel, counts: dict, name: str):
+        self.kernel, self.counts, self.name = kernel, counts, name
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.counts[self.name] += 1
+            return self.kernel[grid](*args, **kwargs)
+        return launch
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_only_the_fused_mix_runs_once(recompute):
+    """Forward + backward of 2 blocks on the Triton kernels: the mix forward runs once per block
+    either way; the conv and norm forwards run again in backward only with recomputation."""
+    model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16, selective_recompute=recompute)
+    counts = dict.fromkeys(KERNELS, 0)
+    with mock.patch.multiple(triton_mix, chunk_fwd_kernel=_Counted(triton_mix.chunk_fwd_kernel, counts, "mix")), \
+            mock.patch.multiple(triton_conv, _conv_fwd_kernel=_Counted(triton_conv._conv_fwd_kernel, counts, "conv")), \
+            mock.patch.multiple(triton_norm, _norm_fwd_kernel=_Counted(triton_norm._norm_fwd_kernel, counts, "norm")):
+        model(images(size=(32, 32))).sum().backward()
+    per_block = 4 if recompute else 2
+    assert counts == {"mix": 2, "conv": per_block, "norm": per_block}
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_conv_and_norm_outputs_are_saved_only_without_recompute(recompute):
+    model = create("hydra_vit_tiny", selective_recompute=recompute)
+    conv_outputs, norm_outputs, saved = [], [], set()
+    real_conv = matrix_mixer.conv_tokens
+
+    def recording_conv(*args):
+        conv_outputs.append(real_conv(*args))  # kept alive: no storage reuse can fake a match
+        return conv_outputs[-1]
+
+    hooks = [m.norm.register_forward_hook(lambda mod, args, out: norm_outputs.append(out))
+             for m in model.modules() if isinstance(m, MatrixMixer)]
+
+    def pack(t):
+        saved.add(t.untyped_storage().data_ptr())
+        return t
+
+    with mock.patch.object(matrix_mixer, "conv_tokens", recording_conv), \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(images()).sum().backward()
+    for h in hooks:
+        h.remove()
+    first_pass = conv_outputs[:2] + norm_outputs[:2]
+    assert len(conv_outputs) == len(norm_outputs) == (4 if recompute else 2)
+    assert [t.untyped_storage().data_ptr() in saved for t in first_pass] == [not recompute] * 4
+
+
+@pytest.mark.parametrize("mixer, backend", [("quasiseparable", "triton"), ("quasiseparable", "reference"),
+                                            ("attention", None), ("toeplitz_dd", None)])
+def test_same_loss_and_gradients(mixer, backend):
+    kwargs = dict(mixer=mixer, backend=backend, img_size=32, chunk_size=16)
+    plain, recomputing = (create("hydra_vit_tiny", selective_recompute=r, **kwargs) for r in (False, True))
+    recomputing.load_state_dict(plain.state_dict())
+    x = images(size=(32, 32))
+    losses = [m(x).square().mean() for m in (plain, recomputing)]
+    grads = [torch.autograd.grad(loss, list(m.parameters())) for loss, m in zip(losses, (plain, recomputing))]
+    torch.testing.assert_close(losses[1], losses[0], rtol=0, atol=0)
+    for g_recomputed, g_plain in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_recomputed, g_plain, rtol=1e-6, atol=1e-7)
+
+
+def test_set_selective_recompute_reaches_every_mixer_and_inference_skips_it():
+    model = create("hydra_vit_tiny")
+    mixers = [m for m in model.modules() if isinstance(m, MatrixMixer)]
+    assert mixers and not any(m.selective_recompute for m in mixers)
+    model.set_selective_recompute(True)
+    assert all(m.selective_recompute for m in mixers)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images()), create("hydra_vit_tiny")(images()), rtol=0, atol=0)
