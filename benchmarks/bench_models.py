@@ -13,7 +13,7 @@ Hydra mix counted through its pure-PyTorch reference form); a training step coun
 used since it overcounts grouped convolutions). Out-of-memory cases are recorded, not fatal.
 
     python benchmarks/bench_models.py [--models ...] [--img-sizes 224 512 1024 2048] [--batch-sizes ...]
-        [--modes infer train] [--compile off on] [--device cuda] [--model-kwargs depth=2] [--out FILE]
+        [--modes infer train] [--compile off on reduce-overhead] [--device cuda] [--model-kwargs depth=2] [--out FILE]
         [--quick] [--profile]
     python benchmarks/bench_models.py --table FILE.jsonl   (markdown table of Hydra / ViT ratios, no GPU)
 """
@@ -48,6 +48,9 @@ BATCH_SIZES = {224: 128, 512: 32, 1024: 8, 2048: 2}  # about 25-33k tokens per b
 SPEED_TARGETS = {224: 0.85, 512: 0.9, 1024: 1.3, 2048: 3.0}  # issue 4: hydra_vit_base / vit_base img/s
 H100_BF16_DENSE = 989e12
 NUM_CLASSES = 1000
+COMPILE_MODES = {"off": None, "on": "default", "reduce-overhead": "reduce-overhead"}  # --compile -> torch.compile mode
+RECORDED_COMPILE = {"off": False, "on": True}  # the records' "compile" (other modes by name)
+COMPILE_LABELS = {False: "off", True: "on"}
 
 
 def parse_model_kwargs(items: list[str]) -> dict:
@@ -85,13 +88,14 @@ def cpu_time_ms(fn: Callable[[], object], warmup: int, reps: int) -> dict:
     return {"ms": round(statistics.median(times), 4), "ms_q20": round(q[1], 4), "ms_q80": round(q[7], 4)}
 
 
-def make_step(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_size: int,
+def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
               device: torch.device) -> Callable[[], object]:
-    """One inference forward or one training step (see the module docstring) on a resident batch."""
+    """One inference forward or one training step (see the module docstring) on a resident batch;
+    compile_mode: None (eager) or a torch.compile mode ('default', 'reduce-overhead': CUDA graphs)."""
     cuda = device.type == "cuda"
     inputs = torch.randn(batch, 3, img_size, img_size, device=device)
     targets = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-    net = torch.compile(model) if compiled else model
+    net = torch.compile(model, mode=compile_mode) if compile_mode else model
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
@@ -115,11 +119,11 @@ def make_step(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img
     return step
 
 
-def measure(model: torch.nn.Module, mode: str, compiled: bool, batch: int, img_size: int, device: torch.device,
-            quick: bool, profile: bool = False) -> dict:
+def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
+            device: torch.device, quick: bool, profile: bool = False) -> dict:
     """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
     by GPU time and by host time: a step that launches many small kernels is bound by the second)."""
-    step = make_step(model, mode, compiled, batch, img_size, device)
+    step = make_step(model, mode, compile_mode, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
     if profile and device.type == "cuda":
@@ -162,12 +166,12 @@ def run(args: argparse.Namespace) -> None:
             for mode in args.modes:
                 for compile_flag in args.compile:
                     record = {"kind": "case", "model": name, "img_size": img_size, "batch": batch, "mode": mode,
-                              "compile": compile_flag == "on", "params_m": params_m,
+                              "compile": RECORDED_COMPILE.get(compile_flag, compile_flag), "params_m": params_m,
                               "flops_img": flops_img * (3 if mode == "train" else 1)}
                     case_model = copy.deepcopy(model).to(device)
                     try:
-                        stats = measure(case_model, mode, compile_flag == "on", batch, img_size, device, args.quick,
-                                        args.profile)
+                        stats = measure(case_model, mode, COMPILE_MODES[compile_flag], batch, img_size, device,
+                                        args.quick, args.profile)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -204,7 +208,7 @@ def table(records: list[dict]) -> str:
         ok = a is not None and b is not None and a.get("status") == b.get("status") == "ok"
         return a[key] / b[key] if ok and a.get(key) is not None and b.get(key) else None
 
-    keys = sorted({k[1:] for k in cases}, key=lambda k: (k[0], k[1] != "infer", k[2]))
+    keys = sorted({k[1:] for k in cases}, key=lambda k: (k[0], k[1] != "infer", str(k[2])))
     for hydra, vit in PAIRS:
         for img, mode, compiled in keys:
             h, v = cases.get((hydra, img, mode, compiled)), cases.get((vit, img, mode, compiled))
@@ -219,7 +223,7 @@ def table(records: list[dict]) -> str:
                 met.append("mem yes" if mem <= 1 else "mem no")
             batch = (h or v)["batch"]
             lines.append(
-                f"| {hydra} / {vit} | {img} | {mode} | {'on' if compiled else 'off'} | {batch} | "
+                f"| {hydra} / {vit} | {img} | {mode} | {COMPILE_LABELS.get(compiled, compiled)} | {batch} | "
                 f"{value(h, 'img_s', '.1f')} | {value(v, 'img_s', '.1f')} | "
                 f"{'-' if speed is None else f'{speed:.2f}'} | "
                 f"{'-' if target is None else f'>= {target}' + (', GiB <= 1' if mode == 'train' else '')} | "
@@ -236,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+",
                         help=f"one per image size, or one for all (default {BATCH_SIZES})")
     parser.add_argument("--modes", nargs="+", default=["infer", "train"], choices=["infer", "train"])
-    parser.add_argument("--compile", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--compile", nargs="+", default=["off", "on"], choices=list(COMPILE_MODES),
+                        help="eager, torch.compile's default mode, or its CUDA-graph mode")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--model-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
                         help="extra timm.create_model arguments for every model, e.g. depth=2")
