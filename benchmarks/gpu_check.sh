@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: install the package, then the chosen steps; logs and JSON lines go to $OUT.
-#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [models] [extract]
+#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [models] [extract] [recompute] [graphs]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
 #     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1) and
@@ -9,6 +9,9 @@
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
 #     models     benchmarks/bench_models.py (MODEL_ARGS passes options, e.g. the models and sizes)
 #     extract    benchmarks/bench_extract.py on Imagewoof (carry .data/imagewoof2-128.tar.gz)
+#     recompute  hydra_vit_base's 224 px training step without and with selective_recompute (speed, memory)
+#     graphs     hydra_vit_tiny and deit_tiny training at 128 px: eager vs torch.compile's CUDA-graph mode,
+#                and the eager step's profiler tables by GPU and by host time
 # PYTEST_ADDOPTS picks tests for the tests step (e.g. PYTEST_ADDOPTS='-k "not low_precision"').
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
@@ -58,5 +61,18 @@ if [[ " $steps " == *" extract "* ]]; then
     DATA=/tmp/imagewoof2-128 ARCHIVES=.data/imagewoof2-128.tar.gz extract_data
     timeout "$step_limit" python3 benchmarks/bench_extract.py --data /tmp/imagewoof2-128 --workers 14 \
         --out "$OUT/bench_extract.jsonl" ${EXTRACT_ARGS:-} 2>&1 | tee "$OUT/bench_extract.log" | tail -8
+fi
+if [[ " $steps " == *" recompute "* ]]; then
+    for kwargs in selective_recompute=False selective_recompute=True; do
+        timeout "$step_limit" python3 benchmarks/bench_models.py --models hydra_vit_base --img-sizes 224 --modes train \
+            --compile off --model-kwargs "$kwargs" 2>&1 | grep '"kind": "case"' | tee -a "$OUT/recompute.jsonl"
+    done
+fi
+if [[ " $steps " == *" graphs "* ]]; then
+    timeout "$step_limit" python3 benchmarks/bench_models.py --models hydra_vit_tiny deit_tiny_patch16_224 \
+        --img-sizes 128 --modes train --compile off reduce-overhead --out "$OUT/graphs.jsonl" >"$OUT/graphs.log" 2>&1
+    python3 benchmarks/bench_models.py --table "$OUT/graphs.jsonl" | tee "$OUT/graphs_table.md"
+    timeout 120 python3 benchmarks/bench_models.py --models hydra_vit_tiny --img-sizes 128 --modes train --compile off \
+        --quick --profile >"$OUT/tiny_profile.txt" 2>&1
 fi
 exit "$status"
