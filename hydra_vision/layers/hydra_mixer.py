@@ -41,7 +41,7 @@ def mix_sequence(
     dt_bias: torch.Tensor,
     dt_limit: Tuple[float, float],
     shift: bool,
-    chunk_size: int,
+    chunk_size: Optional[int],
     backend: Optional[str],
 ) -> torch.Tensor:
     """`quasiseparable_mix` with softplus(dt + dt_bias), kept opaque to TorchScript and FX.

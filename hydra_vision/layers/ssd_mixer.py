@@ -41,7 +41,7 @@ class SSDMixer(MatrixMixer):
         dt_limit: clamp of dt after the softplus.
         bias: bias of in_proj and out_proj.
         conv_bias: bias of the conv.
-        chunk_size: chunk length of the chunked kernels.
+        chunk_size: chunk length of the chunked kernels (None: timed per device and shape on triton).
         backend: kernel backend ('naive' | 'reference' | 'triton' | 'auto'); None: the process default.
     """
 
@@ -65,7 +65,7 @@ class SSDMixer(MatrixMixer):
         dt_limit: Tuple[float, float] = (0.0, math.inf),
         bias: bool = False,
         conv_bias: bool = True,
-        chunk_size: int = 256,
+        chunk_size: Optional[int] = 256,
         backend: Optional[str] = None,
         device=None,
         dtype=None,

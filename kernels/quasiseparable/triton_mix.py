@@ -47,6 +47,7 @@ import triton
 
 from ..backend import TRITON_DTYPES
 from .checks import check_mix_inputs
+from .chunk_tuning import tuned_chunk_size
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
@@ -230,15 +231,23 @@ def _prepare(
 def ssd_mix_triton(
     x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, B_f: torch.Tensor,
     C_f: torch.Tensor, B_b: Optional[torch.Tensor], C_b: Optional[torch.Tensor], D: Optional[torch.Tensor], *,
-    dt_bias: Optional[torch.Tensor], dt_softplus: bool, dt_limit: tuple[float, float], shift: bool, chunk_size: int,
+    dt_bias: Optional[torch.Tensor], dt_softplus: bool, dt_limit: tuple[float, float], shift: bool,
+    chunk_size: Optional[int],
 ) -> torch.Tensor:
     """QS(x) (dt_b, B_b, C_b given) or the causal SSD y = SS(x) + D x (all three None, shift False),
-    on checked inputs; shapes as in `quasiseparable_mix`."""
+    on checked inputs; shapes as in `quasiseparable_mix`; chunk_size None: chosen by timing
+    (`chunk_tuning.tuned_chunk_size`)."""
     x, dt_f, dt_b, (B_f, C_f, B_b, C_b) = _prepare(x, dt_f, dt_b, (B_f, C_f, B_b, C_b))
-    y, _, _ = torch.ops.hydra_vision.ssd_mix(
-        x, dt_f, dt_b, A, B_f, C_f, B_b, C_b, D, dt_bias, dt_softplus, float(dt_limit[0]), float(dt_limit[1]),
-        shift, int(chunk_size),
-    )
+    lo, hi = float(dt_limit[0]), float(dt_limit[1])
+    inputs = (x, dt_f, dt_b, A, B_f, C_f, B_b, C_b, D, dt_bias)
+    if chunk_size is None:
+        def forward_backward(q: int) -> None:
+            y, dta, cum = _forward(*inputs, dt_softplus, lo, hi, shift, q)
+            _backward(torch.ones_like(y), *inputs, dta, cum, dt_softplus, lo, hi, shift, q)
+
+        key = (x.device, x.dtype, tuple(x.shape), B_f.shape[2:], dt_b is not None, shift, None if D is None else D.dim())
+        chunk_size = tuned_chunk_size(key, x.shape[1], forward_backward, chunk_length)
+    y, _, _ = torch.ops.hydra_vision.ssd_mix(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
     return y
 
 
@@ -257,13 +266,14 @@ def quasiseparable_mix_triton(
     dt_softplus: bool = False,
     dt_limit: tuple[float, float] = (0.0, math.inf),
     shift: bool = True,
-    chunk_size: int = 256,
+    chunk_size: Optional[int] = 256,
 ) -> torch.Tensor:
     """y = QS(x) by the fused Triton kernels; arguments and math as in `quasiseparable_mix`.
 
     Accumulates in fp32 for fp16/bf16/fp32 inputs; strided views (e.g. slices of the conv
     output) are read in place. `chunk_size` only sets the chunk length of long sequences
-    (`chunk_length`); the result does not depend on it.
+    (`chunk_length`; None: the fastest of 64, 128, 256 on this device, timed once per shape);
+    the result does not depend on it.
 
     Returns:
         y: (batch, L, H, P) in x's dtype, contiguous.

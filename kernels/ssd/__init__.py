@@ -14,6 +14,7 @@ import torch
 
 from ..backend import resolve_backend
 from ..quasiseparable.checks import check_mix_inputs
+from ..quasiseparable.chunk_tuning import DEFAULT_CHUNK
 
 __all__ = ["ssd_causal_mix"]
 
@@ -29,7 +30,7 @@ def ssd_causal_mix(
     dt_bias: torch.Tensor | None = None,
     dt_softplus: bool = False,
     dt_limit: tuple[float, float] = (0.0, math.inf),
-    chunk_size: int = 256,
+    chunk_size: int | None = 256,
     backend: str | None = None,
 ) -> torch.Tensor:
     """y = SS(x) + D x for every batch element and head.
@@ -41,7 +42,8 @@ def ssd_causal_mix(
         B, C: (batch, L, G, N); G divides H.
         D: (batch, L, H), (H,) or None.
         dt_bias, dt_softplus, dt_limit: dt = clamp(softplus?(dt + dt_bias), *dt_limit).
-        chunk_size: chunk length of the chunked algorithm (reference/triton).
+        chunk_size: chunk length of the chunked algorithm (reference/triton); None: chosen by
+            timing on triton, as in `quasiseparable_mix` (reference: 256).
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
     Returns:
@@ -58,7 +60,7 @@ def ssd_causal_mix(
     if name == "reference":
         from .reference import ssd_causal_mix_reference
 
-        return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=chunk_size)
+        return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=chunk_size or DEFAULT_CHUNK)
     from ..quasiseparable.triton_mix import ssd_mix_triton
 
     return ssd_mix_triton(x, dt, None, A, B, C, None, None, D, **kwargs, shift=False, chunk_size=chunk_size)

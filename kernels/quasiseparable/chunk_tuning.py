@@ -1,0 +1,43 @@
+"""The chunk length Q of the Triton mix chosen by timing, per device and shape (`chunk_size=None`).
+
+For a new key (device, dtype, x's shape, G, N, both directions or one, shift, D's kind) the
+caller's forward + backward runs once per distinct Q that CANDIDATES give at this L (none when the
+sequence fits one chunk of every candidate) on the call's own inputs, and the fastest is kept for
+the process. The result of the mix does not depend on Q (`chunk_length`), only its speed. In
+Triton's interpreter and while torch.compile traces, nothing is timed: a tuned value is reused if
+the key has one, else DEFAULT_CHUNK.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+import torch
+import triton
+
+from .triton_config import interpreting
+
+__all__ = ["CANDIDATES", "DEFAULT_CHUNK", "tuned_chunk_size"]
+
+CANDIDATES = (64, 128, 256)
+DEFAULT_CHUNK = 256
+_tuned: dict[Hashable, int] = {}
+
+
+def _time_ms(fn: Callable[[], object]) -> float:
+    """Median time of fn() in ms (CUDA events, Triton's do_bench)."""
+    return triton.testing.do_bench(fn, warmup=5, rep=25)
+
+
+def tuned_chunk_size(key: Hashable, L: int, run: Callable[[int], object],
+                     chunk_length: Callable[[int, int], int]) -> int:
+    """The chunk_size for `key`: the fastest `run(chunk_size)` among CANDIDATES with distinct
+    chunk_length(L, chunk_size), timed once per key and process."""
+    options = list({chunk_length(L, q): q for q in CANDIDATES}.values())
+    if len(options) == 1:
+        return options[0]
+    if key in _tuned:
+        return _tuned[key]
+    if interpreting() or torch.compiler.is_compiling():
+        return DEFAULT_CHUNK
+    _tuned[key] = min(options, key=lambda q: _time_ms(lambda: run(q)))
+    return _tuned[key]
