@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
+from hydra_vision.kernels.quasiseparable.chunk_tuning import DEFAULT_CHUNK  # noqa: E402
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length  # noqa: E402
 
 LENGTHS = (197, 785, 1025, 4097, 16385)
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headdim", type=int, default=64)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--ngroups", type=int, default=1)
-    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--chunk-size", type=lambda v: None if v == "auto" else int(v), default=256,
+                        help="chunk length, or 'auto': timed per shape (chunk_size=None)")
     parser.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"], choices=["fwd", "fwdbwd"])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         errors = check_against_reference(kw, args.chunk_size)
         gate = all(e < 3e-2 for e in errors.values())
         emit({"kind": "gate", "L": L, "batch": batch, "rel_err": errors, "passed": gate}, stream)
-        flops = mixer_flops(batch, L, H, P, G, N, chunk_length(L, args.chunk_size))
+        flops = mixer_flops(batch, L, H, P, G, N, chunk_length(L, args.chunk_size or DEFAULT_CHUNK))
         for mode in args.modes:
             for case in args.cases:
                 if case in ("triton", "two_pass") and not gate:
