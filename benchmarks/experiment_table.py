@@ -7,10 +7,13 @@ class count), seeds, epochs finished of those planned, top-1 / top-5 of the mode
 the last finished epoch, the best top-1 of each over the epochs, wall time of the run (jobs.tsv; the
 runs share the GPU), the training step's img/s alone (throughput.jsonl of the runs folder, by config
 name = experiment) and the median logged img/s inside the run. Several seeds: mean ± sample std.
-The plot: EMA top-1 against epoch per experiment, the mean over seeds with their min-max band. The
-CSV: one row per run. Folders of copied summary.csv files alone give the accuracy columns only.
+The plot: EMA top-1 against epoch per experiment, the mean over seeds with their min-max band; the
+time plot: the same against training time with the GPU to itself, epochs x images per epoch / the
+experiment's img/s alone (--rate), the equal-wall-clock view. The CSV: one row per run. Folders of
+copied summary.csv files alone give the accuracy columns only.
 
     python benchmarks/experiment_table.py --runs DIR [DIR ...] [--md FILE] [--csv FILE] [--png FILE]
+        [--time-png FILE --epoch-images N --rate EXPERIMENT=IMG_S ...]
 """
 from __future__ import annotations
 
@@ -160,8 +163,9 @@ def band(runs: list[Run], key: str = "eval_ema_top1") -> tuple[list[int], list[f
             [max(by_epoch[e]) for e in epochs])
 
 
-def plot(groups: dict[str, list[Run]], out_png: Path) -> None:
-    """EMA top-1 against epoch per experiment: mean over seeds, min-max band."""
+def plot(groups: dict[str, list[Run]], out_png: Path, seconds_per_epoch: dict[str, float] | None = None) -> None:
+    """EMA top-1 per experiment, mean over seeds with a min-max band, against epoch or, with
+    seconds_per_epoch, against training time (experiments without a rate are left out)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -169,12 +173,14 @@ def plot(groups: dict[str, list[Run]], out_png: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for experiment, runs in groups.items():
         epochs, mean, low, high = band(runs)
-        if not epochs:
+        if not epochs or (seconds_per_epoch is not None and experiment not in seconds_per_epoch):
             continue
-        (line,) = ax.plot([e + 1 for e in epochs], mean, label=f"{experiment} (n={len(runs)})")
+        scale = 1.0 if seconds_per_epoch is None else seconds_per_epoch[experiment]
+        x = [(e + 1) * scale for e in epochs]
+        (line,) = ax.plot(x, mean, label=f"{experiment} (n={len(runs)})")
         if len(runs) > 1:
-            ax.fill_between([e + 1 for e in epochs], low, high, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("epoch")
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("epoch" if seconds_per_epoch is None else "training time with the GPU to itself (s)")
     ax.set_ylabel("EMA top-1 (%)")
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -190,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md", type=Path, default=None, help="markdown table (also on stdout)")
     parser.add_argument("--csv", type=Path, default=None, help="one row per run")
     parser.add_argument("--png", type=Path, default=None, help="EMA top-1 against epoch")
+    parser.add_argument("--time-png", type=Path, default=None, help="EMA top-1 against training time alone")
+    parser.add_argument("--epoch-images", type=int, default=None, help="training images per epoch (time plot)")
+    parser.add_argument("--rate", nargs="+", default=[], metavar="EXPERIMENT=IMG_S",
+                        help="training img/s alone per experiment (time plot)")
     args = parser.parse_args(argv)
+    if args.time_png and not (args.epoch_images and args.rate):
+        parser.error("--time-png needs --epoch-images and --rate")
     runs = find_runs(args.runs)
     if not runs:
         raise ValueError(f"no run folder (NAME/summary.csv) in {', '.join(map(str, args.runs))}")
@@ -207,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     write_table(table, args.md, rows, CSV_COLUMNS, args.csv)
     if args.png:
         plot(groups, args.png)
+    if args.time_png:
+        rates = {name: float(value) for name, value in (r.split("=", 1) for r in args.rate)}
+        plot(groups, args.time_png, {name: args.epoch_images / rate for name, rate in rates.items()})
     return 0
 
 

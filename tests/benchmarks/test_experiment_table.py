@@ -132,6 +132,20 @@ def test_png_is_written(table, runs: Path, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_time_plot_puts_epochs_at_images_over_rate_alone(table, runs: Path, tmp_path: Path, monkeypatch) -> None:
+    png = tmp_path / "time.png"
+    options = ["--runs", str(runs), "--time-png", str(png), "--epoch-images", "1000",
+               "--rate", "hydra_vit_tiny=500", "deit_tiny=2000"]
+    table.main(options)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    calls = []
+    monkeypatch.setattr(table, "plot", lambda groups, out, seconds_per_epoch=None: calls.append(seconds_per_epoch))
+    table.main(options)
+    assert calls == [{"hydra_vit_tiny": 2.0, "deit_tiny": 0.5}]  # seconds per epoch = images / img/s
+    with pytest.raises(SystemExit):
+        table.main(["--runs", str(runs), "--time-png", str(png)])
+
+
 def test_copied_summaries_alone_give_the_accuracy_columns(table, runs: Path, tmp_path: Path) -> None:
     copied = tmp_path / "out"
     for name in CURVES:
