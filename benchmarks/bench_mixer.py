@@ -143,7 +143,7 @@ def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, r
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    print(profile_table(step, label, steps=5, rows=rows, sort_by="cuda_time_total", cpu_ops=False))
+    print(profile_table(step, label, steps=5, rows=rows, sort_by=("cuda_time_total",), cpu_ops=False))
 
 
 def table(records: list[dict]) -> str:

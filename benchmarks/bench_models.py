@@ -50,7 +50,7 @@ H100_BF16_DENSE = 989e12
 NUM_CLASSES = 1000
 COMPILE_MODES = {"off": None, "on": "default", "reduce-overhead": "reduce-overhead"}  # --compile -> torch.compile mode
 RECORDED_COMPILE = {"off": False, "on": True}  # the records' "compile" (other modes by name)
-COMPILE_LABELS = {False: "off", True: "on"}
+COMPILE_LABELS = {recorded: flag for flag, recorded in RECORDED_COMPILE.items()}
 
 
 def parse_model_kwargs(items: list[str]) -> dict:
@@ -127,9 +127,8 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
     if profile and device.type == "cuda":
-        for sort_by in ("self_cuda_time_total", "self_cpu_time_total"):
-            print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30,
-                                sort_by=sort_by), flush=True)
+        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30,
+                            sort_by=("self_cuda_time_total", "self_cpu_time_total")), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}

@@ -15,7 +15,8 @@
 #      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
 #      started), wall seconds
 #   3. with STOP > 0: each config's training step with the GPU to itself (benchmarks/train_throughput.py,
-#      10 steps after 3, batch 128, OPTIONS applied) until STOP s after the start -> RUNS/throughput.jsonl
+#      10 steps after 3, batch 128, OPTIONS applied; configs RUNS/throughput.jsonl already has are
+#      skipped) until STOP s after the start -> RUNS/throughput.jsonl
 #   4. REPORT, a bash command run with RUNS and OUT exported (a table script)
 #   5. $OUT/TAG.tgz: RUNS without checkpoints (logs, args.yaml, CSVs, curves, jobs.tsv, setup logs);
 #      with COPY_SUMMARIES=1 also every run's summary.csv as $OUT/NAME/summary.csv
@@ -104,8 +105,11 @@ measure_throughput() {
     local configs=() spec config left device=cpu
     for spec in "$@"; do
         read -r config _ <<<"${spec#*=}"
+        # timed already (e.g. by run_experiments.sh's WALL_EPOCHS=auto): not again
+        grep -qs "\"kind\": \"train_step\", \"config\": \"$(basename "$config" .yaml)\"" "$RUNS/throughput.jsonl" && continue
         [[ " ${configs[*]} " == *" $config "* ]] || configs+=("$config")
     done
+    (( ${#configs[@]} > 0 )) || { echo "throughput alone: every config timed already"; return; }
     left=$(( STOP - $(elapsed) ))
     if (( left <= 20 )); then echo "throughput alone: skipped (STOP)"; return; fi
     command -v nvidia-smi >/dev/null && device=cuda

@@ -52,10 +52,11 @@ def peak_memory_gib(fn: Callable[[], object]) -> float:
     return round((torch.cuda.max_memory_allocated() - base) / 2**30, 4)
 
 
-def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int, sort_by: str = "self_cuda_time_total",
-                  cpu_ops: bool = True) -> str:
-    """torch.profiler table of `steps` calls of fn() (warmed up by the caller), `rows` rows by `sort_by`;
-    with `cpu_ops` the aten operators appear next to the CUDA kernels."""
+def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
+                  sort_by: tuple[str, ...] = ("self_cuda_time_total",), cpu_ops: bool = True) -> str:
+    """torch.profiler tables of `steps` calls of fn() (warmed up by the caller), profiled once: one
+    table of `rows` rows per key of `sort_by`; with `cpu_ops` the aten operators appear next to the
+    CUDA kernels."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cpu_ops else [ProfilerActivity.CUDA]
@@ -63,8 +64,9 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int, s
         for _ in range(steps):
             fn()
         torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
-    return f"# profile {title} ({steps} steps)\n{table}"
+    averages = prof.key_averages()
+    return "\n".join(f"# profile {title} ({steps} steps, by {key})\n"
+                     + averages.table(sort_by=key, row_limit=rows, max_name_column_width=70) for key in sort_by)
 
 
 def emit(record: dict, stream: TextIO | None = None) -> None:

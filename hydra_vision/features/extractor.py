@@ -181,8 +181,7 @@ class FeatureExtractor:
         resized there first with `resize_on='device'`)."""
         if self._device_resize is not None:
             return self.standardize(self._device_resize(images))
-        if isinstance(images, (list, tuple)) and not isinstance(images, PackedImages):  # (a NamedTuple)
-            images = stack_if_uniform(images)
+        images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
         if isinstance(images, (list, PackedImages)):
             raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
         return self.standardize(images)

@@ -9,6 +9,7 @@ batch from a loader process and one copy to the device, not one per image.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -47,7 +48,8 @@ def stack_if_uniform(images: Sequence[torch.Tensor]) -> torch.Tensor | list[torc
     return torch.stack(images) if len({x.shape for x in images}) == 1 else images
 
 
-class PackedImages(NamedTuple):
+@dataclass(frozen=True)
+class PackedImages:
     """Images of several sizes in one tensor: data uint8 (sum_i 3 h_i w_i,), the images one after
     the other, and shapes int64 (B, 3) of (3, h_i, w_i)."""
 
@@ -63,6 +65,10 @@ class PackedImages(NamedTuple):
         data = self.data if device is None else self.data.to(device, non_blocking=True)
         shapes = [tuple(s) for s in self.shapes.tolist()]
         return [x.view(s) for x, s in zip(data.split([c * h * w for c, h, w in shapes]), shapes)]
+
+    def pin_memory(self) -> PackedImages:
+        """The same images in pinned memory (called by the DataLoader's pin_memory thread)."""
+        return PackedImages(self.data.pin_memory(), self.shapes)
 
 
 class Batch(NamedTuple):

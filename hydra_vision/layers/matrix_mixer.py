@@ -7,14 +7,15 @@ For tokens u (B, L, dim), with d_inner = expand * dim split into H = d_inner / P
     y          = mix(SiLU(x), f, r)           per head h: y[:, :, h] = M_h(f, r) @ x[:, :, h]
     out        = out_proj(GatedRMSNorm(y, z))
 
-With `selective_recompute` the last three lines run under selective activation checkpointing
-(`recompute.recompute_around_mix`): the conv and norm outputs are recomputed in backward, the fused
-mix's outputs are kept.
 (with `silu_features`, f is SiLU(f) too, as in Hydra, where x, B, C are views of one activation).
 Only `mix` (and the matrix M it applies) differs between mixers; the parameter names and their
 order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modules, `norm`,
 `out_proj`). This is the paper's matrix-mixer set-up (Hwang et al., arXiv 2407.09941, section 3 and
 Table 2): one block, only the matrix class changes.
+
+With `selective_recompute` the last three lines run under selective activation checkpointing
+(`recompute.recompute_around_mix`): the conv and norm outputs are recomputed in backward, the fused
+mix's outputs are kept.
 """
 from typing import Optional
 

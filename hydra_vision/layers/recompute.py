@@ -10,6 +10,7 @@ one conv, one norm and one out_proj forward more per block. A mix that is not th
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -25,10 +26,7 @@ def _policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
     return CheckpointPolicy.MUST_SAVE if name in KEPT_OPS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def _contexts():
-    return create_selective_checkpoint_contexts(_policy)
-
-
 def recompute_around_mix(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
     """fn(*args), storing only the fused mix's outputs (and the inputs) for backward."""
-    return checkpoint(fn, *args, use_reentrant=False, context_fn=_contexts)
+    contexts = functools.partial(create_selective_checkpoint_contexts, _policy)
+    return checkpoint(fn, *args, use_reentrant=False, context_fn=contexts)

@@ -1,4 +1,5 @@
-"""The chunk length Q of the Triton mix chosen by timing, per device and shape (`chunk_size=None`).
+"""The chunk length Q of the Triton mix (`chunk_length`), and its choice by timing per device and
+shape (`chunk_size=None`).
 
 For a new key (device, dtype, x's shape, G, N, both directions or one, shift, D's kind) the
 caller's forward + backward runs once per distinct Q that CANDIDATES give at this L (none when the
@@ -16,11 +17,18 @@ import triton
 
 from .triton_config import interpreting
 
-__all__ = ["CANDIDATES", "DEFAULT_CHUNK", "tuned_chunk_size"]
+__all__ = ["CANDIDATES", "DEFAULT_CHUNK", "chunk_length", "tuned_chunk_size"]
 
 CANDIDATES = (64, 128, 256)
 DEFAULT_CHUNK = 256
 _tuned: dict[Hashable, int] = {}
+
+
+def chunk_length(L: int, chunk_size: int) -> int:
+    """The kernels' chunk Q: chunk_size rounded down to a power of two in [16, 256]; one chunk of
+    next_power_of_2(L) (at least 16) when the sequence fits. The result does not depend on Q."""
+    Q = min(256, max(16, 1 << (max(int(chunk_size), 1).bit_length() - 1)))
+    return max(16, triton.next_power_of_2(L)) if L <= Q else Q
 
 
 def _time_ms(fn: Callable[[], object]) -> float:
@@ -28,8 +36,7 @@ def _time_ms(fn: Callable[[], object]) -> float:
     return triton.testing.do_bench(fn, warmup=5, rep=25)
 
 
-def tuned_chunk_size(key: Hashable, L: int, run: Callable[[int], object],
-                     chunk_length: Callable[[int, int], int]) -> int:
+def tuned_chunk_size(key: Hashable, L: int, run: Callable[[int], object]) -> int:
     """The chunk_size for `key`: the fastest `run(chunk_size)` among CANDIDATES with distinct
     chunk_length(L, chunk_size), timed once per key and process."""
     options = list({chunk_length(L, q): q for q in CANDIDATES}.values())

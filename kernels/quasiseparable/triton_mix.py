@@ -47,7 +47,7 @@ import triton
 
 from ..backend import TRITON_DTYPES
 from .checks import check_mix_inputs
-from .chunk_tuning import tuned_chunk_size
+from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
@@ -55,13 +55,6 @@ from .triton_dt import dt_backward, dt_forward
 from .triton_states import chunk_states
 
 __all__ = ["chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
-
-
-def chunk_length(L: int, chunk_size: int) -> int:
-    """The kernels' chunk Q: chunk_size rounded down to a power of two in [16, 256]; one chunk of
-    next_power_of_2(L) (at least 16) when the sequence fits. The result does not depend on Q."""
-    Q = min(256, max(16, 1 << (max(int(chunk_size), 1).bit_length() - 1)))
-    return max(16, triton.next_power_of_2(L)) if L <= Q else Q
 
 
 def _same_strides(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
@@ -245,8 +238,9 @@ def ssd_mix_triton(
             y, dta, cum = _forward(*inputs, dt_softplus, lo, hi, shift, q)
             _backward(torch.ones_like(y), *inputs, dta, cum, dt_softplus, lo, hi, shift, q)
 
-        key = (x.device, x.dtype, tuple(x.shape), B_f.shape[2:], dt_b is not None, shift, None if D is None else D.dim())
-        chunk_size = tuned_chunk_size(key, x.shape[1], forward_backward, chunk_length)
+        d_kind = None if D is None else D.dim()
+        key = (x.device, x.dtype, tuple(x.shape), B_f.shape[2:], dt_b is not None, shift, d_kind)
+        chunk_size = tuned_chunk_size(key, x.shape[1], forward_backward)
     y, _, _ = torch.ops.hydra_vision.ssd_mix(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
     return y
 

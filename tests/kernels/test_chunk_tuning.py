@@ -6,7 +6,6 @@ import torch
 
 from hydra_vision.kernels import quasiseparable_mix
 from hydra_vision.kernels.quasiseparable import chunk_tuning
-from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length
 
 COSTS = {64: 3.0, 128: 1.0, 256: 2.0}  # fake ms per chunk_size: 128 is the fastest
 
@@ -26,28 +25,28 @@ def test_fastest_candidate_is_kept_and_timed_once(timed):
         timed.append(q)
         return COSTS[q]
 
-    assert chunk_tuning.tuned_chunk_size("key", 600, run, chunk_length) == 128
-    assert chunk_tuning.tuned_chunk_size("key", 600, run, chunk_length) == 128
+    assert chunk_tuning.tuned_chunk_size("key", 600, run) == 128
+    assert chunk_tuning.tuned_chunk_size("key", 600, run) == 128
     assert timed == [64, 128, 256]  # three distinct Q at L = 600, each timed once for this key
 
 
 def test_candidates_that_give_the_same_chunk_are_timed_once(timed):
     run = mock.Mock(side_effect=lambda q: COSTS[q])
     # L = 100: chunk_size 128 and 256 both give one chunk of 128 tokens
-    chunk_tuning.tuned_chunk_size("short", 100, run, chunk_length)
+    chunk_tuning.tuned_chunk_size("short", 100, run)
     assert sorted(c.args[0] for c in run.call_args_list) == [64, 256]
     run.reset_mock()
-    assert chunk_tuning.tuned_chunk_size("tiny", 50, run, chunk_length) in chunk_tuning.CANDIDATES
+    assert chunk_tuning.tuned_chunk_size("tiny", 50, run) in chunk_tuning.CANDIDATES
     run.assert_not_called()  # one chunk whatever the candidate: nothing to time
 
 
 def test_no_timing_in_the_interpreter_or_while_compiling(monkeypatch):
     monkeypatch.setattr(chunk_tuning, "_tuned", {})
     run = mock.Mock()
-    assert chunk_tuning.tuned_chunk_size("k", 600, run, chunk_length) == chunk_tuning.DEFAULT_CHUNK  # interpreter
+    assert chunk_tuning.tuned_chunk_size("k", 600, run) == chunk_tuning.DEFAULT_CHUNK  # interpreter
     monkeypatch.setattr(chunk_tuning, "interpreting", lambda: False)
     with mock.patch.object(torch.compiler, "is_compiling", return_value=True):
-        assert chunk_tuning.tuned_chunk_size("k", 600, run, chunk_length) == chunk_tuning.DEFAULT_CHUNK
+        assert chunk_tuning.tuned_chunk_size("k", 600, run) == chunk_tuning.DEFAULT_CHUNK
     run.assert_not_called()
 
 
