@@ -140,7 +140,7 @@ def _conv_backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, b
                                    BLOCK_C=BLOCK_C)
         _conv_bwd_dx_kernel[grid](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal), BLOCK_L=BLOCK_L,
                                   BLOCK_C=BLOCK_C)
-    dw = parts[:, :K].sum(0).t().reshape(weight.shape).to(weight.dtype)
+    dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
     db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dx, dw, db
 

@@ -75,10 +75,13 @@ def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
 
 @triton.jit
 def load_d(Dp, b, pos, mask, h, s_db, s_dl, s_dh, D_MODE: tl.constexpr):
-    """The diagonal term of head h at positions pos: D[h] (D_MODE 1, a scalar) or D[b, pos, h] (2, a column)."""
+    """[len(pos), 1] column of the diagonal term of head h: D[h] (D_MODE 1, one value read for every
+    position, so that both modes give the compiler one type) or D[b, pos, h] (2)."""
     if D_MODE == 1:
-        return tl.load(Dp + h).to(tl.float32)
-    return tl.load(Dp + b * s_db + pos * s_dl + h * s_dh, mask=mask, other=0.0).to(tl.float32)[:, None]
+        d = tl.load(Dp + h + 0 * pos, mask=mask, other=0.0)
+    else:
+        d = tl.load(Dp + b * s_db + pos * s_dl + h * s_dh, mask=mask, other=0.0)
+    return d.to(tl.float32)[:, None]
 
 
 @triton.jit

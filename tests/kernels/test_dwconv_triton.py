@@ -103,6 +103,16 @@ def test_compiles_without_graph_breaks():
         torch.testing.assert_close(a, e, rtol=0, atol=0)
 
 
+def test_custom_op_fakes_match_the_kernels():
+    """The fake implementations give the real outputs' shapes, dtypes and strides (inductor asserts
+    them in compiled graphs, CUDA-graph mode included)."""
+    x, w, b, dy = _inputs(2, 10, 16, 7, torch.bfloat16, seed=4)
+    torch.library.opcheck(torch.ops.hydra_vision.dwconv1d_silu.default, (x, w, b, False, 16),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.hydra_vision.dwconv1d_silu_backward.default, (dy, x, w, b, False, 16),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
 def test_bad_shapes_name_the_problem():
     x, w, b, _ = _inputs(2, 6, 8, 3, torch.float32)
     with pytest.raises(ValueError, match=r"x \(B, L, C\) and weight \(C, 1, K\)"):

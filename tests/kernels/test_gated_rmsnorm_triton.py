@@ -106,6 +106,16 @@ def test_compiles_without_graph_breaks():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_custom_op_fakes_match_the_kernels():
+    """The fake implementations give the real outputs' shapes, dtypes and strides."""
+    x, z, w, dy = _inputs((2, 5, 24), torch.bfloat16, seed=5, z_strided=True)
+    torch.library.opcheck(torch.ops.hydra_vision.gated_rmsnorm.default, (x, z, w, EPS),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    _, rstd = torch.ops.hydra_vision.gated_rmsnorm(x, z, w, EPS)
+    torch.library.opcheck(torch.ops.hydra_vision.gated_rmsnorm_backward.default, (dy, x, z, w, rstd),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
 def test_shape_errors_name_the_problem():
     x, z, w, _ = _inputs((2, 3, 16), torch.float32)
     with pytest.raises(ValueError, match="x and z of one shape"):
