@@ -14,7 +14,7 @@ used since it overcounts grouped convolutions). Out-of-memory cases are recorded
 
     python benchmarks/bench_models.py [--models ...] [--img-sizes 224 512 1024 2048] [--batch-sizes ...]
         [--modes infer train] [--compile off on reduce-overhead] [--device cuda] [--model-kwargs depth=2] [--out FILE]
-        [--quick] [--profile]
+        [--quick] [--profile] [--python-profile]
     python benchmarks/bench_models.py --table FILE.jsonl   (markdown table of Hydra / ViT ratios, no GPU)
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from timm.optim import create_optimizer_v2
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
+from timing import emit, env_header, peak_memory_gib, profile_table, python_profile_table, time_ms  # noqa: E402
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
 
@@ -120,7 +120,7 @@ def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch
 
 
 def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
-            device: torch.device, quick: bool, profile: bool = False) -> dict:
+            device: torch.device, quick: bool, profile: bool = False, python_profile: bool = False) -> dict:
     """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
     by GPU time and by host time: a step that launches many small kernels is bound by the second)."""
     step = make_step(model, mode, compile_mode, batch, img_size, device)
@@ -129,6 +129,9 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     if profile and device.type == "cuda":
         print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30,
                             sort_by=("self_cuda_time_total", "self_cpu_time_total")), flush=True)
+    if python_profile and device.type == "cuda":
+        print(python_profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=5,
+                                   rows=45), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}
@@ -170,7 +173,7 @@ def run(args: argparse.Namespace) -> None:
                     case_model = copy.deepcopy(model).to(device)
                     try:
                         stats = measure(case_model, mode, COMPILE_MODES[compile_flag], batch, img_size, device,
-                                        args.quick, args.profile)
+                                        args.quick, args.profile, args.python_profile)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -249,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer warm-up and timed steps")
     parser.add_argument("--profile", action="store_true",
                         help="print each case's profiler tables, by GPU and by host time")
+    parser.add_argument("--python-profile", action="store_true",
+                        help="print each case's cProfile table (Python functions by own time, 5 steps)")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)

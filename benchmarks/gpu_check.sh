@@ -38,7 +38,11 @@ fi
 if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
     marker=$([ -n "${ALL_TESTS:-}" ] && echo "" || echo "not slow")
-    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/features/test_device_resize.py -m "$marker" -q -p no:cacheprovider --durations=10 2>&1 \
+    # with pytest-xdist (carry its wheel in .whl), TEST_WORKERS processes compile the kernels' autotune
+    # configs side by side; -v names each test as it ends, so a step cut by its limit still says what passed
+    workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-6}")
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/features/test_device_resize.py -m "$marker" -v \
+        $workers -p no:cacheprovider --durations=10 2>&1 \
         | tee "$OUT/gpu_tests.log"
     status=${PIPESTATUS[0]}
     echo "tests: exit $status, $(( $(date +%s) - start )) s (includes Triton compilation)"

@@ -69,6 +69,24 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
                      + averages.table(sort_by=key, row_limit=rows, max_name_column_width=70) for key in sort_by)
 
 
+def python_profile_table(fn: Callable[[], object], title: str, steps: int, rows: int) -> str:
+    """cProfile of `steps` calls of fn() (warmed up by the caller): the Python functions by own time, the
+    host cost that torch.profiler shows only as the self time of the operator around them."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        fn()
+    torch.cuda.synchronize()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(rows)
+    return f"# python profile {title} ({steps} steps, by own time)\n" + text.getvalue()
+
+
 def emit(record: dict, stream: TextIO | None = None) -> None:
     """One JSON line on stdout (and on `stream` when given)."""
     line = json.dumps(record)

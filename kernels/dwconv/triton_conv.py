@@ -9,17 +9,19 @@ Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp
     backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
-so torch.compile captures it without graph breaks.
+so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
+of `eager_path`.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import triton
 import triton.language as tl
 
 from ..backend import TRITON_DTYPES
+from ..eager_path import dispatcher_needed, eager_function
 
 __all__ = ["depthwise_conv1d_silu_triton"]
 
@@ -105,9 +107,8 @@ def _left(K: int, causal: bool) -> int:
     return K - 1 if causal else K // 2
 
 
-@torch.library.custom_op("hydra_vision::dwconv1d_silu", mutates_args=())
-def _conv_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
-             silu_channels: int) -> torch.Tensor:
+def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
+                  silu_channels: int) -> torch.Tensor:
     B, L, C = x.shape
     K = weight.shape[-1]
     y = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
@@ -118,14 +119,16 @@ def _conv_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     return y
 
 
+_conv_op = torch.library.custom_op("hydra_vision::dwconv1d_silu", _conv_forward, mutates_args=())
+
+
 @_conv_op.register_fake
 def _conv_fake(x, weight, bias, causal, silu_channels):
     return x.new_empty(x.shape)
 
 
-@torch.library.custom_op("hydra_vision::dwconv1d_silu_backward", mutates_args=())
-def _conv_backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                      causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                   causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, L, C = x.shape
     K = weight.shape[-1]
     grid = _grid(x)
@@ -145,6 +148,9 @@ def _conv_backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, b
     return dx, dw, db
 
 
+_conv_backward_op = torch.library.custom_op("hydra_vision::dwconv1d_silu_backward", _conv_backward, mutates_args=())
+
+
 @_conv_backward_op.register_fake
 def _conv_backward_fake(dy, x, weight, bias, causal, silu_channels):
     return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(0 if bias is None else bias.shape)
@@ -156,13 +162,17 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.options = (causal, silu_channels)
 
 
-def _conv_autograd(ctx, dy):
-    x, weight, bias = ctx.saved_tensors
-    dx, dw, db = _conv_backward_op(dy, x, weight, bias, *ctx.options)
-    return dx, dw, None if bias is None else db, None, None
+def _conv_gradients(backward: Callable) -> Callable:
+    """The autograd formula around `backward` (the custom op, or `_conv_backward` on the eager path)."""
+    def gradients(ctx, dy):
+        x, weight, bias = ctx.saved_tensors
+        dx, dw, db = backward(dy, x, weight, bias, *ctx.options)
+        return dx, dw, None if bias is None else db, None, None
+    return gradients
 
 
-_conv_op.register_autograd(_conv_autograd, setup_context=_setup_context)
+_conv_op.register_autograd(_conv_gradients(_conv_backward_op), setup_context=_setup_context)
+_ConvFunction = eager_function("ConvFunction", _conv_forward, _setup_context, _conv_gradients(_conv_backward))
 
 
 def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
@@ -173,4 +183,5 @@ def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Op
         raise TypeError(f"the triton depthwise conv takes float16, bfloat16 or float32, got {x.dtype}")
     if x.stride(-1) != 1:
         x = x.contiguous()
-    return torch.ops.hydra_vision.dwconv1d_silu(x, weight.contiguous(), bias, causal, int(silu_channels))
+    conv = torch.ops.hydra_vision.dwconv1d_silu if dispatcher_needed(x) else _ConvFunction.apply
+    return conv(x, weight.contiguous(), bias, causal, int(silu_channels))

@@ -9,13 +9,17 @@ Per row (the last dim, D values), in fp32 whatever the input dtype:
 
 so the forward keeps only x, z and r for the backward instead of PyTorch's fp32 intermediates.
 Registered as `hydra_vision::gated_rmsnorm` / `gated_rmsnorm_backward` with fake implementations,
-so torch.compile captures it without graph breaks.
+so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
+of `eager_path`.
 """
+from typing import Callable
+
 import torch
 import triton
 import triton.language as tl
 
 from ..backend import TRITON_DTYPES
+from ..eager_path import dispatcher_needed, eager_function
 from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["gated_rmsnorm_triton"]
@@ -77,8 +81,7 @@ def _programs(M: int, device: torch.device) -> int:
     return min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
 
 
-@torch.library.custom_op("hydra_vision::gated_rmsnorm", mutates_args=())
-def _norm_op(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     x2, z2 = _rows(x), _rows(z)
     M, D = x2.shape
     y = torch.empty((M, D), dtype=x.dtype, device=x.device)
@@ -89,14 +92,16 @@ def _norm_op(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float)
     return y.view(x.shape), rstd
 
 
+_norm_op = torch.library.custom_op("hydra_vision::gated_rmsnorm", _norm_forward, mutates_args=())
+
+
 @_norm_op.register_fake
 def _norm_fake(x, z, weight, eps):
     return x.new_empty(x.shape), x.new_empty(x.shape[:-1].numel(), dtype=torch.float32)
 
 
-@torch.library.custom_op("hydra_vision::gated_rmsnorm_backward", mutates_args=())
-def _norm_backward_op(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
-                      rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                   rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dy2, x2, z2 = _rows(dy), _rows(x), _rows(z)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
@@ -110,6 +115,9 @@ def _norm_backward_op(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight
     return dx.view(x.shape), dz.view(z.shape), dw_part.sum(0).to(weight.dtype)
 
 
+_norm_backward_op = torch.library.custom_op("hydra_vision::gated_rmsnorm_backward", _norm_backward, mutates_args=())
+
+
 @_norm_backward_op.register_fake
 def _norm_backward_fake(dy, x, z, weight, rstd):
     return x.new_empty(x.shape), z.new_empty(z.shape), weight.new_empty(weight.shape)
@@ -120,18 +128,23 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(x, z, weight, output[1])
 
 
-def _norm_autograd(ctx, dy, _drstd):
-    x, z, weight, rstd = ctx.saved_tensors
-    dx, dz, dw = _norm_backward_op(dy, x, z, weight, rstd)
-    return dx, dz, dw, None
+def _norm_gradients(backward: Callable) -> Callable:
+    """The autograd formula around `backward` (the custom op, or `_norm_backward` on the eager path)."""
+    def gradients(ctx, dy, _drstd):
+        x, z, weight, rstd = ctx.saved_tensors
+        dx, dz, dw = backward(dy, x, z, weight, rstd)
+        return dx, dz, dw, None
+    return gradients
 
 
-_norm_op.register_autograd(_norm_autograd, setup_context=_setup_context)
+_norm_op.register_autograd(_norm_gradients(_norm_backward_op), setup_context=_setup_context)
+_NormFunction = eager_function("NormFunction", _norm_forward, _setup_context, _norm_gradients(_norm_backward))
 
 
 def gated_rmsnorm_triton(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """The fused kernel; arguments and math as `gated_rmsnorm_reference` (x, z in fp16/bf16/fp32)."""
     if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton gated RMSNorm takes float16, bfloat16 or float32, got {x.dtype}")
-    y, _ = torch.ops.hydra_vision.gated_rmsnorm(x, z.to(x.dtype), weight, float(eps))
+    norm = torch.ops.hydra_vision.gated_rmsnorm if dispatcher_needed(x) else _NormFunction.apply
+    y, _ = norm(x, z.to(x.dtype), weight, float(eps))
     return y

@@ -37,15 +37,17 @@ difference has absolute error ~ eps sum|W| (as Mamba-2's ddA_cumsum).
 
 The pair of launchers is registered as the torch custom ops `hydra_vision::ssd_mix` /
 `hydra_vision::ssd_mix_backward` with fake implementations and autograd, so
-torch.compile captures models without graph breaks.
+torch.compile captures models without graph breaks; in plain eager calls they run as an
+autograd.Function (`eager_path`), which costs less host time.
 """
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import triton
 
 from ..backend import TRITON_DTYPES
+from ..eager_path import dispatcher_needed, eager_function
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
@@ -200,14 +202,18 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.options = (dt_softplus, lo, hi, shift, chunk_size)
 
 
-def _mix_autograd(ctx, dy, _ddta, _dcum):
-    saved = ctx.saved_tensors
-    grads = _mix_backward_op(dy, *saved, *ctx.options)
-    present = saved[:10]
-    return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * 5
+def _mix_gradients(backward: Callable) -> Callable:
+    """The autograd formula around `backward` (the custom op, or `_backward` itself on the eager path)."""
+    def gradients(ctx, dy, _ddta, _dcum):
+        saved = ctx.saved_tensors
+        grads = backward(dy, *saved, *ctx.options)
+        present = saved[:10]
+        return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * 5
+    return gradients
 
 
-_mix_op.register_autograd(_mix_autograd, setup_context=_setup_context)
+_mix_op.register_autograd(_mix_gradients(_mix_backward_op), setup_context=_setup_context)
+_MixFunction = eager_function("MixFunction", _forward, _setup_context, _mix_gradients(_backward))
 
 
 def _prepare(
@@ -241,7 +247,8 @@ def ssd_mix_triton(
         d_kind = None if D is None else D.dim()
         key = (x.device, x.dtype, tuple(x.shape), B_f.shape[2:], dt_b is not None, shift, d_kind)
         chunk_size = tuned_chunk_size(key, x.shape[1], forward_backward)
-    y, _, _ = torch.ops.hydra_vision.ssd_mix(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
+    mix = torch.ops.hydra_vision.ssd_mix if dispatcher_needed(x) else _MixFunction.apply
+    y, _, _ = mix(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
     return y
 
 

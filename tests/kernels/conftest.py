@@ -2,7 +2,7 @@
 
 conftest modules are not importable under --import-mode=importlib, so tests get the
 factories through the fixtures `mix_inputs` (-> `make_mix_inputs`) and
-`cast_inputs` (-> `cast_mix_inputs`).
+`cast_inputs` (-> `cast_mix_inputs`), and `operator_log` (-> `OperatorLog`).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Literal
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 MIX_TENSORS = ("x", "dt_fwd", "dt_bwd", "A", "B_fwd", "C_fwd", "B_bwd", "C_bwd", "D", "dt_bias")
 
@@ -104,3 +105,22 @@ def mix_inputs():
 def cast_inputs():
     """The helper `cast_mix_inputs`."""
     return cast_mix_inputs
+
+
+class OperatorLog(TorchDispatchMode):
+    """A dispatch mode that passes every operator through and keeps its name in `names` (under it
+    the fused kernels run as their custom ops: `eager_path.dispatcher_needed`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def operator_log():
+    """The dispatch mode `OperatorLog`."""
+    return OperatorLog
