@@ -11,7 +11,9 @@
 #     woof-fp16       hydra_vit_tiny in fp16 autocast with GradScaler instead of bf16, seed 0
 #     woof-droppath   the drop-path grid, same for both models: hydra_vit_tiny, deit_tiny x drop path
 #                     0.0 and 0.2, seed 0 (0.1, the configs' value, is the headline's seed 0)
-#     cifar           hydra_vit_tiny, deit_tiny on CIFAR-10, seed 0
+#     cifar           hydra_vit_tiny, deit_tiny on CIFAR-10 (20 epochs), seed 0, compiled with CUDA graphs
+#                     (--torchcompile --torchcompile-mode reduce-overhead: ~4x hydra_vit_tiny's eager rate)
+#     cifar-eager     the same pair eager, 8 epochs (what fits a call without compilation)
 # configs/imagewoof/*.yaml or configs/cifar10/*.yaml, one run folder per config and seed (NAME-sSEED);
 # then each config's training step alone (img/s) and benchmarks/experiment_table.py. Carry .whl and the
 # data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz (cifar), copied
@@ -19,7 +21,7 @@
 # without checkpoints: logs, args.yaml, summary.csv, steps.csv, curves.png; jobs.tsv, throughput.jsonl,
 # results.csv, ema_top1.png), table.md, and with COPY_SUMMARIES=1 each run's summary.csv as
 # <run>/summary.csv (at most 8 files come back from a call: leave it off beyond 6 runs).
-# Environment (defaults): EPOCHS (the configs': 16 Imagewoof, 30 CIFAR-10), SEEDS (0 1 2 headline, else
+# Environment (defaults): EPOCHS (the configs': 16 Imagewoof, 20 CIFAR-10), SEEDS (0 1 2 headline, else
 # 0), JOBS (all runs at once), WORKERS (CPUs / JOBS), DEADLINE (470 s: SIGTERM, the trainer saves),
 # STOP (540 s: end of the throughput step), DATA (/tmp/imagewoof2-128 or /tmp/cifar10-jpeg; an existing
 # folder is used as it is), ARCHIVES (the .data files above), RUNS (/tmp/issue7/<experiments>; a run
@@ -29,7 +31,7 @@ cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=run_concurrent.sh
 . benchmarks/run_concurrent.sh  # setup_device, for WALL_EPOCHS=auto
 export START  # deadlines count from here, the measurement for WALL_EPOCHS=auto included
-(( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|cifar ..."; exit 2; }
+(( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|cifar|cifar-eager ..."; exit 2; }
 woof=configs/imagewoof
 tag=$(IFS=_; echo "$*")  # $OUT file names: letters, digits, ".", "_", "-" only
 export RUNS=${RUNS:-/tmp/issue7/$tag}
@@ -70,10 +72,14 @@ for experiment in "$@"; do
             for c in hydra_vit_tiny deit_tiny; do
                 for dp in 0.0 0.2; do job "${c}_dp$dp" $woof/$c.yaml "$seeds" --drop-path $dp; done
             done ;;
-        cifar) for c in hydra_vit_tiny deit_tiny; do job $c configs/cifar10/$c.yaml "$seeds"; done ;;
+        cifar)
+            for c in hydra_vit_tiny deit_tiny; do
+                job $c configs/cifar10/$c.yaml "$seeds" --torchcompile --torchcompile-mode reduce-overhead
+            done ;;
+        cifar-eager) for c in hydra_vit_tiny deit_tiny; do job "${c}_eager" configs/cifar10/$c.yaml "$seeds" --epochs 8; done ;;
         *) echo "unknown experiment $experiment; run $0 without arguments for the list"; exit 2 ;;
     esac
-    [ "$experiment" = cifar ] && dataset=cifar || dataset=woof
+    [[ "$experiment" == cifar* ]] && dataset=cifar || dataset=woof
     [[ " $datasets " == *" $dataset "* ]] || datasets="$datasets $dataset"
 done
 if [ "$datasets" = " cifar" ]; then

@@ -85,4 +85,4 @@ def test_geometry_and_recipe(folder: str) -> None:
             assert round(img_size / args.crop_pct) == 128 and (args.epochs, args.warmup_epochs) == (16, 2)
         else:
             assert args.crop_pct == 1.0 and (args.train_split, args.val_split) == ("train", "test")
-            assert args.scale == [0.35, 1.0] and args.epochs == 30
+            assert args.scale == [0.35, 1.0] and args.epochs == 20
