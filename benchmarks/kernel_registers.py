@@ -10,7 +10,9 @@ by 16 get the divisibility hint.
 
 Inputs mirror the Hydra mixer: x, B_f, C_f, B_b, C_b are views into one conv-output-like tensor
 (batch, L, H*P + 4*G*N), dt_f / dt_b views of one (batch, L, 2H), a per-token D (batch, L, H),
-shift and softplus on.
+shift and softplus on (`--diag head|none`, `--no-shift` for the other variants). Since nothing runs,
+this also checks that every variant compiles, which the CPU interpreter cannot: it accepts code
+the compiler rejects.
 
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_rows mix_cols
@@ -91,8 +93,9 @@ class _Recorder:
 
 
 def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_size: int, dtype: torch.dtype,
-                    conv_width: int = 7) -> list[Launch]:
-    """The kernel launches of one Hydra mixer forward + backward (mix, conv, norm) at these sizes."""
+                    conv_width: int = 7, diag: str = "data", shift: bool = True) -> list[Launch]:
+    """The kernel launches of one Hydra mixer forward + backward (mix, conv, norm) at these sizes; the
+    mix's diagonal term D per token ("data", Hydra's), per head ("head") or absent ("none")."""
     launches: list[Launch] = []
     patches = [mock.patch.object(mod, attr, _Recorder(name, getattr(mod, attr), launches))
                for name, (mod, attr) in KERNELS.items()]
@@ -106,9 +109,9 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         dt = torch.empty(batch, L, 2 * H, dtype=dtype)
         dt_f, dt_b = dt[..., :H], dt[..., H:]
         A, dt_bias = torch.empty(H), torch.empty(H)
-        D = torch.empty(batch, L, H, dtype=dtype)
+        D = {"data": torch.empty(batch, L, H, dtype=dtype), "head": torch.empty(H), "none": None}[diag]
         x, dt_f, dt_b, (Bf, Cf, Bb, Cb) = triton_mix._prepare(x, dt_f, dt_b, (Bf, Cf, Bb, Cb))
-        opts = (True, 0.0, float("inf"), True, chunk_size)  # softplus, dt_limit, shift, chunk_size
+        opts = (True, 0.0, float("inf"), shift, chunk_size)  # softplus, dt_limit, shift, chunk_size
         y, dta, cum = triton_mix._forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, *opts)
         triton_mix._backward(torch.empty_like(y), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, *opts)
         weight, cbias = torch.empty(xbc.shape[-1], 1, conv_width, dtype=dtype), torch.empty(xbc.shape[-1], dtype=dtype)
@@ -221,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--dtypes", nargs="+", default=["bf16", "fp32"], choices=sorted(DTYPES))
     ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    ap.add_argument("--diag", default="data", choices=["data", "head", "none"],
+                    help="the mix's D: per token (Hydra's), per head, or none")
+    ap.add_argument("--no-shift", dest="shift", action="store_false", help="the unshifted bidirectional mix")
     ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 for H100")
     ap.add_argument("--warp-size", type=int, default=32)
     args = ap.parse_args(argv)
@@ -230,10 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     version = subprocess.run([ptxas_path(args.arch), "--version"], capture_output=True, text=True).stdout
     ptxas = next((ln.split(", ")[-1] for ln in version.splitlines() if "release" in ln), version.strip())
     print(json.dumps({"kind": "header", "triton": triton.__version__, "torch": torch.__version__, "ptxas": ptxas,
-                      "target": f"cuda sm_{args.arch} warp {args.warp_size}", **shape}), flush=True)
+                      "target": f"cuda sm_{args.arch} warp {args.warp_size}", **shape, "diag": args.diag,
+                      "shift": args.shift}), flush=True)
     for dname in args.dtypes:
         seen = set()
-        for launch in record_launches(**shape, dtype=DTYPES[dname]):
+        for launch in record_launches(**shape, dtype=DTYPES[dname], diag=args.diag, shift=args.shift):
             key = (launch.name, tuple(sorted((k, str(v)) for k, v in launch.kwargs.items())))
             if launch.name not in args.kernels or key in seen:
                 continue

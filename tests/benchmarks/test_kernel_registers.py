@@ -1,4 +1,4 @@
-"""kernel_registers.py without a GPU: the forward mix kernel compiled for sm_90 at a small shape.
+"""kernel_registers.py without a GPU: the mix kernels compiled for sm_90 at a small shape.
 
 The script runs in a subprocess because it compiles real kernels, while this test session may
 run Triton's interpreter (TRITON_INTERPRET is read once, at import)."""
@@ -24,16 +24,20 @@ def _has_ptxas() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
-def test_forward_kernel_reports_registers() -> None:
+def _report(*options: str) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     res = subprocess.run(
         [sys.executable, str(SCRIPT), "--batch", "1", "--length", "16", "--heads", "2", "--headdim", "16",
-         "--d-state", "16", "--dtypes", "bf16", "--kernels", "mix_fwd", "dt_fwd"],
+         "--d-state", "16", "--dtypes", "bf16", *options],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert res.returncode == 0, res.stderr
-    records = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_forward_kernel_reports_registers() -> None:
+    records = _report("--kernels", "mix_fwd", "dt_fwd")
     assert records[0]["kind"] == "header" and records[0]["target"] == "cuda sm_90 warp 32"
     rows = records[1:]
     assert {r["kernel"] for r in rows} == {"mix_fwd", "dt_fwd"}
@@ -41,3 +45,12 @@ def test_forward_kernel_reports_registers() -> None:
     assert fwd and all(r["BLOCK"] == 16 for r in fwd)  # Q = 16: only 16-row tiles survive pruning
     for r in rows:
         assert 0 < r["n_regs"] <= 255 and r["n_spill_stores"] >= 0 and r["shared"] >= 0, r
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+@pytest.mark.parametrize("variant", [("--diag", "head"), ("--diag", "none", "--no-shift")], ids=str)
+def test_mix_kernels_compile_for_every_diagonal_mode(variant) -> None:
+    """The compiler, unlike the interpreter, rejects e.g. a helper that returns a scalar in one branch and
+    a column in the other (a per-head D once compiled only in the interpreter)."""
+    records = _report("--kernels", "mix_fwd", "mix_rows", "mix_cols", *variant)
+    assert {r["kernel"] for r in records[1:]} == {"mix_fwd", "mix_rows", "mix_cols"}
