@@ -13,9 +13,8 @@ order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modul
 `out_proj`). This is the paper's matrix-mixer set-up (Hwang et al., arXiv 2407.09941, section 3 and
 Table 2): one block, only the matrix class changes.
 
-With `selective_recompute` the last three lines run under selective activation checkpointing
-(`recompute.recompute_around_mix`): the conv and norm outputs are recomputed in backward, the fused
-mix's outputs are kept.
+With `selective_recompute` the conv and norm outputs are not stored for backward but recomputed
+there (`recompute.RecomputedActivations`); everything else, the mix's work included, is kept.
 """
 from typing import Optional
 
@@ -26,7 +25,7 @@ from torch import nn
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu
 
 from .gated_rmsnorm import GatedRMSNorm
-from .recompute import recompute_around_mix
+from .recompute import RecomputedActivations
 
 __all__ = ["MatrixMixer", "conv_tokens", "feature_groups", "inner_heads"]
 
@@ -160,11 +159,20 @@ class MatrixMixer(nn.Module):
         x, f = self.convolve(xf)
         return self.out_proj(self.norm(self.mix(x, f, r).flatten(2), z))
 
+    @torch.jit.unused
+    def mix_and_project_recomputing(self, xf: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """`mix_and_project`, with the conv and norm outputs recomputed in backward instead of stored."""
+        with RecomputedActivations() as recomputed:
+            x, f = recomputed.run(self.convolve, xf)
+            return self.out_proj(recomputed.run(self.norm, self.mix(x, f, r).flatten(2), z))
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
+        """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype. (Under torch.compile the partitioner
+        decides what backward recomputes, so `selective_recompute` applies to eager runs.)"""
         z, xf, r = self.split_projection(u)
-        if self.selective_recompute and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            return recompute_around_mix(self.mix_and_project, xf, z, r)
+        if (self.selective_recompute and torch.is_grad_enabled() and not torch.jit.is_scripting()
+                and not torch.compiler.is_compiling()):
+            return self.mix_and_project_recomputing(xf, z, r)
         return self.mix_and_project(xf, z, r)
 
     def extra_repr(self) -> str:

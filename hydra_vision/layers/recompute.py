@@ -1,32 +1,83 @@
-"""Selective activation recomputation around the mix: keep what is costly to redo, recompute the rest.
+"""Selective recomputation: chosen activations are not stored for backward but rebuilt there.
 
-`recompute_around_mix(fn, *args)` runs fn under non-reentrant activation checkpointing with a
-selective policy: the outputs of the fused mix op (`hydra_vision::ssd_mix`: y and its decay sums)
-are kept, every other operator inside fn runs again in backward. Around a mixer's
-conv -> mix -> gated norm -> out_proj this drops the conv output (the mix's x, B, C) and the norm
-output (out_proj's input), about a third of a Hydra block's saved activations at width 768, for
-one conv, one norm and one out_proj forward more per block. A mix that is not the fused op (the
-`reference` backend, other mixers) is recomputed whole: the same saving, at the cost of its forward.
+Inside `RecomputedActivations()`, `run(fn, *args)` calls fn and marks the storage of its output
+tensors: any autograd op in the block that saves a view of that storage for backward stores
+(recipe, offset, size, stride) instead, through `torch.autograd.graph.saved_tensors_hooks`. The
+first backward use reruns fn(*args) once, without grad and under the forward's autocast state,
+and rebuilds each saved view on the new storage. fn must be deterministic and allocate its output
+the same way each time (the conv and gated-norm kernels and their PyTorch references do).
+
+Around a mixer's conv -> mix -> gated norm -> out_proj this drops the conv output (the mix's x, B,
+C) and the norm output (out_proj's input), about a third of a Hydra block's saved activations, for
+one conv and one norm forward more per block in backward. Unlike selective activation
+checkpointing, no dispatch mode watches the other operators, so they cost no extra host time.
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-__all__ = ["KEPT_OPS", "recompute_around_mix"]
-
-KEPT_OPS = frozenset({"hydra_vision::ssd_mix"})  # operators whose outputs are stored, not recomputed
+__all__ = ["RecomputedActivations"]
 
 
-def _policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    name = op.name() if hasattr(op, "name") else str(op)
-    return CheckpointPolicy.MUST_SAVE if name in KEPT_OPS else CheckpointPolicy.PREFER_RECOMPUTE
+class _Recipe:
+    """fn(*args) as run in forward, rerun once on first use (no grad, the forward's autocast state)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple):
+        self.fn, self.args = fn, args
+        self.device_type = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+        self.autocast = (torch.is_autocast_enabled(self.device_type), torch.get_autocast_dtype(self.device_type))
+        self.outputs: tuple[torch.Tensor, ...] | None = None
+
+    def output(self, index: int) -> torch.Tensor:
+        if self.outputs is None:
+            enabled, dtype = self.autocast
+            with torch.no_grad(), torch.autocast(self.device_type, dtype=dtype, enabled=enabled):
+                self.outputs = _tensors(self.fn(*self.args))
+        return self.outputs[index]
 
 
-def recompute_around_mix(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
-    """fn(*args), storing only the fused mix's outputs (and the inputs) for backward."""
-    contexts = functools.partial(create_selective_checkpoint_contexts, _policy)
-    return checkpoint(fn, *args, use_reentrant=False, context_fn=contexts)
+class _DroppedView:
+    """A saved tensor replaced by where it lies in a recomputed output's storage."""
+
+    def __init__(self, recipe: _Recipe, index: int, t: torch.Tensor):
+        self.recipe, self.index = recipe, index
+        self.offset, self.size, self.stride = t.storage_offset(), t.size(), t.stride()
+
+    def rebuild(self) -> torch.Tensor:
+        base = self.recipe.output(self.index)
+        return base.new_empty(0).set_(base.untyped_storage(), self.offset, self.size, self.stride)
+
+
+def _tensors(output: Any) -> tuple[torch.Tensor, ...]:
+    return tuple(output) if isinstance(output, (tuple, list)) else (output,)
+
+
+class RecomputedActivations(torch.autograd.graph.saved_tensors_hooks):
+    """Context manager: `run(fn, *args)` inside it returns fn(*args), whose outputs the block's
+    autograd ops do not store for backward (see the module docstring)."""
+
+    def __init__(self):
+        self._recipes: dict[int, tuple[_Recipe, int]] = {}  # storage address -> (recipe, output index)
+        super().__init__(self._pack, self._unpack)
+
+    def __enter__(self) -> RecomputedActivations:
+        super().__enter__()
+        return self
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        output = fn(*args)
+        recipe = _Recipe(fn, args)
+        for index, t in enumerate(_tensors(output)):
+            if t.numel():  # empty tensors have no storage address of their own
+                self._recipes[t.untyped_storage().data_ptr()] = (recipe, index)
+        return output
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor | _DroppedView:
+        entry = self._recipes.get(t.untyped_storage().data_ptr())
+        return t if entry is None else _DroppedView(*entry, t)
+
+    @staticmethod
+    def _unpack(packed: torch.Tensor | _DroppedView) -> torch.Tensor:
+        return packed.rebuild() if isinstance(packed, _DroppedView) else packed

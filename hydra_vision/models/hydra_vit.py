@@ -301,8 +301,8 @@ class HydraVisionTransformer(nn.Module):
     @torch.jit.ignore
     def set_selective_recompute(self, enable: bool = True) -> None:
         """Recompute each mixer's conv output (the mix's x, B, C) and gated-norm output in backward
-        instead of storing them, keeping the fused mix's outputs: about a third less activation
-        memory per Hydra block for one conv, norm and out_proj forward more (`set_grad_checkpointing`
+        instead of storing them, keeping the mix's work: about a third less activation memory per
+        Hydra block for one conv and one norm forward more (eager runs; `set_grad_checkpointing`
         recomputes whole blocks instead)."""
         for module in self.modules():
             if isinstance(module, MatrixMixer):

@@ -1,0 +1,53 @@
+"""RecomputedActivations: marked outputs are dropped after forward and rebuilt exactly in backward."""
+import gc
+import weakref
+
+import torch
+
+from hydra_vision.layers.recompute import RecomputedActivations
+
+
+def _loss_and_grads(recompute: bool, keep: list) -> list[torch.Tensor]:
+    """sum((a @ w)[:, 1:] @ v) under bf16 autocast; a @ w is marked for recomputation."""
+    g = torch.Generator().manual_seed(0)
+    a, w, v = (torch.randn(*shape, generator=g, requires_grad=True) for shape in ((4, 8), (8, 9), (8, 3)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        if recompute:
+            with RecomputedActivations() as recomputed:
+                h = recomputed.run(torch.matmul, a, w)  # bf16 only under autocast
+                loss = (h[:, 1:] @ v).float().sum()  # saves a view of h (an offset) for v's gradient
+        else:
+            h = a @ w
+            loss = (h[:, 1:] @ v).float().sum()
+    keep.append(weakref.ref(h))
+    del h
+    gc.collect()
+    keep.append(keep[0]() is not None)
+    return [loss.detach(), *torch.autograd.grad(loss, (a, w, v))]
+
+
+def test_rebuilt_views_under_the_forwards_autocast_give_the_same_gradients():
+    """The rerun happens under the forward's autocast (bf16 here): without it the recomputed storage would
+    hold fp32 values and the rebuilt view would read the wrong bytes."""
+    kept_plain, kept_recomputed = [], []
+    plain = _loss_and_grads(False, kept_plain)
+    recomputed = _loss_and_grads(True, kept_recomputed)
+    for x, y in zip(recomputed, plain, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert kept_plain[1] and not kept_recomputed[1]  # stored without recomputation, freed with it
+
+
+def test_each_output_is_recomputed_once_however_many_views_are_saved():
+    calls = []
+
+    def double(t):
+        calls.append(1)
+        return 2 * t
+
+    x = torch.randn(6, 4, requires_grad=True)
+    with RecomputedActivations() as recomputed:
+        h = recomputed.run(double, x)
+        loss = (h[:3] * h[3:]).sum() + (h * h).sum()  # three saved views of one output
+    loss.backward()
+    assert len(calls) == 2  # forward, then one rerun in backward
+    torch.testing.assert_close(x.grad, 4 * torch.cat([x[3:], x[:3]]).detach() + 8 * x.detach())
