@@ -25,7 +25,7 @@ from torch import nn
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu
 
 from .gated_rmsnorm import GatedRMSNorm
-from .recompute import RecomputedActivations
+from .recompute import RecomputedActivations, recomputing
 
 __all__ = ["MatrixMixer", "conv_tokens", "feature_groups", "inner_heads"]
 
@@ -167,11 +167,9 @@ class MatrixMixer(nn.Module):
             return self.out_proj(recomputed.run(self.norm, self.mix(x, f, r).flatten(2), z))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype. (Under torch.compile the partitioner
-        decides what backward recomputes, so `selective_recompute` applies to eager runs.)"""
+        """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
         z, xf, r = self.split_projection(u)
-        if (self.selective_recompute and torch.is_grad_enabled() and not torch.jit.is_scripting()
-                and not torch.compiler.is_compiling()):
+        if recomputing(self.selective_recompute):
             return self.mix_and_project_recomputing(xf, z, r)
         return self.mix_and_project(xf, z, r)
 

@@ -7,9 +7,10 @@ first backward use reruns fn(*args) once, without grad and under the forward's a
 and rebuilds each saved view on the new storage. fn must be deterministic and allocate its output
 the same way each time (the conv and gated-norm kernels and their PyTorch references do).
 
-Around a mixer's conv -> mix -> gated norm -> out_proj this drops the conv output (the mix's x, B,
-C) and the norm output (out_proj's input), about a third of a Hydra block's saved activations, for
-one conv and one norm forward more per block in backward. Unlike selective activation
+Around a block's LayerNorm -> in_proj -> conv -> mix -> gated norm -> out_proj this drops the
+LayerNorm output as in_proj takes it (`autocast_input`), the conv output (the mix's x, B, C) and
+the norm output (out_proj's input), for one LayerNorm, one conv and one norm forward more per
+block in backward. Unlike selective activation
 checkpointing, no dispatch mode watches the other operators, so they cost no extra host time.
 """
 from __future__ import annotations
@@ -18,7 +19,20 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["RecomputedActivations"]
+__all__ = ["RecomputedActivations", "autocast_input", "recomputing"]
+
+
+def recomputing(enabled: bool) -> bool:
+    """Whether a module with recomputation `enabled` recomputes in this call: only in eager autograd
+    (under torch.compile the partitioner decides what backward recomputes)."""
+    return enabled and torch.is_grad_enabled() and not torch.jit.is_scripting() and not torch.compiler.is_compiling()
+
+
+def autocast_input(t: torch.Tensor) -> torch.Tensor:
+    """t as autocast's matmuls take it: cast to the autocast dtype when autocast is on. The copy such an
+    op saves for backward is then this tensor, which `RecomputedActivations.run` can mark."""
+    device = t.device.type
+    return t.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else t
 
 
 class _Recipe:

@@ -4,7 +4,7 @@ import weakref
 
 import torch
 
-from hydra_vision.layers.recompute import RecomputedActivations
+from hydra_vision.layers.recompute import RecomputedActivations, autocast_input
 
 
 def _loss_and_grads(recompute: bool, keep: list) -> list[torch.Tensor]:
@@ -51,3 +51,23 @@ def test_each_output_is_recomputed_once_however_many_views_are_saved():
     loss.backward()
     assert len(calls) == 2  # forward, then one rerun in backward
     torch.testing.assert_close(x.grad, 4 * torch.cat([x[3:], x[:3]]).detach() + 8 * x.detach())
+
+
+def test_autocast_input_makes_the_copy_a_matmul_saves_droppable():
+    """Under autocast a matmul saves its own low-precision copy of an fp32 input, which `run` never sees;
+    cast first with `autocast_input`, the saved tensor is the marked output and backward reruns it."""
+    x = torch.randn(4, 8, requires_grad=True)
+    w = torch.randn(5, 8, requires_grad=True)
+    for cast, reruns in ((False, 0), (True, 1)):
+        calls = []
+
+        def scaled(t):
+            calls.append(1)
+            out = 2 * t  # fp32: autocast leaves elementwise ops alone
+            return autocast_input(out) if cast else out
+
+        with torch.autocast("cpu", dtype=torch.bfloat16), RecomputedActivations() as recomputed:
+            loss = torch.nn.functional.linear(recomputed.run(scaled, x), w).float().sum()
+        loss.backward()
+        assert len(calls) == 1 + reruns, cast
+    assert autocast_input(x) is x  # autocast off: unchanged

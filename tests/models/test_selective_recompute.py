@@ -93,3 +93,28 @@ def test_set_selective_recompute_reaches_every_mixer_and_inference_skips_it():
     with torch.no_grad():
         torch.testing.assert_close(model(images()), create("hydra_vit_tiny")(images()), rtol=0, atol=0)
 
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_layernorm_output_is_rerun_not_stored_and_gradients_are_exact_under_autocast(backend):
+    """bf16 autocast, as in training: with recomputation each block's LayerNorm runs again in backward (the
+    bf16 copy in_proj saves is dropped), and loss and gradients equal the stored-activation run's."""
+    plain, recomputing = (create("hydra_vit_tiny", selective_recompute=r, backend=backend, img_size=32,
+                                 chunk_size=16) for r in (False, True))
+    recomputing.load_state_dict(plain.state_dict())
+    x = images(size=(32, 32))
+    results = []
+    for model in (plain, recomputing):
+        calls = []
+        hooks = [block.norm1.register_forward_hook(lambda *_: calls.append(1)) for block in model.blocks]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append((len(calls), loss.detach(), grads))
+        for h in hooks:
+            h.remove()
+    (calls_plain, loss_plain, grads_plain), (calls_recomputing, loss_recomputing, grads_recomputing) = results
+    assert (calls_plain, calls_recomputing) == (2, 4)  # 2 blocks; + one rerun each in backward
+    torch.testing.assert_close(loss_recomputing, loss_plain, rtol=0, atol=0)
+    for g_recomputed, g_plain in zip(grads_recomputing, grads_plain, strict=True):
+        torch.testing.assert_close(g_recomputed, g_plain, rtol=0, atol=0)
