@@ -118,3 +118,26 @@ def test_layernorm_output_is_rerun_not_stored_and_gradients_are_exact_under_auto
     torch.testing.assert_close(loss_recomputing, loss_plain, rtol=0, atol=0)
     for g_recomputed, g_plain in zip(grads_recomputing, grads_plain, strict=True):
         torch.testing.assert_close(g_recomputed, g_plain, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_under_autocast_the_layernorm_copy_is_dropped_and_gradients_are_exact():
+    """On CUDA, autocast keeps LayerNorm in fp32 and in_proj saves its own bf16 copy: the case that
+    `autocast_input` exists for (benchmarks/gpu_check.sh tests runs this)."""
+    plain, recomputing = (create("hydra_vit_tiny", selective_recompute=r, img_size=32).cuda() for r in (False, True))
+    recomputing.load_state_dict(plain.state_dict())
+    x = images(size=(32, 32)).cuda()
+    results = []
+    for model in (plain, recomputing):
+        calls = []
+        hooks = [block.norm1.register_forward_hook(lambda *_: calls.append(1)) for block in model.blocks]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append((len(calls), grads))
+        for h in hooks:
+            h.remove()
+    assert [calls for calls, _ in results] == [2, 4]
+    for g_recomputed, g_plain in zip(results[1][1], results[0][1], strict=True):  # cuBLAS may pick other kernels
+        torch.testing.assert_close(g_recomputed, g_plain, rtol=1e-5, atol=1e-7)
