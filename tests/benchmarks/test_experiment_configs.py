@@ -16,7 +16,7 @@ GEOMETRY = {"imagewoof": (128, 16, 64), "cifar10": (32, 4, 64)}  # img_size, pat
 FILES = {
     "imagewoof": {"hydra_vit_tiny", "deit_tiny", "hydra_vit_small", "deit_small", "no_shift", "no_diag", "add",
                   "cls_token"},
-    "cifar10": {"hydra_vit_tiny", "deit_tiny"},
+    "cifar10": {"hydra_vit_tiny", "deit_tiny", "hydra_vit_small", "deit_small"},
 }
 # ablation -> (model_kwargs beyond the geometry, gp) on top of hydra_vit_tiny.yaml
 ABLATIONS = {"no_shift": ({"mixer": "add_diag"}, None), "no_diag": ({"mixer": "add_shift"}, None),
