@@ -65,8 +65,38 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
             fn()
         torch.cuda.synchronize()
     averages = prof.key_averages()
-    return "\n".join(f"# profile {title} ({steps} steps, by {key})\n"
-                     + averages.table(sort_by=key, row_limit=rows, max_name_column_width=70) for key in sort_by)
+    tables = [f"# profile {title} ({steps} steps, by {key})\n"
+              + averages.table(sort_by=key, row_limit=rows, max_name_column_width=70) for key in sort_by]
+    if cpu_ops:
+        tables.append(gpu_wait_summary(prof.events(), averages))
+    return "\n".join(tables)
+
+
+def busy_time(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end) intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def gpu_wait_summary(events, averages) -> str:
+    """How much of the profiled window the GPU ran kernels, and every CUDA runtime / driver call made
+    (count, host ms): a synchronisation shows up here as a call whose host time is the GPU's backlog."""
+    from torch.autograd import DeviceType
+
+    kernels = [(e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA]
+    lines = ["# GPU busy and CUDA API calls"]
+    if kernels:
+        window = max(end for _, end in kernels) - min(start for start, _ in kernels)
+        busy = busy_time(kernels)
+        lines.append(f"GPU busy {busy / 1e3:.1f} ms of a {window / 1e3:.1f} ms window ({100 * busy / window:.0f}%)")
+    calls = sorted((e for e in averages if e.key.startswith(("cuda", "cu")) and e.self_cpu_time_total > 0),
+                   key=lambda e: -e.self_cpu_time_total)
+    lines += [f"{e.key:<40} {e.count:>7} calls {e.self_cpu_time_total / 1e3:>9.2f} ms" for e in calls]
+    return "\n".join(lines)
 
 
 def python_profile_table(fn: Callable[[], object], title: str, steps: int, rows: int) -> str:

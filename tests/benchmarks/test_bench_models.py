@@ -97,3 +97,29 @@ def test_bad_arguments_raise_clear_errors(bench, tmp_path: Path) -> None:
         bench.parse_model_kwargs(["depth"])
     with pytest.raises(ValueError, match="one per image size"):
         bench.main(["--device", "cpu", "--img-sizes", "32", "64", "--batch-sizes", "1", "2", "3"])
+
+
+def test_gpu_wait_summary_counts_kernel_time_once_and_lists_cuda_calls_by_host_time() -> None:
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    spec = importlib.util.spec_from_file_location("timing", SCRIPT.parent / "timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    assert timing.busy_time([(5, 15), (0, 10), (20, 30), (21, 22)]) == 25
+
+    def event(start: float, end: float, device: DeviceType) -> SimpleNamespace:
+        return SimpleNamespace(time_range=SimpleNamespace(start=start, end=end), device_type=device)
+
+    def average(key: str, count: int, self_us: float) -> SimpleNamespace:
+        return SimpleNamespace(key=key, count=count, self_cpu_time_total=self_us)
+
+    text = timing.gpu_wait_summary(
+        [event(0, 1000, DeviceType.CUDA), event(500, 1000, DeviceType.CUDA), event(3000, 4000, DeviceType.CUDA),
+         event(0, 9000, DeviceType.CPU)],
+        [average("cudaLaunchKernel", 10, 50.0), average("aten::mm", 5, 100.0),
+         average("cudaStreamSynchronize", 3, 9000.0)])
+    lines = text.splitlines()
+    assert lines[1] == "GPU busy 2.0 ms of a 4.0 ms window (50%)"
+    assert [line.split()[0] for line in lines[2:]] == ["cudaStreamSynchronize", "cudaLaunchKernel"]
