@@ -81,7 +81,8 @@ def _programs(M: int, device: torch.device) -> int:
     return min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
 
 
-def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     x2, z2 = _rows(x), _rows(z)
     M, D = x2.shape
     y = torch.empty((M, D), dtype=x.dtype, device=x.device)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ._helpers import DIM, L, N, SETTINGS, make, rank, tokens
+from ._helpers import L, N, make, rank, tokens
 
 
 def structure(mixer, u=None):
