@@ -121,7 +121,6 @@ class HydraBlock(nn.Module):
             x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         return x
 
-
     @torch.jit.unused
     def mix_recomputing(self, x: torch.Tensor) -> torch.Tensor:
         """mixer(norm1(x)) with norm1's output, as in_proj takes it, recomputed in backward instead of
