@@ -12,21 +12,24 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
 
 __all__ = ["dispatcher_needed", "eager_function"]
 
 
 def dispatcher_needed(x: torch.Tensor) -> bool:
-    """True when the call must go through the registered custom op: while torch.compile traces, under
-    a TorchDispatchMode, or for meta tensors (no kernel can run on them)."""
-    return torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0 or x.device.type == "meta"
+    """True when the call must go through the registered custom op: while torch.compile or
+    torch.jit.trace traces, under a TorchDispatchMode, or for meta tensors (no kernel runs on them)."""
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
+            or x.device.type == "meta")
 
 
 def eager_function(name: str, forward: Callable, setup_context: Callable,
                    gradients: Callable) -> type[torch.autograd.Function]:
     """An autograd.Function running `forward(*inputs)` (the custom op's implementation), saving with
     the op's `setup_context(ctx, inputs, output)` and differentiating with `gradients(ctx, *grads)`.
-    Outputs after the first (statistics kept for backward) are marked non-differentiable."""
+    Outputs after the first (statistics kept for backward) are marked non-differentiable; the backward
+    is not differentiable itself (double backward raises, as through the custom op)."""
 
     def apply_forward(ctx, *inputs):
         output = forward(*inputs)
@@ -35,6 +38,7 @@ def eager_function(name: str, forward: Callable, setup_context: Callable,
             ctx.mark_non_differentiable(*output[1:])
         return output
 
+    @once_differentiable
     def apply_backward(ctx, *grads):
         return gradients(ctx, *grads)
 

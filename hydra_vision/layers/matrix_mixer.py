@@ -169,7 +169,7 @@ class MatrixMixer(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
         z, xf, r = self.split_projection(u)
-        if recomputing(self.selective_recompute):
+        if not torch.jit.is_scripting() and recomputing(self.selective_recompute, u):
             return self.mix_and_project_recomputing(xf, z, r)
         return self.mix_and_project(xf, z, r)
 

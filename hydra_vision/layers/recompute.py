@@ -14,19 +14,26 @@ block in backward. Unlike selective activation checkpointing, no dispatch mode w
 operators, so they cost no extra host time. A recipe holds only fn's inputs, which the block's
 ops save anyway.
 """
-from __future__ import annotations
-
 from typing import Any, Callable
 
 import torch
 
+from hydra_vision.kernels.eager_path import dispatcher_needed
+
 __all__ = ["RecomputedActivations", "autocast_input", "recomputing"]
 
 
-def recomputing(enabled: bool) -> bool:
-    """Whether a module with recomputation `enabled` recomputes in this call: only in eager autograd
-    (under torch.compile the partitioner decides what backward recomputes)."""
-    return enabled and torch.is_grad_enabled() and not torch.jit.is_scripting() and not torch.compiler.is_compiling()
+@torch.jit.unused
+def recomputing(enabled: bool, x: torch.Tensor) -> bool:
+    """Whether a module with recomputation `enabled` recomputes in this call on input x: only in plain
+    eager autograd. Not while torch.compile (its partitioner decides what backward recomputes) or
+    torch.jit.trace traces, under a dispatch mode or on meta tensors (`dispatcher_needed`), and not
+    inside saved-tensor hooks other than its own (grad checkpointing, save_on_cpu): its hooks would
+    take the block's saved tensors away from theirs. Callers check `torch.jit.is_scripting()` first."""
+    if not (enabled and torch.is_grad_enabled()) or dispatcher_needed(x):
+        return False
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    return hooks is None or isinstance(getattr(hooks[0], "__self__", None), RecomputedActivations)
 
 
 def autocast_input(t: torch.Tensor) -> torch.Tensor:
@@ -57,12 +64,13 @@ class _DroppedView:
     """A saved tensor replaced by where it lies in a recomputed output's storage."""
 
     def __init__(self, recipe: _Recipe, index: int, t: torch.Tensor):
-        self.recipe, self.index = recipe, index
+        self.recipe, self.index, self.dtype = recipe, index, t.dtype
         self.offset, self.size, self.stride = t.storage_offset(), t.size(), t.stride()
 
     def rebuild(self) -> torch.Tensor:
         base = self.recipe.output(self.index)
-        return base.new_empty(0).set_(base.untyped_storage(), self.offset, self.size, self.stride)
+        view = torch.empty(0, dtype=self.dtype, device=base.device)
+        return view.set_(base.untyped_storage(), self.offset, self.size, self.stride)
 
 
 def _tensors(output: Any) -> tuple[torch.Tensor, ...]:
@@ -75,24 +83,38 @@ class RecomputedActivations(torch.autograd.graph.saved_tensors_hooks):
 
     def __init__(self):
         self._recipes: dict[int, tuple[_Recipe, int]] = {}  # storage address -> (recipe, output index)
+        self._marked: list[torch.Tensor] = []  # alive until exit, so that no other tensor takes an address
         super().__init__(self._pack, self._unpack)
 
-    def __enter__(self) -> RecomputedActivations:
+    def __enter__(self) -> "RecomputedActivations":
         super().__enter__()
         return self
 
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        self._recipes.clear()
+        self._marked.clear()
+
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args), its output tensors marked; they must not be modified in place afterwards (the
+        rerun gives the values they had when fn returned, and no version check sees the change)."""
         output = fn(*args)
         recipe = _Recipe(fn, args)
         for index, t in enumerate(_tensors(output)):
-            if t.numel():  # empty tensors have no storage address of their own
-                self._recipes[t.untyped_storage().data_ptr()] = (recipe, index)
+            address = t.untyped_storage().data_ptr()
+            if address:  # empty (and meta) tensors have no address of their own
+                self._recipes[address] = (recipe, index)
+                self._marked.append(t)
         return output
 
-    def _pack(self, t: torch.Tensor) -> torch.Tensor | _DroppedView:
+    def _pack(self, t: torch.Tensor) -> "torch.Tensor | _DroppedView":
+        if type(t) is not torch.Tensor:  # parameters and tensor subclasses are never marked
+            return t
         entry = self._recipes.get(t.untyped_storage().data_ptr())
-        return t if entry is None else _DroppedView(*entry, t)
+        # unmarked tensors are kept as a detached alias: an op that saves its own output would otherwise
+        # hold the output, which holds the op (its grad_fn): a cycle the garbage collector cannot see
+        return t.detach() if entry is None else _DroppedView(*entry, t)
 
     @staticmethod
-    def _unpack(packed: torch.Tensor | _DroppedView) -> torch.Tensor:
+    def _unpack(packed: "torch.Tensor | _DroppedView") -> torch.Tensor:
         return packed.rebuild() if isinstance(packed, _DroppedView) else packed

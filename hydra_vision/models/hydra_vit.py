@@ -112,7 +112,7 @@ class HydraBlock(nn.Module):
             self.norm2 = self.mlp = self.ls2 = self.drop_path2 = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if recomputing(self.mixer.selective_recompute):
+        if not torch.jit.is_scripting() and recomputing(self.mixer.selective_recompute, x):
             mixed = self.mix_recomputing(x)
         else:
             mixed = self.mixer(self.norm1(x))

@@ -68,3 +68,20 @@ def test_dispatcher_needed_where_something_watches_the_operators():
 
     traced(x)
     assert seen == [True]
+
+
+def test_jit_trace_records_the_custom_op():
+    x, z = (torch.randn(2, 3, 16, device=DEVICE) for _ in range(2))
+    w = torch.randn(16, device=DEVICE)
+    traced = torch.jit.trace(lambda x, z: gated_rmsnorm_triton(x, z, w, 1e-5), (x, z))
+    assert "hydra_vision::gated_rmsnorm" in str(traced.graph)
+    torch.testing.assert_close(traced(x, z), gated_rmsnorm_triton(x, z, w, 1e-5), rtol=0, atol=0)
+
+
+def test_double_backward_raises_as_through_the_custom_op(mix_inputs, cast_inputs):
+    x = torch.randn(2, 9, 16, device=DEVICE, requires_grad=True)
+    z = torch.randn(2, 9, 16, device=DEVICE)
+    w = torch.randn(16, device=DEVICE)
+    (gx,) = torch.autograd.grad(gated_rmsnorm_triton(x, z, w, 1e-5).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate"):
+        gx.sum().backward()

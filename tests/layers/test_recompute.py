@@ -4,7 +4,7 @@ import weakref
 
 import torch
 
-from hydra_vision.layers.recompute import RecomputedActivations, autocast_input
+from hydra_vision.layers.recompute import RecomputedActivations, autocast_input, recomputing
 
 
 def _loss_and_grads(recompute: bool, keep: list) -> list[torch.Tensor]:
@@ -71,3 +71,41 @@ def test_autocast_input_makes_the_copy_a_matmul_saves_droppable():
         loss.backward()
         assert len(calls) == 1 + reruns, cast
     assert autocast_input(x) is x  # autocast off: unchanged
+
+
+def test_recomputing_only_in_plain_eager_autograd():
+    """Not under no_grad, on meta tensors, under a dispatch mode or inside other saved-tensor hooks (grad
+    checkpointing, save_on_cpu), whose handling of the saved tensors it would override; its own nest."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2)
+    assert recomputing(True, x) and not recomputing(False, x)
+    with torch.no_grad():
+        assert not recomputing(True, x)
+    assert not recomputing(True, x.to("meta"))
+    with FlopCounterMode(display=False):
+        assert not recomputing(True, x)
+    with torch.autograd.graph.save_on_cpu():
+        assert not recomputing(True, x)
+    with RecomputedActivations():
+        assert recomputing(True, x)
+
+
+def test_marked_outputs_live_until_the_context_ends():
+    """A marked output freed inside the context could hand its address to another tensor, which would then
+    be dropped and rebuilt wrongly; the context keeps marked outputs alive until it ends."""
+    x = torch.randn(3, requires_grad=True)
+    with RecomputedActivations() as recomputed:
+        ref = weakref.ref(recomputed.run(torch.exp, x))
+        gc.collect()
+        assert ref() is not None
+    gc.collect()
+    assert ref() is None
+
+
+def test_an_op_that_saves_its_own_output_leaves_no_reference_cycle():
+    x = torch.randn(3, requires_grad=True)
+    with RecomputedActivations():
+        ref = weakref.ref(torch.exp(x))  # exp's backward keeps its output
+    gc.collect()
+    assert ref() is None

@@ -141,3 +141,31 @@ def test_on_cuda_under_autocast_the_layernorm_copy_is_dropped_and_gradients_are_
     assert [calls for calls, _ in results] == [2, 4]
     for g_recomputed, g_plain in zip(results[1][1], results[0][1], strict=True):  # cuBLAS may pick other kernels
         torch.testing.assert_close(g_recomputed, g_plain, rtol=1e-5, atol=1e-7)
+
+
+def test_grad_checkpointing_keeps_its_memory_saving_with_selective_recompute():
+    """With whole-block checkpointing on, selective recomputation steps aside: its hooks would otherwise
+    store what the checkpoint drops (each in_proj output). Gradients are unchanged."""
+    x = images()
+    grads, alive = [], []
+    for recompute in (False, True):
+        model = create("hydra_vit_tiny", selective_recompute=recompute)
+        model.set_grad_checkpointing(True)
+        outputs = []
+        hooks = [m.in_proj.register_forward_hook(lambda mod, args, out: outputs.append(weakref.ref(out)))
+                 for m in model.modules() if isinstance(m, MatrixMixer)]
+        loss = model(x).square().mean()
+        gc.collect()
+        alive.append([ref() is not None for ref in outputs[:2]])
+        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+        for h in hooks:
+            h.remove()
+    assert alive == [[False, False], [False, False]]
+    for g_recompute, g_plain in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_recompute, g_plain, rtol=0, atol=0)
+
+
+def test_meta_tensors_and_fake_modes_skip_recomputation():
+    model = create("hydra_vit_tiny", selective_recompute=True).to("meta")
+    model(images().to("meta")).sum().backward()
+    assert all(p.grad is not None and p.grad.device.type == "meta" for p in model.parameters())
