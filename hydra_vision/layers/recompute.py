@@ -12,7 +12,8 @@ LayerNorm output as in_proj takes it (`autocast_input`), the conv output (the mi
 the norm output (out_proj's input), for one LayerNorm, one conv and one norm forward more per
 block in backward. Unlike selective activation checkpointing, no dispatch mode watches the other
 operators, so they cost no extra host time. A recipe holds only fn's inputs, which the block's
-ops save anyway.
+ops save anyway, and its rerun outputs until the graph is freed (with retain_graph=True, the
+saving holds only until the first backward).
 """
 from typing import Any, Callable
 
