@@ -1,7 +1,8 @@
 """The `hydra-vision` command: one subcommand per module in this package.
 
 Each subcommand module defines `add_arguments(parser)` and `run(args) -> int`; only the
-chosen one is imported, so `hydra-vision models` does not load the training stack.
+chosen one is imported, so `hydra-vision models` does not load the training stack. Bad input
+(ValueError, TypeError, FileNotFoundError) prints its message and exits with 2.
 """
 from __future__ import annotations
 
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     top.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the command (see COMMAND --help)")
     parsed = top.parse_args(argv[:1])
     args = build_parser(parsed.command).parse_args(argv[1:])
-    return args._run(args)
+    try:
+        return args._run(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:  # bad input: its message, not a traceback
+        print(f"hydra-vision {parsed.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ model's device: `DeviceResize`) and normalised on the device.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from typing import Literal
@@ -156,6 +157,23 @@ class FeatureExtractor:
             if with_prefix:
                 names.append(f"{self.layer_name(index)}.prefix")
         return names
+
+    def identity(self) -> dict:
+        """What this extractor computes, JSON-able: the model's class and a sha256 of its weights, the
+        preprocessing, the outputs and their options, the dtype and device type. A resumed extraction
+        must match it (`extract_to_file`)."""
+        digest = hashlib.sha256()
+        for name, t in self.model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(t.detach().to("cpu").contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        return {
+            "model": type(self.model).__name__, "weights_sha256": digest.hexdigest(),
+            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()},
+            "resize_on": "device" if self._device_resize is not None else "cpu",
+            "outputs": self.output_names, "output_fmt": self.output_fmt, "prefix_tokens": self.prefix_tokens,
+            "layer_norm": self.layer_norm, "normalize": self.normalize,
+            "dtype": str(self.dtype), "device": self.device.type,
+        }
 
     def preprocess(self, images: Sequence[Image.Image | str | os.PathLike]) -> torch.Tensor | list[torch.Tensor]:
         """Paths or PIL images -> `transform`ed uint8 images on the CPU: a batch (B, 3, H, W), or a

@@ -5,7 +5,9 @@ cosine similarity s_j = q . t_j vote for their labels y_j with weight exp(s_j / 
 
     score(q, c) = sum_{j in top-k(q)} exp(s_j / T) [y_j = c]
 
-and the classes ranked by score are the predictions (DINO: k = 20, T = 0.07).
+and the classes ranked by score are the predictions (DINO: k = 20, T = 0.07). Scores are computed
+as exp((s_j - s_max) / T), s_max the query's highest similarity: the same ranking without overflow
+at small T. A class no neighbour voted for is not a prediction at any rank.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def knn_scores(
         chunk_size: queries per similarity matrix (bounds memory to chunk_size x N).
 
     Returns:
-        (Q, C) float32 scores; argmax is the top-1 prediction.
+        (Q, C) float32 scores, each row scaled by exp(-s_max / T); argmax is the top-1 prediction.
 
     Raises:
         ValueError: mismatched shapes or labels outside [0, num_classes).
@@ -58,12 +60,14 @@ def knn_scores(
     for query in F.normalize(query_features.float(), dim=1).split(chunk_size):
         similarity, neighbours = (query.to(train.device) @ train.T).topk(k, dim=1)  # (q, k)
         votes = torch.zeros(query.shape[0], num_classes, device=train.device)
-        scores.append(votes.scatter_add_(1, labels[neighbours], (similarity / temperature).exp()))
+        weights = ((similarity - similarity[:, :1]) / temperature).exp()  # topk: column 0 is the largest
+        scores.append(votes.scatter_add_(1, labels[neighbours], weights))
     return torch.cat(scores)
 
 
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
-    """Percentage of rows whose label is among the `k` highest scores, for each k (capped at C)."""
+    """Percentage of rows whose label is among the `k` highest scores, for each k (capped at C); a class
+    with score 0 (no vote) is never a hit."""
     ranked = scores.argsort(dim=1, descending=True, stable=True)
-    hits = ranked == labels.to(ranked.device).view(-1, 1)
+    hits = (ranked == labels.to(ranked.device).view(-1, 1)) & (scores.gather(1, ranked) > 0)
     return {k: 100.0 * hits[:, :k].any(dim=1).sum().item() / len(labels) for k in ks}

@@ -94,8 +94,10 @@ def extract_to_file(
         batch_size: images per forward pass.
         workers: DataLoader worker processes decoding images (0: in this process).
         shard_size: images per shard (part of the run's plan).
-        settings: JSON-able description of the extractor (model, checkpoint, layers, ...)
-            recorded in the plan and manifest; a rerun must pass the same.
+        settings: JSON-able description of the run (model name, checkpoint, ...) recorded in the
+            plan and manifest. The plan also holds `extractor.identity()` (weights hash, preprocessing,
+            outputs, dtype, device type), the batch size and the image list: a rerun that differs in
+            any of them is refused instead of mixing shards of two runs.
         keep_shards: keep the shard folder after the final file is written.
         progress: show a progress bar with images/s.
 
@@ -108,8 +110,9 @@ def extract_to_file(
     """
     out = check_output_path(out, extractor.output_names)
     settings = dict(settings or {})
-    store = ShardStore(shards_path(out), dict(settings=settings, images=fingerprint(images.paths)),
-                       len(images), shard_size)
+    plan = dict(settings=settings, extractor=extractor.identity(), batch_size=batch_size,
+                images=fingerprint(images.paths))
+    store = ShardStore(shards_path(out), plan, len(images), shard_size)
     done = store.done()
     todo = [k for k in range(store.num_shards) if k not in set(done)]
     loader = DataLoader(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,15 @@ SMALL = ["--model", MODEL, "--model-kwargs", "depth=2", "chunk_size=16", "--img-
 def _run(command: str, *argv: object) -> int:
     """`hydra-vision COMMAND ARGV...` through the real entry point."""
     return main([command, *map(str, argv)])
+
+
+def _fails(capsys: pytest.CaptureFixture, message: str, command: str, *argv: object) -> None:
+    """The command exits with 2 and prints one error line naming the problem, no traceback."""
+    capsys.readouterr()
+    assert _run(command, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hydra-vision {command}: error: ") and "Traceback" not in err, err
+    assert re.search(message, err), err
 
 
 def test_extract_then_knn(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -75,37 +85,36 @@ def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
     assert (tmp_path / "a.npy").read_bytes() == first
 
 
-@pytest.mark.parametrize("extra, error, message", [
-    (["--layers", "7"], ValueError, "unknown layer index 7: the model has 2 blocks"),
-    (["--checkpoint", "{other}"], ValueError, r"does not match model 'hydra_vit_tiny'.*shape mismatch"),
-    (["--checkpoint", "{missing}"], FileNotFoundError, "checkpoint not found"),
-    (["--ema", "--checkpoint", "{plain}"], ValueError, "EMA weights were asked for"),
+@pytest.mark.parametrize("extra, message", [
+    (["--layers", "7"], "unknown layer index 7: the model has 2 blocks"),
+    (["--checkpoint", "{other}"], r"does not match model 'hydra_vit_tiny'.*shape mismatch"),
+    (["--checkpoint", "{missing}"], "checkpoint not found"),
+    (["--ema", "--checkpoint", "{plain}"], "EMA weights were asked for"),
 ])
-def test_extract_errors(image_root: Path, tmp_path: Path, extra: list[str], error: type, message: str):
+def test_extract_errors(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
+                        message: str):
     torch.save(timm.create_model("hydra_vit_small", depth=2, img_size=32).state_dict(), tmp_path / "other.pth")
     torch.save({"state_dict": make_model().state_dict()}, tmp_path / "plain.pth")
     names = dict(other=tmp_path / "other.pth", missing=tmp_path / "nope.pth", plain=tmp_path / "plain.pth")
-    with pytest.raises(error, match=message):
-        _run("extract", image_root / "val", "--out", tmp_path / "f.safetensors", *SMALL,
-             *[e.format(**names) for e in extra])
+    _fails(capsys, message, "extract", image_root / "val", "--out", tmp_path / "f.safetensors", *SMALL,
+           *[e.format(**names) for e in extra])
 
 
-def test_extract_empty_folder(tmp_path: Path):
+def test_extract_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no images"):
-        _run("extract", tmp_path / "empty", "--out", tmp_path / "f.safetensors", *SMALL)
+    _fails(capsys, "no images", "extract", tmp_path / "empty", "--out", tmp_path / "f.safetensors", *SMALL)
 
 
-def test_knn_needs_labels_and_matching_classes(image_root: Path, tmp_path: Path):
+def test_knn_needs_labels_and_matching_classes(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     _run("extract", image_root / "val", "--out", tmp_path / "val.safetensors", *SMALL)
     _run("extract", image_root / "val", "--out", tmp_path / "flat.safetensors", "--no-labels", *SMALL)
     manifest = read_features(tmp_path / "val.safetensors")[1]
     lines = [f"{path}\tanimal_{label}\n" for path, label in zip(manifest["paths"], manifest["labels"])]
     (tmp_path / "renamed.txt").write_text("".join(lines))
     _run("extract", tmp_path / "renamed.txt", "--out", tmp_path / "renamed.safetensors", *SMALL)
-    with pytest.raises(ValueError, match="unlabelled images"):
-        _run("knn", "--train", tmp_path / "flat.safetensors", "--val", tmp_path / "val.safetensors")
-    with pytest.raises(ValueError, match="class names differ"):
-        _run("knn", "--train", tmp_path / "renamed.safetensors", "--val", tmp_path / "val.safetensors")
-    with pytest.raises(ValueError, match="has no 'blocks.0' output"):
-        _run("knn", "--train", tmp_path / "val.safetensors", "--val", tmp_path / "val.safetensors", "--key", "blocks.0")
+    _fails(capsys, "unlabelled images", "knn", "--train", tmp_path / "flat.safetensors",
+           "--val", tmp_path / "val.safetensors")
+    _fails(capsys, "class names differ", "knn", "--train", tmp_path / "renamed.safetensors",
+           "--val", tmp_path / "val.safetensors")
+    _fails(capsys, "has no 'blocks.0' output", "knn", "--train", tmp_path / "val.safetensors",
+           "--val", tmp_path / "val.safetensors", "--key", "blocks.0")

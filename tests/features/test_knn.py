@@ -16,15 +16,28 @@ def test_scores_match_a_hand_computed_vote():
     scores = knn_scores(train, labels, query, num_classes=3, k=2, temperature=0.5)
     q = query[0] / query[0].norm()
     sims = [float(q @ (t / t.norm())) for t in train]  # 0.894, 0.447, 0.949, -0.894: neighbours 2 and 0
-    expected = torch.tensor([[math.exp(sims[0] / 0.5), math.exp(sims[2] / 0.5), 0.0]])
+    expected = torch.tensor([[math.exp((sims[0] - sims[2]) / 0.5), 1.0, 0.0]])  # scaled by exp(-s_max / T)
     torch.testing.assert_close(scores, expected, rtol=1e-6, atol=0)
 
 
 def test_k_larger_than_the_training_set_uses_all_of_it():
     train, labels = torch.eye(3), torch.tensor([0, 1, 1])
     scores = knn_scores(train, labels, torch.ones(1, 3), num_classes=2, k=20, temperature=1.0)
-    s = math.exp(1 / math.sqrt(3))
-    torch.testing.assert_close(scores, torch.tensor([[s, 2 * s]]))
+    torch.testing.assert_close(scores, torch.tensor([[1.0, 2.0]]))  # three equal similarities
+
+
+def test_small_temperatures_do_not_overflow():
+    """exp(s / T) is inf in fp32 for s = 1 below T ~ 0.011; the scaled weights stay finite."""
+    train, labels = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]), torch.tensor([0, 1, 1])
+    scores = knn_scores(train, labels, torch.tensor([[1.0, 0.1]]), num_classes=2, k=3, temperature=0.005)
+    assert torch.isfinite(scores).all() and scores.argmax().item() == 0
+
+
+def test_a_class_without_votes_is_never_a_hit():
+    scores = torch.zeros(1, 10)
+    scores[0, :2] = torch.tensor([2.0, 1.0])  # the neighbours voted for classes 0 and 1 only
+    assert topk_accuracy(scores, torch.tensor([4])) == {1: 0.0, 5: 0.0}
+    assert topk_accuracy(scores, torch.tensor([1])) == {1: 0.0, 5: 100.0}
 
 
 def test_topk_accuracy_by_hand():

@@ -115,6 +115,23 @@ def test_shards_of_another_run_are_refused(image_root: Path, tmp_path: Path):
         extract_to_file(_extractor(), images, out, shard_size=5, settings={"dtype": "bf16"}, progress=False)
 
 
+def test_a_resume_with_other_weights_outputs_or_batches_is_refused(image_root: Path, tmp_path: Path):
+    """The plan holds what the extractor computes, not only the caller's settings: shards made with other
+    weights (e.g. a checkpoint rewritten in place), other outputs or another batch size are not mixed in."""
+    images = list_images(image_root / "val")
+    out = tmp_path / "f.safetensors"
+    extract_to_file(_extractor(), images, out, batch_size=2, shard_size=4, keep_shards=True, progress=False)
+    retrained = _extractor()
+    with torch.no_grad():
+        next(retrained.model.parameters()).add_(1)
+    reruns = {"extractor": (retrained, 2), "batch_size": (_extractor(), 3)}
+    for changed, (extractor, batch_size) in reruns.items():
+        with pytest.raises(ValueError, match=rf"differs in: {changed}\)"):
+            extract_to_file(extractor, images, out, batch_size=batch_size, shard_size=4, progress=False)
+    with pytest.raises(ValueError, match=r"differs in: extractor\)"):
+        extract_to_file(_extractor(layers=[0]), images, out, batch_size=2, shard_size=4, progress=False)
+
+
 def test_npy_output(image_root: Path, tmp_path: Path):
     images = list_images(image_root / "val")
     extractor = FeatureExtractor(make_model(), dtype=torch.bfloat16)
