@@ -49,7 +49,7 @@ class FeatureExtractor:
 
     Args:
         model: a timm model name (built with `num_classes=0`) or a model instance (used
-            as it is, switched to eval mode).
+            as it is: moved to `device` and `dtype` and switched to eval mode in place).
         checkpoint: weights to load into a model given by name (see `hydra_vision.checkpoint_io.load_model_weights`).
         ema: load the checkpoint's EMA weights.
         pool: `global_pool` for a model given by name (e.g. 'avg', 'token'); None keeps
@@ -62,7 +62,7 @@ class FeatureExtractor:
         normalize: L2-normalise `embeddings`.
         img_size: input size for a model given by name; None keeps the cfg's.
         resize_on: 'cpu' (timm's transform with PIL, in the loader) or 'device' (decode only on the
-            CPU, resize + crop on the model's device; pixels differ from PIL's by a few levels).
+            CPU, resize + crop on the model's device; pixels differ from PIL's: see device_resize.py).
         device: device to run on (default: cpu for a name, the model's own otherwise).
         dtype: compute dtype (default: float32 for a name, the model's own otherwise).
         model_kwargs: extra `timm.create_model` keyword arguments.
