@@ -18,10 +18,9 @@ __all__ = ["build_parser", "parse_args", "train", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (timm train.py options), train, and return the exit code (2 on bad input)."""
-    args = parse_args(argv)
     setup_default_logging(logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING)
     try:
-        return train(args)
+        return train(parse_args(argv))
     except (ValueError, TypeError, FileNotFoundError) as e:
         logging.getLogger("train").error(str(e))
         return 2

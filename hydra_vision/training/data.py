@@ -92,18 +92,25 @@ def _has_image(folder: str, extensions: set[str]) -> bool:
     return False
 
 
+_SPLIT_NAMES = frozenset({"train", "training", "val", "validation", "valid", "eval", "evaluation", "test"})
+
+
 def find_split_folder(root: str | Path, split: str) -> Path:
     """The folder of `split` under an ImageFolder root (timm's search: `split`, then its synonyms).
 
     Raises:
         FileNotFoundError: `root` is missing.
-        ValueError: no image at all, or class folders without images.
+        ValueError: no image at all, class folders without images, or split folders without this split.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data directory not found: {root} (expected <root>/<split>/<class>/<image>)")
     folder = Path(_search_split(str(root), split))
     if folder == root:
+        splits = sorted(d.name for d in os.scandir(root) if d.is_dir() and d.name in _SPLIT_NAMES)
+        if splits:  # a split layout without this split: the root's folders are splits, not classes
+            raise ValueError(f"no '{split}' folder under {root} (nor its synonyms val, valid, eval); "
+                             f"it holds {', '.join(splits)}")
         _logger.warning(f"no '{split}' folder under {root}: using the root itself as the {split} split")
     extensions = get_img_extensions(as_set=True)
     classes = sorted(d.name for d in os.scandir(folder) if d.is_dir())
@@ -178,6 +185,8 @@ def create_train_loader(args: argparse.Namespace, dataset: torch.utils.data.Data
     if args.aug_repeats and not distributed:
         raise ValueError("--aug-repeats needs distributed training (torchrun with 2+ processes)")
     mix = mixup_args(args, num_classes)
+    if mix and args.batch_size % 2:
+        raise ValueError(f"mixup/cutmix pair the images of a batch: --batch-size must be even, got {args.batch_size}")
     collate_fn = FastCollateMixup(**mix) if mix and use_prefetcher else None
     mixup_fn = Mixup(**mix) if mix and not use_prefetcher else None
     interpolation = args.train_interpolation

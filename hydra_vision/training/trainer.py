@@ -106,9 +106,16 @@ def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[
     if problems:
         raise ValueError(f"{args.resume} does not fit model {args.model}: " + "; ".join(problems))
     parts.raw_model.load_state_dict(weights)
-    if parts.ema is not None and checkpoint.get("state_dict_ema") is not None:
-        parts.ema.module.load_state_dict(clean_state_dict(checkpoint["state_dict_ema"]))
+    if parts.ema is not None:
+        if checkpoint.get("state_dict_ema") is None:
+            _logger.warning(f"{args.resume} holds no EMA weights: the EMA starts from the resumed weights")
+        parts.ema.module.load_state_dict(clean_state_dict(checkpoint.get("state_dict_ema") or weights))
     if not args.no_resume_opt:
+        if "optimizer" not in checkpoint:
+            raise ValueError(f"{args.resume} holds no optimizer state; add --no-resume-opt to start a fresh one")
+        if saved.get("opt", args.opt) != args.opt:
+            raise ValueError(f"{args.resume} was trained with --opt {saved['opt']}, not {args.opt}; use the same "
+                             f"optimizer, or add --no-resume-opt to start a fresh {args.opt} state")
         parts.optimizer.load_state_dict(checkpoint["optimizer"])
         if parts.scaler is not None and parts.scaler.state_dict_key in checkpoint:
             parts.scaler.load_state_dict(checkpoint[parts.scaler.state_dict_key])
@@ -116,6 +123,8 @@ def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[
             # the other schedules are functions of the epoch/update count (set below), so a resumed
             # run may change --epochs as with timm's train.py; plateau's depends on metric history
             parts.scheduler.load_state_dict(checkpoint["scheduler"])
+            if "plateau" in checkpoint:  # torch's ReduceLROnPlateau: the patience and cooldown counters
+                parts.scheduler.lr_scheduler.load_state_dict(checkpoint["plateau"])
     return checkpoint
 
 
@@ -134,6 +143,8 @@ def _checkpoint_state(args: argparse.Namespace, parts: TrainParts, class_names: 
         state["state_dict_ema"] = parts.ema.module.state_dict()
     if parts.scheduler is not None:
         state["scheduler"] = parts.scheduler.state_dict()
+        if args.sched == "plateau":  # timm's state keeps only `best` and the epoch, not torch's counters
+            state["plateau"] = parts.scheduler.lr_scheduler.state_dict()
     if parts.scaler is not None:
         state[parts.scaler.state_dict_key] = parts.scaler.state_dict()
     return state

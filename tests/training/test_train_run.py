@@ -6,14 +6,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from timm.utils import ModelEmaV3
 
 from hydra_vision.training import parse_args, train
 from hydra_vision.training.model import create_training_model
+from hydra_vision.training.optim import create_optimizer, create_scheduler
+from hydra_vision.training.trainer import _checkpoint_state, _load_resume
 
 from ._helpers import TINY_MODEL, TRAIN_SCRIPT, read_csv, run_training, subprocess_env, tiny_run_args
 
@@ -107,6 +111,9 @@ def _run_in_process(*argv: str) -> int:
     ("other-model-checkpoint", ValueError, "trained with model 'hydra_vit_tiny', not 'deit_tiny_patch16_224'"),
     ("missing-resume", FileNotFoundError, "checkpoint not found"),
     ("resized-model-resume", ValueError, r"does not fit model hydra_vit_tiny: missing keys: blocks\.2\."),
+    ("odd-batch-mixup", ValueError, "--batch-size must be even, got 3"),
+    ("no-val-split", ValueError, "no 'validation' folder under .* it holds train"),
+    ("other-optimizer-resume", ValueError, "trained with --opt adamw, not sgd; .*--no-resume-opt"),
 ])
 def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_folder: Path, trained_run: Path,
                                     tmp_path: Path) -> None:
@@ -123,13 +130,21 @@ def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_fo
         "missing-resume": [data, *TINY_MODEL, "--resume", str(tmp_path / "none.pth.tar")],
         "resized-model-resume": [data, "--model", "hydra_vit_tiny", "--model-kwargs", "depth=3", "img_size=32",
                                  "--resume", str(trained_run / "last.pth.tar")],
+        "odd-batch-mixup": [data, *TINY_MODEL],
+        "no-val-split": [data, *TINY_MODEL],
+        "other-optimizer-resume": [data, *TINY_MODEL, "--model-ema", "--opt", "sgd",
+                                   "--resume", str(trained_run / "last.pth.tar")],
     }[case]
-    if case == "empty-class":
+    if case in ("empty-class", "no-val-split"):
         argv[0] = str(tmp_path / "data")
         shutil.copytree(image_folder, argv[0])
+    if case == "empty-class":
         (tmp_path / "data" / "train" / "class_new").mkdir()
+    if case == "no-val-split":
+        shutil.rmtree(tmp_path / "data" / "val")
+    last = ["-b", "3", "--mixup", "0.8"] if case == "odd-batch-mixup" else []  # after base's -b 2
     with pytest.raises(error, match=match):
-        _run_in_process(*argv, *base)
+        _run_in_process(*argv, *base, *last)
 
 
 def test_unreadable_images_are_skipped_counted_and_training_completes(image_folder: Path, tmp_path: Path) -> None:
@@ -149,3 +164,58 @@ def test_initial_checkpoint_starts_from_its_ema_weights(trained_run: Path, image
     model = create_training_model(args, num_classes=3)
     ema = _load(trained_run / "last.pth.tar")["state_dict_ema"]
     assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
+
+
+def _parts(args, model: torch.nn.Module, ema: bool) -> SimpleNamespace:
+    """What `_load_resume` / `_checkpoint_state` use of TrainParts, with the run's optimizer and schedule."""
+    optimizer = create_optimizer(args, model)
+    scheduler, _ = create_scheduler(args, optimizer, updates_per_epoch=1)
+    return SimpleNamespace(raw_model=model, optimizer=optimizer, scheduler=scheduler, scaler=None,
+                           ema=ModelEmaV3(model) if ema else None)
+
+
+def test_resuming_a_checkpoint_without_ema_starts_the_ema_from_its_weights(trained_run: Path, image_folder: Path,
+                                                                           tmp_path: Path) -> None:
+    checkpoint = _load(trained_run / "last.pth.tar")
+    del checkpoint["state_dict_ema"]
+    torch.save(checkpoint, tmp_path / "no_ema.pth.tar")
+    args = parse_args([str(image_folder), *TINY_MODEL, "--model-ema", "--no-resume-opt",
+                       "--resume", str(tmp_path / "no_ema.pth.tar")])
+    parts = _parts(args, create_training_model(args, num_classes=3), ema=True)
+    _load_resume(args, parts, class_names=None)
+    weights = checkpoint["state_dict"]
+    assert all(torch.equal(v, weights[k]) for k, v in parts.ema.module.state_dict().items())
+
+
+def test_plateau_schedule_resumes_with_its_patience_counters(image_folder: Path, tmp_path: Path) -> None:
+    """timm's plateau state keeps only the best metric and the epoch; torch's counters travel too, so a
+    resumed run lowers the learning rate at the same epoch as an uninterrupted one."""
+    argv = [str(image_folder), *TINY_MODEL, "--opt", "sgd", "--lr", "1.0", "--sched", "plateau",
+            "--patience-epochs", "2", "--decay-rate", "0.1", "--warmup-epochs", "0", "--eval-metric", "loss"]
+    args = parse_args(argv)
+    model = create_training_model(args, num_classes=3)
+    uninterrupted, resumed = _parts(args, model, ema=False), None
+    lrs = {"uninterrupted": [], "resumed": []}
+    for epoch in range(6):
+        if epoch == 2:  # save after two epochs without improvement, resume into a fresh schedule
+            state = {**_checkpoint_state(args, uninterrupted, None, 0, []), "epoch": epoch - 1}
+            torch.save(state, tmp_path / "last.pth.tar")
+            resumed_args = parse_args([*argv, "--resume", str(tmp_path / "last.pth.tar")])
+            resumed = _parts(resumed_args, model, ema=False)
+            _load_resume(resumed_args, resumed, class_names=None)
+        for name, parts in (("uninterrupted", uninterrupted), ("resumed", resumed)):
+            if parts is not None:
+                parts.scheduler.step(epoch + 1, metric=1.0)  # the loss never improves
+                lrs[name].append(parts.optimizer.param_groups[0]["lr"])
+    assert lrs["resumed"] == lrs["uninterrupted"][2:]
+    assert min(lrs["uninterrupted"]) < 1.0  # the patience ran out within the 6 epochs
+
+
+def test_config_file_errors_are_one_clear_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hydra_vision.training import main
+
+    (tmp_path / "bad.yaml").write_text("model: hydra_vit_tiny\nnot_an_option: 3\n")
+    assert main(["-c", str(tmp_path / "bad.yaml"), str(tmp_path)]) == 2
+    assert main(["-c", str(tmp_path / "missing.yaml"), str(tmp_path)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "not_an_option" in errors[0] and "config file not found" in errors[1], errors
