@@ -233,6 +233,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.data and not args.data_dir:
         args.data_dir = args.data
+    for name in ("batch_size", "epochs", "log_interval", "checkpoint_hist", "grad_accum_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     return args
 
 

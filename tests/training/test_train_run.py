@@ -114,6 +114,7 @@ def _run_in_process(*argv: str) -> int:
     ("odd-batch-mixup", ValueError, "--batch-size must be even, got 3"),
     ("no-val-split", ValueError, "no 'validation' folder under .* it holds train"),
     ("other-optimizer-resume", ValueError, "trained with --opt adamw, not sgd; .*--no-resume-opt"),
+    ("zero-log-interval", ValueError, "--log-interval must be at least 1, got 0"),
 ])
 def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_folder: Path, trained_run: Path,
                                     tmp_path: Path) -> None:
@@ -132,6 +133,7 @@ def test_bad_input_is_a_clear_error(case: str, error: type, match: str, image_fo
                                  "--resume", str(trained_run / "last.pth.tar")],
         "odd-batch-mixup": [data, *TINY_MODEL],
         "no-val-split": [data, *TINY_MODEL],
+        "zero-log-interval": [data, *TINY_MODEL, "--log-interval", "0"],
         "other-optimizer-resume": [data, *TINY_MODEL, "--model-ema", "--opt", "sgd",
                                    "--resume", str(trained_run / "last.pth.tar")],
     }[case]
