@@ -126,12 +126,12 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     step = make_step(model, mode, compile_mode, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
+    title = f"{type(model).__name__} {mode} {img_size} px batch {batch}"
     if profile and device.type == "cuda":
-        print(profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=3, rows=30,
-                            sort_by=("self_cuda_time_total", "self_cpu_time_total")), flush=True)
+        print(profile_table(step, title, steps=3, rows=30, sort_by=("self_cuda_time_total", "self_cpu_time_total")),
+              flush=True)
     if python_profile and device.type == "cuda":
-        print(python_profile_table(step, f"{type(model).__name__} {mode} {img_size} px batch {batch}", steps=5,
-                                   rows=45), flush=True)
+        print(python_profile_table(step, title, steps=5, rows=45), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}

@@ -115,11 +115,11 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         y, dta, cum = triton_mix._forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, *opts)
         triton_mix._backward(torch.empty_like(y), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, *opts)
         weight, cbias = torch.empty(xbc.shape[-1], 1, conv_width, dtype=dtype), torch.empty(xbc.shape[-1], dtype=dtype)
-        triton_conv._conv_op(xbc, weight, cbias, False, xbc.shape[-1])
-        triton_conv._conv_backward_op(torch.empty_like(xbc), xbc, weight, cbias, False, xbc.shape[-1])
+        triton_conv._conv_forward(xbc, weight, cbias, False, xbc.shape[-1])
+        triton_conv._conv_backward(torch.empty_like(xbc), xbc, weight, cbias, False, xbc.shape[-1])
         z = torch.empty(batch, L, d_inner, dtype=dtype)
-        _, rstd = triton_norm._norm_op(z, z, torch.empty(d_inner, dtype=dtype), 1e-5)
-        triton_norm._norm_backward_op(z, z, z, torch.empty(d_inner, dtype=dtype), rstd)
+        _, rstd = triton_norm._norm_forward(z, z, torch.empty(d_inner, dtype=dtype), 1e-5)
+        triton_norm._norm_backward(z, z, z, torch.empty(d_inner, dtype=dtype), rstd)
     finally:
         for p in patches:
             p.stop()

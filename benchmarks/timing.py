@@ -93,7 +93,7 @@ def gpu_wait_summary(events, averages) -> str:
         window = max(end for _, end in kernels) - min(start for start, _ in kernels)
         busy = busy_time(kernels)
         lines.append(f"GPU busy {busy / 1e3:.1f} ms of a {window / 1e3:.1f} ms window ({100 * busy / window:.0f}%)")
-    calls = sorted((e for e in averages if e.key.startswith(("cuda", "cu")) and e.self_cpu_time_total > 0),
+    calls = sorted((e for e in averages if e.key.startswith("cu") and e.self_cpu_time_total > 0),
                    key=lambda e: -e.self_cpu_time_total)
     lines += [f"{e.key:<40} {e.count:>7} calls {e.self_cpu_time_total / 1e3:>9.2f} ms" for e in calls]
     return "\n".join(lines)

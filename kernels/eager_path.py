@@ -1,20 +1,22 @@
-"""The eager fast path of the fused ops: the same launchers as a plain autograd.Function.
+"""A fused kernel pair as torch custom ops, with an eager fast path through a plain autograd.Function.
 
-Each fused kernel pair is registered as torch custom ops (schema, fake implementation, autograd):
-that is what torch.compile traces and what dispatch modes (selective checkpointing, fake tensors,
-FLOP counting) see. Each call through the dispatcher also runs torch.library's Python wrappers:
-about 200 us more host time per forward + backward than a plain autograd.Function (measured on a
-CPU with the kernels stubbed out). When nothing watches the dispatcher, the launchers therefore run
-through a plain autograd.Function; results and gradients are the same.
+`FusedOp` registers the forward and backward launchers as the custom ops `hydra_vision::<name>` and
+`hydra_vision::<name>_backward` (schema, fakes, autograd): that is what torch.compile traces and what
+dispatch modes (selective checkpointing, fake tensors, FLOP counting) see. Each call through the
+dispatcher also runs torch.library's Python wrappers: about 200 us more host time per forward +
+backward than a plain autograd.Function (measured on a CPU with the kernels stubbed out). When
+nothing watches the dispatcher, the same launchers therefore run through an autograd.Function built
+from the same setup and gradient functions; results and gradients are the same.
 """
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from typing import Any, Callable
 
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["dispatcher_needed", "eager_function"]
+__all__ = ["FusedOp", "dispatcher_needed"]
 
 
 def dispatcher_needed(x: torch.Tensor) -> bool:
@@ -24,12 +26,12 @@ def dispatcher_needed(x: torch.Tensor) -> bool:
             or x.device.type == "meta")
 
 
-def eager_function(name: str, forward: Callable, setup_context: Callable,
-                   gradients: Callable) -> type[torch.autograd.Function]:
-    """An autograd.Function running `forward(*inputs)` (the custom op's implementation), saving with
-    the op's `setup_context(ctx, inputs, output)` and differentiating with `gradients(ctx, *grads)`.
-    Outputs after the first (statistics kept for backward) are marked non-differentiable; the backward
-    is not differentiable itself (double backward raises, as through the custom op)."""
+def _eager_function(name: str, forward: Callable, setup_context: Callable,
+                    gradients: Callable) -> type[torch.autograd.Function]:
+    """An autograd.Function running `forward(*inputs)`, saving with `setup_context(ctx, inputs, output)`
+    and differentiating with `gradients(ctx, *grads)`. Outputs after the first (statistics kept for
+    backward) are marked non-differentiable; the backward is not differentiable itself (double backward
+    raises, as through the custom op)."""
 
     def apply_forward(ctx, *inputs):
         output = forward(*inputs)
@@ -44,3 +46,21 @@ def eager_function(name: str, forward: Callable, setup_context: Callable,
 
     return type(name, (torch.autograd.Function,),
                 {"forward": staticmethod(apply_forward), "backward": staticmethod(apply_backward)})
+
+
+class FusedOp:
+    """`forward(*inputs)` and `backward(*args)` (typed launchers) as the custom ops `op` and
+    `backward_op` (register their fakes on those) and as the eager `function`; `gradients(backward, ctx,
+    *output_grads)` is the autograd formula, given the backward to call. Calling the FusedOp picks the path."""
+
+    def __init__(self, name: str, forward: Callable, backward: Callable, setup_context: Callable,
+                 gradients: Callable):
+        self.op = torch.library.custom_op(f"hydra_vision::{name}", forward, mutates_args=())
+        self.backward_op = torch.library.custom_op(f"hydra_vision::{name}_backward", backward, mutates_args=())
+        self.op.register_autograd(functools.partial(gradients, self.backward_op), setup_context=setup_context)
+        self.function = _eager_function(f"{name}Function", forward, setup_context,
+                                        functools.partial(gradients, backward))
+
+    def __call__(self, *inputs: Any) -> Any:
+        """The custom op where the dispatcher must see the call (`dispatcher_needed(inputs[0])`), else the Function."""
+        return (self.op if dispatcher_needed(inputs[0]) else self.function.apply)(*inputs)

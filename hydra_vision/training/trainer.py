@@ -107,9 +107,10 @@ def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[
         raise ValueError(f"{args.resume} does not fit model {args.model}: " + "; ".join(problems))
     parts.raw_model.load_state_dict(weights)
     if parts.ema is not None:
-        if checkpoint.get("state_dict_ema") is None:
+        ema_weights = checkpoint.get("state_dict_ema")
+        if ema_weights is None:
             _logger.warning(f"{args.resume} holds no EMA weights: the EMA starts from the resumed weights")
-        parts.ema.module.load_state_dict(clean_state_dict(checkpoint.get("state_dict_ema") or weights))
+        parts.ema.module.load_state_dict(weights if ema_weights is None else clean_state_dict(ema_weights))
     if not args.no_resume_opt:
         if "optimizer" not in checkpoint:
             raise ValueError(f"{args.resume} holds no optimizer state; add --no-resume-opt to start a fresh one")

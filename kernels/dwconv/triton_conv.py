@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 
 from ..backend import TRITON_DTYPES
-from ..eager_path import dispatcher_needed, eager_function
+from ..eager_path import FusedOp
 
 __all__ = ["depthwise_conv1d_silu_triton"]
 
@@ -119,14 +119,6 @@ def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return y
 
 
-_conv_op = torch.library.custom_op("hydra_vision::dwconv1d_silu", _conv_forward, mutates_args=())
-
-
-@_conv_op.register_fake
-def _conv_fake(x, weight, bias, causal, silu_channels):
-    return x.new_empty(x.shape)
-
-
 def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, L, C = x.shape
@@ -148,31 +140,30 @@ def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias
     return dx, dw, db
 
 
-_conv_backward_op = torch.library.custom_op("hydra_vision::dwconv1d_silu_backward", _conv_backward, mutates_args=())
-
-
-@_conv_backward_op.register_fake
-def _conv_backward_fake(dy, x, weight, bias, causal, silu_channels):
-    return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(0 if bias is None else bias.shape)
-
-
 def _setup_context(ctx, inputs, output) -> None:
     x, weight, bias, causal, silu_channels = inputs
     ctx.save_for_backward(x, weight, bias)
     ctx.options = (causal, silu_channels)
 
 
-def _conv_gradients(backward: Callable) -> Callable:
+def _conv_gradients(backward: Callable, ctx, dy):
     """The autograd formula around `backward` (the custom op, or `_conv_backward` on the eager path)."""
-    def gradients(ctx, dy):
-        x, weight, bias = ctx.saved_tensors
-        dx, dw, db = backward(dy, x, weight, bias, *ctx.options)
-        return dx, dw, None if bias is None else db, None, None
-    return gradients
+    x, weight, bias = ctx.saved_tensors
+    dx, dw, db = backward(dy, x, weight, bias, *ctx.options)
+    return dx, dw, None if bias is None else db, None, None
 
 
-_conv_op.register_autograd(_conv_gradients(_conv_backward_op), setup_context=_setup_context)
-_ConvFunction = eager_function("ConvFunction", _conv_forward, _setup_context, _conv_gradients(_conv_backward))
+_CONV = FusedOp("dwconv1d_silu", _conv_forward, _conv_backward, _setup_context, _conv_gradients)
+
+
+@_CONV.op.register_fake
+def _conv_fake(x, weight, bias, causal, silu_channels):
+    return x.new_empty(x.shape)
+
+
+@_CONV.backward_op.register_fake
+def _conv_backward_fake(dy, x, weight, bias, causal, silu_channels):
+    return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(0 if bias is None else bias.shape)
 
 
 def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
@@ -183,5 +174,4 @@ def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Op
         raise TypeError(f"the triton depthwise conv takes float16, bfloat16 or float32, got {x.dtype}")
     if x.stride(-1) != 1:
         x = x.contiguous()
-    conv = torch.ops.hydra_vision.dwconv1d_silu if dispatcher_needed(x) else _ConvFunction.apply
-    return conv(x, weight.contiguous(), bias, causal, int(silu_channels))
+    return _CONV(x, weight.contiguous(), bias, causal, int(silu_channels))

@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from ..backend import TRITON_DTYPES
-from ..eager_path import dispatcher_needed, eager_function
+from ..eager_path import FusedOp
 from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["gated_rmsnorm_triton"]
@@ -93,14 +93,6 @@ def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     return y.view(x.shape), rstd
 
 
-_norm_op = torch.library.custom_op("hydra_vision::gated_rmsnorm", _norm_forward, mutates_args=())
-
-
-@_norm_op.register_fake
-def _norm_fake(x, z, weight, eps):
-    return x.new_empty(x.shape), x.new_empty(x.shape[:-1].numel(), dtype=torch.float32)
-
-
 def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                    rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dy2, x2, z2 = _rows(dy), _rows(x), _rows(z)
@@ -116,36 +108,34 @@ def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: t
     return dx.view(x.shape), dz.view(z.shape), dw_part.sum(0).to(weight.dtype)
 
 
-_norm_backward_op = torch.library.custom_op("hydra_vision::gated_rmsnorm_backward", _norm_backward, mutates_args=())
-
-
-@_norm_backward_op.register_fake
-def _norm_backward_fake(dy, x, z, weight, rstd):
-    return x.new_empty(x.shape), z.new_empty(z.shape), weight.new_empty(weight.shape)
-
-
 def _setup_context(ctx, inputs, output) -> None:
     x, z, weight, _ = inputs
     ctx.save_for_backward(x, z, weight, output[1])
 
 
-def _norm_gradients(backward: Callable) -> Callable:
+def _norm_gradients(backward: Callable, ctx, dy, _drstd):
     """The autograd formula around `backward` (the custom op, or `_norm_backward` on the eager path)."""
-    def gradients(ctx, dy, _drstd):
-        x, z, weight, rstd = ctx.saved_tensors
-        dx, dz, dw = backward(dy, x, z, weight, rstd)
-        return dx, dz, dw, None
-    return gradients
+    x, z, weight, rstd = ctx.saved_tensors
+    dx, dz, dw = backward(dy, x, z, weight, rstd)
+    return dx, dz, dw, None
 
 
-_norm_op.register_autograd(_norm_gradients(_norm_backward_op), setup_context=_setup_context)
-_NormFunction = eager_function("NormFunction", _norm_forward, _setup_context, _norm_gradients(_norm_backward))
+_NORM = FusedOp("gated_rmsnorm", _norm_forward, _norm_backward, _setup_context, _norm_gradients)
+
+
+@_NORM.op.register_fake
+def _norm_fake(x, z, weight, eps):
+    return x.new_empty(x.shape), x.new_empty(x.shape[:-1].numel(), dtype=torch.float32)
+
+
+@_NORM.backward_op.register_fake
+def _norm_backward_fake(dy, x, z, weight, rstd):
+    return x.new_empty(x.shape), z.new_empty(z.shape), weight.new_empty(weight.shape)
 
 
 def gated_rmsnorm_triton(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """The fused kernel; arguments and math as `gated_rmsnorm_reference` (x, z in fp16/bf16/fp32)."""
     if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton gated RMSNorm takes float16, bfloat16 or float32, got {x.dtype}")
-    norm = torch.ops.hydra_vision.gated_rmsnorm if dispatcher_needed(x) else _NormFunction.apply
-    y, _ = norm(x, z.to(x.dtype), weight, float(eps))
+    y, _ = _NORM(x, z.to(x.dtype), weight, float(eps))
     return y

@@ -47,7 +47,7 @@ import torch
 import triton
 
 from ..backend import TRITON_DTYPES
-from ..eager_path import dispatcher_needed, eager_function
+from ..eager_path import FusedOp
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
@@ -157,33 +157,32 @@ def _backward(
     return [x.new_empty(0) if g is None else g for g in grads]  # distinct placeholders: outputs may not alias
 
 
-@torch.library.custom_op("hydra_vision::ssd_mix", mutates_args=())
-def _mix_op(
-    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, Bf: torch.Tensor,
-    Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
-    dt_bias: Optional[torch.Tensor], dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size)
+def _setup_context(ctx, inputs, output) -> None:
+    x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size = inputs
+    _, dta, cum = output
+    ctx.save_for_backward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum)
+    ctx.options = (dt_softplus, lo, hi, shift, chunk_size)
 
 
-@_mix_op.register_fake
+def _mix_gradients(backward: Callable, ctx, dy, _ddta, _dcum):
+    """The autograd formula around `backward` (the custom op, or `_backward` itself on the eager path)."""
+    saved = ctx.saved_tensors
+    grads = backward(dy, *saved, *ctx.options)
+    present = saved[:10]
+    return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * 5
+
+
+_MIX = FusedOp("ssd_mix", _forward, _backward, _setup_context, _mix_gradients)
+
+
+@_MIX.op.register_fake
 def _mix_fake(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size):
     batch, L, H, _ = x.shape
     aux = x.new_empty((1 if dt_b is None else 2, batch, H, L), dtype=torch.float32)
     return torch.empty_like(x, memory_format=torch.contiguous_format), aux, torch.empty_like(aux)
 
 
-@torch.library.custom_op("hydra_vision::ssd_mix_backward", mutates_args=())
-def _mix_backward_op(
-    dy: torch.Tensor, x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor,
-    Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
-    D: Optional[torch.Tensor], dt_bias: Optional[torch.Tensor], dta: torch.Tensor, cum: torch.Tensor,
-    dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
-) -> list[torch.Tensor]:
-    return _backward(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, dt_softplus, lo, hi, shift, chunk_size)
-
-
-@_mix_backward_op.register_fake
+@_MIX.backward_op.register_fake
 def _mix_backward_fake(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, dt_softplus, lo, hi, shift,
                        chunk_size):
     def like(t: Optional[torch.Tensor], dtype: Optional[torch.dtype] = None) -> torch.Tensor:
@@ -193,27 +192,6 @@ def _mix_backward_fake(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cu
 
     dD = x.new_empty(0) if D is None else D.new_empty(D.shape)
     return [like(x), like(dt_f), like(dt_b), like(A), like(Bf), like(Cf), like(Bb), like(Cb), dD, like(dt_bias)]
-
-
-def _setup_context(ctx, inputs, output) -> None:
-    x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size = inputs
-    _, dta, cum = output
-    ctx.save_for_backward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum)
-    ctx.options = (dt_softplus, lo, hi, shift, chunk_size)
-
-
-def _mix_gradients(backward: Callable) -> Callable:
-    """The autograd formula around `backward` (the custom op, or `_backward` itself on the eager path)."""
-    def gradients(ctx, dy, _ddta, _dcum):
-        saved = ctx.saved_tensors
-        grads = backward(dy, *saved, *ctx.options)
-        present = saved[:10]
-        return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * 5
-    return gradients
-
-
-_mix_op.register_autograd(_mix_gradients(_mix_backward_op), setup_context=_setup_context)
-_MixFunction = eager_function("MixFunction", _forward, _setup_context, _mix_gradients(_backward))
 
 
 def _prepare(
@@ -247,8 +225,7 @@ def ssd_mix_triton(
         d_kind = None if D is None else D.dim()
         key = (x.device, x.dtype, tuple(x.shape), B_f.shape[2:], dt_b is not None, shift, d_kind)
         chunk_size = tuned_chunk_size(key, x.shape[1], forward_backward)
-    mix = torch.ops.hydra_vision.ssd_mix if dispatcher_needed(x) else _MixFunction.apply
-    y, _, _ = mix(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
+    y, _, _ = _MIX(*inputs, dt_softplus, lo, hi, shift, int(chunk_size))
     return y
 
 
