@@ -36,7 +36,9 @@ from timm.optim import create_optimizer_v2
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, peak_memory_gib, profile_table, python_profile_table, time_ms  # noqa: E402
+from timing import (  # noqa: E402
+    emit, env_header, peak_memory_gib, profile_table, python_profile_table, sync_report, time_ms,
+)
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
 
@@ -120,7 +122,8 @@ def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch
 
 
 def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
-            device: torch.device, quick: bool, profile: bool = False, python_profile: bool = False) -> dict:
+            device: torch.device, quick: bool, profile: bool = False, python_profile: bool = False,
+            sync_debug: bool = False) -> dict:
     """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
     by GPU time and by host time: a step that launches many small kernels is bound by the second)."""
     step = make_step(model, mode, compile_mode, batch, img_size, device)
@@ -132,6 +135,8 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
               flush=True)
     if python_profile and device.type == "cuda":
         print(python_profile_table(step, title, steps=5, rows=45), flush=True)
+    if sync_debug and device.type == "cuda":
+        print(sync_report(step, title), flush=True)
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace) -> None:
                     case_model = copy.deepcopy(model).to(device)
                     try:
                         stats = measure(case_model, mode, COMPILE_MODES[compile_flag], batch, img_size, device,
-                                        args.quick, args.profile, args.python_profile)
+                                        args.quick, args.profile, args.python_profile, args.sync_debug)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -254,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print each case's profiler tables, by GPU and by host time")
     parser.add_argument("--python-profile", action="store_true",
                         help="print each case's cProfile table (Python functions by own time, 5 steps)")
+    parser.add_argument("--sync-debug", action="store_true",
+                        help="print each case's synchronising CUDA calls with their Python stacks (2 steps)")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)

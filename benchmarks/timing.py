@@ -117,6 +117,37 @@ def python_profile_table(fn: Callable[[], object], title: str, steps: int, rows:
     return f"# python profile {title} ({steps} steps, by own time)\n" + text.getvalue()
 
 
+def sync_report(fn: Callable[[], object], title: str, steps: int = 2) -> str:
+    """The synchronising CUDA calls of `steps` calls of fn() (warmed up by the caller), each distinct
+    one once with its count and the Python stack that made it (torch.cuda.set_sync_debug_mode)."""
+    import traceback
+    import warnings
+
+    seen: dict[str, int] = {}
+    stacks: dict[str, str] = {}
+
+    def record(message, category, filename, lineno, file=None, line=None) -> None:
+        stack = "".join(traceback.format_stack()[-12:-1])
+        key = f"{message}\n{stack}"
+        seen[key] = seen.get(key, 0) + 1
+        stacks[key] = stack
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(steps):
+                fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+    lines = [f"# synchronising calls {title} ({steps} steps): {sum(seen.values())} in {len(seen)} places"]
+    for key, count in sorted(seen.items(), key=lambda kv: -kv[1]):
+        lines.append(f"## {count} x {key}")
+    return "\n".join(lines)
+
+
 def emit(record: dict, stream: TextIO | None = None) -> None:
     """One JSON line on stdout (and on `stream` when given)."""
     line = json.dumps(record)

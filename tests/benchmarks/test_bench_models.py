@@ -104,9 +104,7 @@ def test_gpu_wait_summary_counts_kernel_time_once_and_lists_cuda_calls_by_host_t
 
     from torch.autograd import DeviceType
 
-    spec = importlib.util.spec_from_file_location("timing", SCRIPT.parent / "timing.py")
-    timing = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(timing)
+    timing = _timing()
     assert timing.busy_time([(5, 15), (0, 10), (20, 30), (21, 22)]) == 25
 
     def event(start: float, end: float, device: DeviceType) -> SimpleNamespace:
@@ -123,3 +121,35 @@ def test_gpu_wait_summary_counts_kernel_time_once_and_lists_cuda_calls_by_host_t
     lines = text.splitlines()
     assert lines[1] == "GPU busy 2.0 ms of a 4.0 ms window (50%)"
     assert [line.split()[0] for line in lines[2:]] == ["cudaStreamSynchronize", "cudaLaunchKernel"]
+
+
+def _timing():
+    spec = importlib.util.spec_from_file_location("timing", SCRIPT.parent / "timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    return timing
+
+
+def test_sync_report_counts_each_synchronising_place_and_restores_the_mode(monkeypatch) -> None:
+    import warnings
+
+    timing = _timing()
+    modes = []
+    monkeypatch.setattr(timing.torch.cuda, "set_sync_debug_mode", modes.append)
+    monkeypatch.setattr(timing.torch.cuda, "synchronize", lambda: None)
+
+    def sync_here() -> None:
+        warnings.warn("called a synchronizing CUDA operation")
+
+    def step() -> None:
+        for _ in range(2):
+            sync_here()  # one place, twice a step
+        warnings.warn("called a synchronizing CUDA operation")  # another place: its own entry
+
+    text = timing.sync_report(step, "tiny", steps=3)
+    lines = text.splitlines()
+    assert lines[0] == "# synchronising calls tiny (3 steps): 9 in 2 places"
+    counts = [line.split(" x ")[0] for line in lines if line.startswith("## ")]
+    assert counts == ["## 6", "## 3"]
+    assert "sync_here" in text.split("## 3")[0]
+    assert modes == ["warn", "default"]
