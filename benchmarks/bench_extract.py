@@ -13,10 +13,12 @@ only decodes), at batch B, dtype and image size (default: the model's cfg, 224 p
     knn       embeddings of train and val (pretrained-cfg preprocessing, center crop), cosine
               k-NN with k = 20, T = 0.07 (DINO): top-1 / top-5; the weights are a seeded random
               init unless --checkpoint is given
+With --cuda-graphs every extractor replays CUDA graphs (FeatureExtractor(cuda_graphs=True)): forward,
+host, extract and knn alike; each JSON case line records "cuda_graphs".
 Data: an ImageFolder root with train/ and val/ (e.g. Imagewoof-128 from ../shared/datasets).
 
     python benchmarks/bench_extract.py --data /tmp/imagewoof2-128 [--models hydra_vit_tiny ...]
-        [--checkpoint CKPT [--ema]] [--model-kwargs k=v ...] [--resize-on cpu device] [--out FILE]
+        [--checkpoint CKPT [--ema]] [--model-kwargs k=v ...] [--resize-on cpu device] [--cuda-graphs] [--out FILE]
 """
 from __future__ import annotations
 
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--min-images", type=int, default=40000, help="images per throughput run")
     parser.add_argument("--resize-on", nargs="+", choices=("cpu", "device"), default=["cpu", "device"])
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="extractors replay their forward as CUDA graphs (see the module docstring)")
     parser.add_argument("--skip-knn", action="store_true")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -127,8 +131,8 @@ def main() -> None:
         torch.manual_seed(0)
         extractor = FeatureExtractor(name, checkpoint=args.checkpoint, ema=args.ema, img_size=args.img_size,
                                      device=args.device, dtype=DTYPES[args.dtype], model_kwargs=args.model_kwargs,
-                                     resize_on=resize_on)
-        record = {"kind": "case", "model": name, "resize_on": resize_on,
+                                     resize_on=resize_on, cuda_graphs=args.cuda_graphs)
+        record = {"kind": "case", "model": name, "resize_on": resize_on, "cuda_graphs": args.cuda_graphs,
                   "input_size": list(extractor.data_config["input_size"]), "checkpoint": args.checkpoint,
                   "ema": args.ema}
         with tempfile.TemporaryDirectory() as tmp:

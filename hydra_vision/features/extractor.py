@@ -10,7 +10,8 @@ For an image batch x (B, 3, H, W) and a model with D channels, P prefix tokens a
   forward_features) and NCHW adds `blocks.<i>.prefix` (B, P, D).
 Preprocessing follows the model's pretrained cfg (timm's resolve_data_config +
 create_transform); images are resized on the CPU as uint8 (or, with `resize_on='device'`, on the
-model's device: `DeviceResize`) and normalised on the device.
+model's device: `DeviceResize`) and normalised on the device. With `cuda_graphs=True` each batch
+shape's forward is captured once as a CUDA graph and replayed (no per-batch Python or launch cost).
 """
 from __future__ import annotations
 
@@ -66,9 +67,14 @@ class FeatureExtractor:
         device: device to run on (default: cpu for a name, the model's own otherwise).
         dtype: compute dtype (default: float32 for a name, the model's own otherwise).
         model_kwargs: extra `timm.create_model` keyword arguments.
+        cuda_graphs: replay `forward` as a CUDA graph, captured on the first batch of each shape (two
+            eager warm-up runs, then the capture; one graph and its memory per shape). The same math
+            as the eager forward; the graphs read the model's parameters in place, so weights loaded
+            in place are seen. CUDA devices only.
 
     Raises:
-        ValueError: no output asked for, bad `output_fmt`, duplicate or unknown layer index.
+        ValueError: no output asked for, bad `output_fmt`, duplicate or unknown layer index,
+            `cuda_graphs` on a device that is not CUDA.
         TypeError: `pool`, `img_size`, `checkpoint` or `model_kwargs` with a model instance.
     """
 
@@ -90,6 +96,7 @@ class FeatureExtractor:
         dtype: torch.dtype | None = None,
         model_kwargs: dict | None = None,
         resize_on: Literal["cpu", "device"] = "cpu",
+        cuda_graphs: bool = False,
     ):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
@@ -114,6 +121,10 @@ class FeatureExtractor:
             device, dtype = device or param.device, dtype or param.dtype
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype = torch.device(device), dtype
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs=True needs a CUDA device, got {self.device}")
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, dict]] | None = (
+            {} if cuda_graphs else None)
         self.embeddings, self.output_fmt = embeddings, output_fmt
         self.prefix_tokens, self.layer_norm, self.normalize = prefix_tokens, layer_norm, normalize
         self.layers = self._resolve_layers(layers)
@@ -161,7 +172,7 @@ class FeatureExtractor:
     def identity(self) -> dict:
         """What this extractor computes, JSON-able: the model's class and a sha256 of its weights, the
         preprocessing, the outputs and their options, the dtype and device type. A resumed extraction
-        must match it (`extract_to_file`)."""
+        must match it (`extract_to_file`). `cuda_graphs` is not part of it: a replay computes the same."""
         digest = hashlib.sha256()
         for name, t in self.model.state_dict().items():
             digest.update(name.encode())
@@ -208,6 +219,42 @@ class FeatureExtractor:
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of a preprocessed batch x (B, 3, H, W); keys as in the module docstring."""
         x = x.to(self.device, self.dtype)
+        return self._forward(x) if self._graphs is None else self._replay(x)
+
+    def _replay(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`_forward` of x (B, 3, H, W), on the device in the compute dtype, by replaying the CUDA graph
+        of x's shape (captured on first use). Returns copies: the next replay overwrites the graph's outputs."""
+        shape = tuple(x.shape)
+        if shape not in self._graphs:
+            self._graphs[shape] = self._capture(x)
+        graph, static_in, static_out = self._graphs[shape]
+        static_in.copy_(x)
+        graph.replay()
+        return {name: t.clone() for name, t in static_out.items()}
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, dict[str, torch.Tensor]]:
+        """A CUDA graph of `_forward` on a static copy of x (B, 3, H, W), after two eager warm-up runs on a
+        side stream (Triton autotuning and cuBLAS workspaces must not happen during the capture).
+
+        Returns:
+            (graph, static input (B, 3, H, W), static outputs): copy a batch into the input, replay, read the outputs.
+        """
+        with torch.cuda.device(self.device):
+            static_in = x.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    self._forward(static_in)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: the DataLoader's pin-memory thread keeps making CUDA calls during a capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                static_out = self._forward(static_in)
+        return graph, static_in, static_out
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The eager forward of x (B, 3, H, W), on the device in the compute dtype; keys as in the module docstring."""
         if not self.layers:
             return {"embeddings": self._pool(self.model.forward_features(x))}
         result = self.model.forward_intermediates(

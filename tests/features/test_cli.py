@@ -90,6 +90,7 @@ def test_rerun_resumes_from_kept_shards(image_root: Path, tmp_path: Path):
     (["--checkpoint", "{other}"], r"does not match model 'hydra_vit_tiny'.*shape mismatch"),
     (["--checkpoint", "{missing}"], "checkpoint not found"),
     (["--ema", "--checkpoint", "{plain}"], "EMA weights were asked for"),
+    (["--device", "cpu", "--cuda-graphs"], "cuda_graphs=True needs a CUDA device, got cpu"),
 ])
 def test_extract_errors(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
                         message: str):
