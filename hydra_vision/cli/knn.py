@@ -30,12 +30,21 @@ def _labelled(path: str, key: str) -> tuple[torch.Tensor, torch.Tensor, list[str
     return outputs[key].flatten(1), labels, manifest["classes"]
 
 
+def _in_train_classes(labels: torch.Tensor, classes: list[str], train_classes: list[str], path: str) -> torch.Tensor:
+    """Labels (N,) indexing `classes` -> the same labels indexing `train_classes`, matched by class name
+    (a val split may hold fewer classes than the train split, e.g. an ImageFolder with a class folder missing)."""
+    index = {name: i for i, name in enumerate(train_classes)}
+    unknown = [name for name in classes if name not in index]
+    if unknown:
+        raise ValueError(f"{path} has {len(unknown)} classes the train file lacks (e.g. {', '.join(unknown[:3])}): "
+                         "both must come from the same class layout")
+    return torch.tensor([index[name] for name in classes], dtype=torch.long)[labels]
+
+
 def run(args: argparse.Namespace) -> int:
     train, train_labels, classes = _labelled(args.train, args.key)
     val, val_labels, val_classes = _labelled(args.val, args.key)
-    if val_classes != classes:
-        raise ValueError(f"class names differ between {args.train} ({len(classes)}) and {args.val} "
-                         f"({len(val_classes)}): both must come from the same class layout")
+    val_labels = _in_train_classes(val_labels, val_classes, classes, args.val)
     scores = knn_scores(train.to(args.device), train_labels, val.to(args.device), len(classes),
                         k=args.k, temperature=args.temperature)
     accuracy = topk_accuracy(scores, val_labels)

@@ -115,7 +115,25 @@ def test_knn_needs_labels_and_matching_classes(image_root: Path, tmp_path: Path,
     _run("extract", tmp_path / "renamed.txt", "--out", tmp_path / "renamed.safetensors", *SMALL)
     _fails(capsys, "unlabelled images", "knn", "--train", tmp_path / "flat.safetensors",
            "--val", tmp_path / "val.safetensors")
-    _fails(capsys, "class names differ", "knn", "--train", tmp_path / "renamed.safetensors",
+    _fails(capsys, "3 classes the train file lacks", "knn", "--train", tmp_path / "renamed.safetensors",
            "--val", tmp_path / "val.safetensors")
     _fails(capsys, "has no 'blocks.0' output", "knn", "--train", tmp_path / "val.safetensors",
            "--val", tmp_path / "val.safetensors", "--key", "blocks.0")
+
+
+def test_knn_val_with_fewer_classes_is_scored_by_class_name(image_root: Path, tmp_path: Path):
+    """A val split that lacks a train class (its folder missing) has shifted label indices; k-NN must match
+    the classes by name. The val images are train images here, so with k = 1 each finds itself: 100%."""
+    _run("extract", image_root / "train", "--out", tmp_path / "train.safetensors", *SMALL)
+    classes = read_features(tmp_path / "train.safetensors")[1]["classes"]
+    subset = tmp_path / "val_subset"
+    for path in sorted((image_root / "train").rglob("*.*")):
+        if path.parent.name != classes[0]:
+            (subset / path.parent.name).mkdir(parents=True, exist_ok=True)
+            (subset / path.parent.name / path.name).write_bytes(path.read_bytes())
+    _run("extract", subset, "--out", tmp_path / "val.safetensors", *SMALL)
+    assert read_features(tmp_path / "val.safetensors")[1]["classes"] == classes[1:]
+    assert _run("knn", "--train", tmp_path / "train.safetensors", "--val", tmp_path / "val.safetensors",
+                "-k", "1", "--out", tmp_path / "knn.json") == 0
+    results = json.loads((tmp_path / "knn.json").read_text())
+    assert results["top1"] == 100.0 and results["val"] == 8
