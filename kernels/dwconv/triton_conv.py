@@ -4,9 +4,15 @@ Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp
 
     forward:    pre = bias + sum_k w[:, k] x[l + k - left],  y = SiLU(pre) on the first silu_channels
     backward 1: recompute pre, dpre = dy SiLU'(pre) (dy elsewhere), SiLU'(p) = s (1 + p (1 - s));
-                store dpre (fp32) and the tile's partial sums dw[k] = sum_l dpre[l] x[l + k - left]
+                store dpre in x's dtype (the reference's backward under autocast rounds it so too)
+                and the tile's partial sums, from the fp32 dpre, dw[k] = sum_l dpre[l] x[l + k - left]
                 and db = sum_l dpre[l] (added by torch: no atomics, deterministic)
     backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
+
+The tile shape is autotuned per (L, C, K, dtypes) from `conv_configs`. The partial sums have
+cdiv(L, PART_BLOCK_L) rows per batch element (the shortest tile's, 16 tokens); longer tiles leave
+the last rows zero (the autotuner zeroes them before every timed launch), so their sum is the same
+whichever tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -22,10 +28,29 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..quasiseparable.triton_config import interpreting
 
-__all__ = ["depthwise_conv1d_silu_triton"]
+__all__ = ["conv_configs", "depthwise_conv1d_silu_triton"]
 
-BLOCK_L, BLOCK_C = 32, 64
+
+def conv_configs() -> list[triton.Config]:
+    """The tile shapes (BLOCK_L tokens, BLOCK_C channels) and warps the autotuner times."""
+    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4)]
+    return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w) for bl, bc, w in tiles]
+
+
+def _first_when_interpreting(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Every config on the GPU; in the interpreter only the first (no timing there)."""
+    return configs[:1] if interpreting() else configs
+
+
+def _autotune(**kwargs):
+    """`triton.autotune` over `conv_configs`, per (L, C, K) and the tensors' dtypes (added by Triton)."""
+    return triton.autotune(configs=conv_configs(), key=["L", "C", "K"],
+                           prune_configs_by={"early_config_prune": _first_when_interpreting}, **kwargs)
+
+
+PART_BLOCK_L = min(c.kwargs["BLOCK_L"] for c in conv_configs())  # the partial sums' rows: cdiv(L, PART_BLOCK_L)
 
 
 @triton.jit
@@ -43,6 +68,7 @@ def _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K: tl.constexpr, LEFT: tl
     return acc
 
 
+@_autotune()
 @triton.jit
 def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, LEFT: tl.constexpr,
                      HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
@@ -56,8 +82,9 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
              mask=(ls < L)[:, None] & cm[None, :])
 
 
+@_autotune(reset_to_zero=["parts"])  # rows a longer tile skips stay zero
 @triton.jit
-def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
+def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C, ROWS,
                          K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr,
                          BLOCK_C: tl.constexpr):
     pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
@@ -71,8 +98,8 @@ def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L,
     g = tl.load(dy + b * s_yb + ls[:, None] * s_yl + cs[None, :], mask=tile_m, other=0.0).to(tl.float32)
     s = tl.sigmoid(pre)
     g = tl.where((cs < SILU_C)[None, :], g * s * (1.0 + pre * (1.0 - s)), g)
-    tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g, mask=tile_m)
-    part = (b * tl.num_programs(0) + pl) * (K + 1) * C
+    tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g.to(dpre.dtype.element_ty), mask=tile_m)
+    part = (b * ROWS + pl) * (K + 1) * C  # ROWS = cdiv(L, PART_BLOCK_L) >= the tiles per batch element
     for k in tl.static_range(K):
         src = ls + (k - LEFT)
         m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
@@ -81,6 +108,7 @@ def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L,
     tl.store(parts + part + K * C + cs, tl.sum(g, axis=0), mask=cm)
 
 
+@_autotune()
 @triton.jit
 def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,
                         BLOCK_C: tl.constexpr):
@@ -92,15 +120,16 @@ def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, 
     for k in tl.static_range(K):
         src = ls - (k - LEFT)
         m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
-        g = tl.load(dpre + b * L * C + src[:, None] * C + cs[None, :], mask=m, other=0.0)
+        g = tl.load(dpre + b * L * C + src[:, None] * C + cs[None, :], mask=m, other=0.0).to(tl.float32)
         acc += g * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
     tl.store(dx + b * L * C + ls[:, None] * C + cs[None, :], acc.to(dx.dtype.element_ty),
              mask=(ls < L)[:, None] & cm[None, :])
 
 
-def _grid(x: torch.Tensor) -> tuple[int, int, int]:
+def _grid(x: torch.Tensor) -> Callable[[dict], tuple[int, int, int]]:
+    """(token tiles, channel tiles, batch) of the config the autotuner launches."""
     B, L, C = x.shape
-    return triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B
+    return lambda meta: (triton.cdiv(L, meta["BLOCK_L"]), triton.cdiv(C, meta["BLOCK_C"]), B)
 
 
 def _left(K: int, causal: bool) -> int:
@@ -114,8 +143,7 @@ def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     y = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if y.numel():
         _conv_fwd_kernel[_grid(x)](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, y, L, C,
-                                   silu_channels, K=K, LEFT=_left(K, causal), HAS_BIAS=bias is not None,
-                                   BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C)
+                                   silu_channels, K=K, LEFT=_left(K, causal), HAS_BIAS=bias is not None)
     return y
 
 
@@ -125,16 +153,15 @@ def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias
     K = weight.shape[-1]
     grid = _grid(x)
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
-    dpre = torch.empty((B, L, C), dtype=torch.float32, device=x.device)
-    parts = torch.zeros((B * grid[0], K + 1, C), dtype=torch.float32, device=x.device)
+    dpre = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
+    rows = triton.cdiv(L, PART_BLOCK_L)
+    parts = torch.zeros((B * rows, K + 1, C), dtype=torch.float32, device=x.device)
     dx = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if dx.numel():
         _conv_bwd_pre_kernel[grid](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy,
-                                   dy.stride(0), dy.stride(1), dpre, parts, L, C, silu_channels, K=K,
-                                   LEFT=_left(K, causal), HAS_BIAS=bias is not None, BLOCK_L=BLOCK_L,
-                                   BLOCK_C=BLOCK_C)
-        _conv_bwd_dx_kernel[grid](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal), BLOCK_L=BLOCK_L,
-                                  BLOCK_C=BLOCK_C)
+                                   dy.stride(0), dy.stride(1), dpre, parts, L, C, silu_channels, rows, K=K,
+                                   LEFT=_left(K, causal), HAS_BIAS=bias is not None)
+        _conv_bwd_dx_kernel[grid](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal))
     dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
     db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dx, dw, db

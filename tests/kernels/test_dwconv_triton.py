@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference
-from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
+from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference, triton_conv
+from hydra_vision.kernels.dwconv.triton_conv import conv_configs, depthwise_conv1d_silu_triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -40,13 +40,45 @@ CASES = [  # B, L, C, K, causal, silu_channels, bias, strided
 ]
 
 
-@pytest.mark.parametrize("B, L, C, K, causal, silu_channels, bias, strided", CASES, ids=str)
-def test_fp32_matches_reference(B, L, C, K, causal, silu_channels, bias, strided):
-    x, w, b, dy = _inputs(B, L, C, K, torch.float32, bias=bias, strided=strided)
+def _assert_fp32_matches_reference(x, w, b, dy, causal, silu_channels) -> None:
     out = _run(depthwise_conv1d_silu_triton, x, w, b, dy, causal, silu_channels)
     ref = _run(depthwise_conv1d_silu_reference, x, w, b, dy, causal, silu_channels)
     for name, a, r in zip(("y", "dx", "dw", "db"), out, ref):
         torch.testing.assert_close(a, r, rtol=2e-5, atol=2e-5 * r.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("B, L, C, K, causal, silu_channels, bias, strided", CASES, ids=str)
+def test_fp32_matches_reference(B, L, C, K, causal, silu_channels, bias, strided):
+    x, w, b, dy = _inputs(B, L, C, K, torch.float32, bias=bias, strided=strided)
+    _assert_fp32_matches_reference(x, w, b, dy, causal, silu_channels)
+
+
+def _config_id(c) -> str:
+    return f"L{c.kwargs['BLOCK_L']}_C{c.kwargs['BLOCK_C']}_w{c.num_warps}"
+
+
+@pytest.mark.parametrize("L", [37, 70])
+@pytest.mark.parametrize("config", conv_configs(), ids=_config_id)
+def test_every_tile_shape_matches_reference(monkeypatch, config, L):
+    """Each autotune config forced on the three kernels (the interpreter runs only the first): tiles of
+    16 or 64 tokens write other rows of the weight and bias partial sums than the default 32."""
+    for name in ("_conv_fwd_kernel", "_conv_bwd_pre_kernel", "_conv_bwd_dx_kernel"):
+        monkeypatch.setattr(getattr(triton_conv, name), "configs", [config])
+    _assert_fp32_matches_reference(*_inputs(2, L, 80, 7, torch.float32, seed=L), False, 80)
+
+
+def test_autotuning_leaves_no_stale_partial_sums(monkeypatch):
+    """The timed launches of a 16-token tile fill partial-sum rows that the 64-token tile picked after them
+    leaves alone: these must be zero again for the real launch, or dw and db count them twice."""
+    pre = triton_conv._conv_bwd_pre_kernel
+    configs = [next(c for c in conv_configs() if c.kwargs["BLOCK_L"] == bl) for bl in (16, 64)]
+    timings = iter([2.0, 1.0])  # one timed launch each; the 64-token tile wins
+    monkeypatch.setattr(pre, "configs", configs)
+    monkeypatch.setattr(pre, "early_config_prune", None)  # keeps both in the interpreter
+    monkeypatch.setattr(pre, "cache", {})
+    monkeypatch.setitem(vars(pre), "do_bench", lambda call, quantiles: (call(), next(timings))[1])  # a cached_property
+    _assert_fp32_matches_reference(*_inputs(2, 70, 80, 7, torch.float32, seed=5), False, 80)
+    assert list(pre.cache.values()) == [configs[1]]
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
