@@ -3,7 +3,10 @@
 `-c FILE` gives a flat YAML mapping whose keys are the options' `dest` names (as in timm's
 train.py: `batch_size`, `model_ema_decay`, ...); the command line overrides the file. Unlike
 timm, an unknown key is an error, and string values are converted with the option's type (so
-`lr: 1e-3`, which YAML reads as a string, becomes a float). Defaults equal timm's, except:
+`lr: 1e-3`, which YAML reads as a string, becomes a float). A key of timm train.py's that this
+trainer does not implement (`TIMM_ONLY_OPTIONS`, e.g. `jsd_loss`, `tta`) is accepted when it is off
+(null, false, 0, empty), so timm's own `args.yaml` of a run loads, and is an error otherwise.
+Defaults equal timm's, except:
 `--model` hydra_vit_tiny, `--amp` on for CUDA (bfloat16) unless `--no-amp`, `--device` the
 GPU when there is one.
 """
@@ -17,7 +20,19 @@ from typing import Any
 import yaml
 from timm.utils import ParseKwargs
 
-__all__ = ["build_parser", "parse_args", "load_config_file", "config_to_yaml"]
+__all__ = ["build_parser", "parse_args", "load_config_file", "config_to_yaml", "TIMM_ONLY_OPTIONS"]
+
+# timm train.py options (dest names) that this trainer does not implement; "off" values of theirs
+# (`_is_off`) are dropped from a config file, any other value is refused.
+TIMM_ONLY_OPTIONS = frozenset({
+    "amp_impl", "aug_splits", "bce_pos_weight", "bce_sum", "bn_eps", "bn_momentum", "color_jitter_prob",
+    "dataset_trust_remote_code", "device_modules", "drop_connect", "epoch_repeats", "fast_norm", "fuser",
+    "gaussian_blur_prob", "grayscale_prob", "head_init_bias", "head_init_scale", "input_img_mode", "input_key",
+    "jsd_loss", "layer_decay_min_scale", "layer_decay_no_opt_scale", "model_dtype",
+    "pretrained_path", "recovery_interval", "save_images", "split_bn", "start_epoch", "target_key",
+    "torchscript", "train_crop_mode", "train_num_samples", "tta", "use_multi_epochs_loader", "val_num_samples",
+    "wandb_resume_id", "wandb_tags",
+})
 
 
 def _dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -217,11 +232,23 @@ def load_config_file(path: str | Path, parser: argparse.ArgumentParser) -> dict[
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path} must hold a mapping of option names to values")
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
-    unknown = sorted(set(raw) - set(actions))
+    unknown = sorted(set(map(str, raw)) - set(actions) - TIMM_ONLY_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown key(s) in {path}: {', '.join(map(str, unknown))} (keys are option dest names, "
+        raise ValueError(f"unknown key(s) in {path}: {', '.join(unknown)} (keys are option dest names, "
                          f"e.g. batch_size for --batch-size)")
-    return {key: _convert(actions[key], key, value) for key, value in raw.items()}
+    unsupported = [f"{key}={value!r}" for key, value in raw.items()
+                   if key in TIMM_ONLY_OPTIONS and not _is_off(key, value)]
+    if unsupported:
+        raise ValueError(f"{path} turns on timm train.py option(s) that train_imagenet.py does not implement: "
+                         f"{', '.join(unsupported)} (remove them or set them to null/false/0)")
+    return {key: _convert(actions[key], key, value) for key, value in raw.items() if key in actions}
+
+
+def _is_off(key: str, value: Any) -> bool:
+    """Whether a timm-only option's value leaves timm's behaviour unchanged (the option unused)."""
+    if key == "amp_impl":
+        return value in (None, "native")  # torch.autocast: what this trainer uses
+    return value in (None, False, 0, "") or value == []
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

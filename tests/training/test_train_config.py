@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydra_vision.training.config import build_parser, config_to_yaml, parse_args
+from hydra_vision.training.config import TIMM_ONLY_OPTIONS, build_parser, config_to_yaml, parse_args
 from hydra_vision.training.optim import resolve_lr
 
 from ._helpers import REPO
@@ -64,6 +64,32 @@ def test_timm_train_py_names_and_defaults() -> None:
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         parse_args(["-c", str(write_yaml(tmp_path, text))])
+
+
+def test_timm_only_options_load_when_off(tmp_path: Path) -> None:
+    """timm's own args.yaml holds options this trainer lacks: off, they are dropped, the rest applies."""
+    off = {key: None for key in TIMM_ONLY_OPTIONS} | {"jsd_loss": False, "tta": 0, "fuser": "", "wandb_tags": [],
+                                                      "amp_impl": "native"}
+    text = yaml.safe_dump(off | {"batch_size": 48, "model_ema": True})
+    args = parse_args(["-c", str(write_yaml(tmp_path, text))])
+    assert (args.batch_size, args.model_ema) == (48, True)
+    assert not any(hasattr(args, key) for key in TIMM_ONLY_OPTIONS)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("jsd_loss: true\naug_splits: 3\n", ["jsd_loss=True", "aug_splits=3"]),
+    ("amp_impl: apex\n", ["amp_impl='apex'"]),
+    ("tta: 2\nbatch_size: 8\n", ["tta=2"]),
+])
+def test_timm_only_options_turned_on_are_refused(tmp_path: Path, text: str, named: list) -> None:
+    with pytest.raises(ValueError, match="does not implement") as error:
+        parse_args(["-c", str(write_yaml(tmp_path, text))])
+    assert all(name in str(error.value) for name in named)
+
+
+def test_timm_only_options_are_not_options_here() -> None:
+    dests = {action.dest for action in build_parser()._actions}
+    assert not TIMM_ONLY_OPTIONS & dests
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
