@@ -9,9 +9,10 @@
 #   2. the runs, JOBS at a time:  train_imagenet.py -c CONFIG --data-dir DATA --output RUNS --experiment
 #      NAME -j WORKERS [--epochs EPOCHS] [--seed S] [--resume RUNS/NAME/last.pth.tar] OPTIONS JOB-OPTIONS
 #      With SEEDS, every job runs once per seed as NAME-sS with --seed S (seed-major order, so the
-#      runs of one seed start together). A run folder that holds last.pth.tar (an earlier call on the
-#      same warm machine) is resumed. Runs still going DEADLINE s after the start get SIGTERM (the
-#      trainer saves and exits; exit 124), runs that would start with less than 60 s left do not start.
+#      runs of one seed start together). A run folder that holds interrupted.pth.tar or last.pth.tar
+#      (an earlier call on the same warm machine) is resumed from it (the first of the two). Runs still
+#      going DEADLINE s after the start get SIGTERM (the trainer saves interrupted.pth.tar and exits;
+#      exit 124), runs that would start with less than 60 s left do not start.
 #      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
 #      started), wall seconds
 #   3. with STOP > 0: each config's training step with the GPU to itself (benchmarks/train_throughput.py,
@@ -67,8 +68,10 @@ run_one() {
         echo "$name: not started (deadline)"
         return
     fi
-    local resume=()
-    [ -f "$RUNS/$name/last.pth.tar" ] && resume=(--resume "$RUNS/$name/last.pth.tar")
+    local resume=() checkpoint
+    for checkpoint in interrupted last; do  # a mid-epoch stop continues; else the last epoch's end
+        [ -f "$RUNS/$name/$checkpoint.pth.tar" ] && { resume=(--resume "$RUNS/$name/$checkpoint.pth.tar"); break; }
+    done
     t0=$(date +%s)
     # shellcheck disable=SC2086  # OPTIONS and the job's options are space-separated lists
     timeout -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" --output "$RUNS" \

@@ -26,7 +26,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .distributed import DistContext
 from .signals import StopRequest
 
-__all__ = ["TrainParts", "train_one_epoch", "evaluate"]
+__all__ = ["TrainParts", "EpochProgress", "train_one_epoch", "evaluate"]
 
 _logger = logging.getLogger(__name__)
 
@@ -50,6 +50,16 @@ class TrainParts:
     mixup_fn: Callable | None = None
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch got: batches done (per process) and, over all processes, the sum of their
+    per-sample losses and their sample count. A resumed epoch starts from it."""
+
+    batches: int = 0
+    loss_sum: float = 0.0
+    samples: int = 0
+
+
 def _mean_lr(optimizer: torch.optim.Optimizer) -> float:
     lrs = [group["lr"] for group in optimizer.param_groups]
     return sum(lrs) / len(lrs)
@@ -63,22 +73,28 @@ def _set_mixup(loader: Any, mixup_fn: Callable | None, enabled: bool) -> None:
 
 
 def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.Namespace, stop: StopRequest,
-                    total_updates: int, log_step: StepLogger | None = None) -> tuple[dict[str, float], bool]:
-    """Train one epoch.
+                    total_updates: int, log_step: StepLogger | None = None,
+                    start: EpochProgress | None = None) -> tuple[dict[str, float], EpochProgress]:
+    """Train one epoch, or the rest of one.
 
     Args:
         parts: model, optimizer, scheduler, loss, AMP, EMA, mixup, process context.
-        loader: timm train loader (yields (images, targets); targets soft when mixup is in the collate).
+        loader: timm train loader (yields (images, targets); targets soft when mixup is in the collate);
+            `len(loader)` is the whole epoch's batches, resumed or not.
         epoch: 0-based epoch; updates are counted from `epoch * updates_per_epoch`.
         args: the run's options (grad_accum_steps, clip_grad, clip_mode, channels_last, log_interval, ...).
-        stop: checked after every optimizer update, agreed over all processes.
+        stop: checked after every optimizer update but the epoch's last, agreed over all processes.
         total_updates: updates in the whole run (for the ETA).
         log_step: called on the primary process every `log_interval` updates with
             (epoch, update count, mean loss since the last call, lr, samples/s over all processes).
+        start: where an interrupted epoch stopped: `loader` then yields only the batches after
+            `start.batches` (a multiple of grad_accum_steps), and the loss sums carry on.
 
     Returns:
-        ({"loss": mean training loss of the epoch over all processes}, True if the epoch completed).
+        ({"loss": mean training loss of the epoch over all processes}, the progress reached: the
+        epoch completed when `progress.batches == len(loader)`).
     """
+    start = start or EpochProgress()
     ctx, model, optimizer = parts.ctx, parts.model, parts.optimizer
     if args.mixup_off_epoch:
         _set_mixup(loader, parts.mixup_fn, epoch < args.mixup_off_epoch)
@@ -88,7 +104,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     updates_per_epoch = math.ceil(num_batches / accum)
     last_accum = num_batches % accum or accum
     first_of_last_group = num_batches - last_accum
-    num_updates = epoch * updates_per_epoch
+    num_updates = epoch * updates_per_epoch + start.batches // accum
     has_no_sync = hasattr(model, "no_sync")
     clip_params = list(model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode))
 
@@ -96,12 +112,12 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     window_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
     epoch_samples = window_samples = window_updates = 0
     window_start = time.perf_counter()
-    completed = True
-    bar = tqdm(total=num_batches, desc=f"train {epoch}", unit="batch", dynamic_ncols=True,
+    batches_done = num_batches
+    bar = tqdm(total=num_batches, initial=start.batches, desc=f"train {epoch}", unit="batch", dynamic_ncols=True,
                disable=None if ctx.is_primary else True, leave=False)
     optimizer.zero_grad(set_to_none=True)
     with logging_redirect_tqdm():
-        for batch_idx, (inputs, targets) in enumerate(loader):
+        for batch_idx, (inputs, targets) in enumerate(loader, start=start.batches):
             micro = last_accum if batch_idx >= first_of_last_group else accum
             need_update = batch_idx == num_batches - 1 or (batch_idx + 1) % accum == 0
             inputs, targets = inputs.to(ctx.device, non_blocking=True), targets.to(ctx.device, non_blocking=True)
@@ -161,14 +177,15 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                 window_loss.zero_()
                 window_samples = window_updates = 0
                 window_start = time.perf_counter()
-            if ctx.any(stop.requested):
-                completed = False
+            if batch_idx < num_batches - 1 and ctx.any(stop.requested):
+                batches_done = batch_idx + 1
                 break
     bar.close()
     if hasattr(optimizer, "sync_lookahead"):
         optimizer.sync_lookahead()
     totals = ctx.all_reduce_sum(torch.stack([epoch_loss, epoch_loss.new_tensor(epoch_samples)]))
-    return {"loss": (totals[0] / totals[1].clamp(min=1)).item()}, completed
+    progress = EpochProgress(batches_done, start.loss_sum + totals[0].item(), start.samples + round(totals[1].item()))
+    return {"loss": progress.loss_sum / max(progress.samples, 1)}, progress
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
 """A run's records: `summary.csv` (one row per epoch), `steps.csv` (one row per log interval)
 and `curves.png` (loss, learning rate, top-1 of the model and its EMA).
 
-Both CSV files start with the epoch, so timm's `trim_summary` drops the rows of epochs that a
-resumed run repeats.
+A resumed run first drops the rows it will write again: summary rows from its first epoch on
+(timm's `trim_summary`), step rows after the update it resumes from.
 """
 from __future__ import annotations
 
@@ -23,10 +23,18 @@ class RunRecords:
         self.steps = Path(run_dir) / "steps.csv"
         self.log_wandb = log_wandb
 
-    def trim(self, start_epoch: int) -> None:
-        """Forget rows of epochs >= `start_epoch` (a resumed run writes them again)."""
+    def trim(self, start_epoch: int, done_updates: int) -> None:
+        """Forget the summary rows of epochs >= `start_epoch` and the step rows after update
+        `done_updates` (a resumed run writes them again)."""
         trim_summary(str(self.summary), start_epoch)
-        trim_summary(str(self.steps), start_epoch)
+        if not self.steps.exists():
+            return
+        with self.steps.open(newline="") as f:
+            rows = list(csv.reader(f))
+        keep = [row for row in rows[1:] if row and int(row[1]) <= done_updates]
+        if len(keep) < len(rows) - 1:
+            with self.steps.open("w", newline="") as f:
+                csv.writer(f).writerows(rows[:1] + keep if keep else [])
 
     def add_epoch(self, epoch: int, train: dict[str, float], evaluation: dict[str, float], lr: float) -> None:
         """One summary row: epoch, train_*, eval_* (model and `ema_*`), lr."""

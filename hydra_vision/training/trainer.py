@@ -4,7 +4,10 @@ Per epoch: train, evaluate the model and its EMA, step the schedule, append summ
 redraw curves.png, then save `last.pth.tar` (and `model_best.pth.tar`, numbered history)
 atomically. A checkpoint holds everything the next epoch depends on, RNG states of every rank
 included, so `--resume` continues exactly: the resumed run ends with the metrics of an
-uninterrupted one. An interruption inside an epoch restarts that epoch from its start.
+uninterrupted one. A stop inside an epoch (SIGTERM/SIGINT) writes `interrupted.pth.tar`, the same
+state at the last update plus the epoch's progress and its starting RNG states: `--resume` of it
+continues that epoch after the batches already trained (`resume_sampler`); `--resume last.pth.tar`
+restarts the epoch instead.
 Evaluation runs the bare model eagerly (no DDP wrapper, no second torch.compile for eval mode).
 """
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +35,12 @@ from .data import class_names_of, create_eval_loader, create_image_dataset, crea
 from .distributed import DistContext, setup_distributed, teardown_distributed
 from .loggers import ScalarLogger
 from .loss import create_train_loss
-from .loops import TrainParts, evaluate, train_one_epoch
+from .loops import EpochProgress, TrainParts, evaluate, train_one_epoch
 from .metrics import RunRecords, plot_curves
 from .model import create_training_model
 from .optim import create_optimizer, create_scheduler, resolve_lr
 from .precision import resolve_amp
+from .resume_sampler import SkippableSampler, skippable_sampler
 from .rng import capture_rng_state, restore_rng_state
 from .signals import StopRequest
 
@@ -88,9 +94,9 @@ def _run_dir(args: argparse.Namespace, img_size: int) -> Path:
 def _load_resume(args: argparse.Namespace, parts: TrainParts, class_names: list[str] | None) -> dict[str, Any]:
     """Restore weights, EMA, optimizer, scaler and schedule from `--resume`; returns the checkpoint."""
     checkpoint = load_checkpoint_file(args.resume)
-    if checkpoint.get("interrupted"):
-        raise ValueError(f"{args.resume} is a mid-epoch snapshot; resume from last.pth.tar in the same folder "
-                         f"(it restarts the interrupted epoch from its start)")
+    if checkpoint.get("interrupted") and "progress" not in checkpoint:
+        raise ValueError(f"{args.resume} is a mid-epoch snapshot of an older version, without the epoch's "
+                         f"progress; resume from last.pth.tar in the same folder (it restarts that epoch)")
     if "state_dict" not in checkpoint or "epoch" not in checkpoint:
         raise ValueError(f"{args.resume} is not a training checkpoint (no state_dict/epoch)")
     if checkpoint.get("arch", args.model) != args.model:
@@ -149,6 +155,30 @@ def _checkpoint_state(args: argparse.Namespace, parts: TrainParts, class_names: 
     if parts.scaler is not None:
         state[parts.scaler.state_dict_key] = parts.scaler.state_dict()
     return state
+
+
+def _updates(progress: EpochProgress | None, accum: int) -> int:
+    """Optimizer updates done by the batches of an epoch's progress (None: the epoch's start)."""
+    return 0 if progress is None else math.ceil(progress.batches / accum)
+
+
+def _restore_rng(checkpoint: dict[str, Any], ctx: DistContext, sampler: SkippableSampler | None,
+                 skip: int | None) -> None:
+    """Set this process's generators to the checkpoint's: those of the epoch's start, and for a
+    resumed epoch (`skip` train indices done on this process) those of the stop once the
+    sampler has left out the done indices."""
+    states = checkpoint.get("rng_epoch_start") or checkpoint.get("rng")
+    if not states:
+        return
+    matching = len(states) == ctx.world_size
+    if not matching:
+        _logger.warning(f"checkpoint RNG states are for {len(states)} processes, not "
+                        f"{ctx.world_size}: data order and augmentation will differ from the original run")
+    else:
+        restore_rng_state(states[ctx.rank], ctx.device)
+    if skip:
+        then = partial(restore_rng_state, checkpoint["rng"][ctx.rank], ctx.device) if matching else None
+        sampler.skip_next(skip, then)
 
 
 def _export_best(run_dir: Path, arch: str) -> None:
@@ -210,12 +240,22 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                        loss_fn=create_train_loss(args, mixup_args(args, args.num_classes) is not None).to(ctx.device),
                        autocast=autocast, ctx=ctx, ema=ema, scaler=scaler, mixup_fn=mixup_fn)
 
-    start_epoch, checkpoint = 0, None
+    sampler = skippable_sampler(loader_train)
+    start_epoch, checkpoint, progress = 0, None, None
     if args.resume:
         checkpoint = _load_resume(args, parts, class_names)
         start_epoch = checkpoint["epoch"] + 1
+        if checkpoint.get("interrupted"):
+            start_epoch = checkpoint["epoch"]
+            if sampler is None:
+                _logger.warning(f"the {args.dataset!r} loader cannot skip batches: epoch {start_epoch} restarts")
+            elif len(checkpoint["rng"]) != ctx.world_size:
+                _logger.warning(f"{args.resume} stopped with {len(checkpoint['rng'])} processes, not "
+                                f"{ctx.world_size}: epoch {start_epoch} restarts")
+            else:
+                progress = EpochProgress(**checkpoint["progress"])
         if args.sched_on_updates:
-            scheduler.step_update(start_epoch * updates_per_epoch)
+            scheduler.step_update(start_epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps))
         else:
             scheduler.step(start_epoch)
     if ctx.distributed:
@@ -227,13 +267,13 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     run_dir = records = saver = None
     scalar_log = None
     rng: list[dict[str, Any]] = []
-    num_updates = start_epoch * updates_per_epoch
+    num_updates = start_epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps)
     if ctx.is_primary:
         run_dir = _run_dir(args, data_config["input_size"][-1])
         atomic_write_text(config_to_yaml(args), run_dir / "args.yaml")
         scalar_log = ScalarLogger(args, run_dir, config=dict(vars(args)))
         records = RunRecords(run_dir, log_wandb=scalar_log.wandb)
-        records.trim(start_epoch)
+        records.trim(start_epoch, num_updates)
         saver = AtomicCheckpointSaver(
             lambda: _checkpoint_state(args, parts, class_names, num_updates, rng), run_dir,
             decreasing=args.eval_metric == "loss", max_history=args.checkpoint_hist)
@@ -246,31 +286,31 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
         records.add_step(epoch, step, loss, lr, rate)
         scalar_log.scalars({"train/loss": loss, "train/lr": lr, "train/samples_per_s": rate}, step)
 
-    if checkpoint is not None and checkpoint.get("rng"):
-        if len(checkpoint["rng"]) == ctx.world_size:
-            restore_rng_state(checkpoint["rng"][ctx.rank], ctx.device)
-        else:
-            _logger.warning(f"checkpoint RNG states are for {len(checkpoint['rng'])} processes, not "
-                            f"{ctx.world_size}: data order and augmentation will differ from the original run")
+    if checkpoint is not None:
+        _restore_rng(checkpoint, ctx, sampler, progress and progress.batches * args.batch_size)
 
     try:
         with StopRequest() as stop:
             for epoch in range(start_epoch, num_epochs):
                 if ctx.distributed and hasattr(loader_train.sampler, "set_epoch"):
                     loader_train.sampler.set_epoch(epoch)
-                train_metrics, completed = train_one_epoch(
+                epoch_start_rng = capture_rng_state(ctx.device)
+                train_metrics, progress = train_one_epoch(
                     parts, loader_train, epoch, args, stop, num_epochs * updates_per_epoch,
-                    log_step if ctx.is_primary else None)
-                num_updates = (epoch + completed) * updates_per_epoch
-                if not completed:
-                    rng = ctx.gather(capture_rng_state(ctx.device))
+                    log_step if ctx.is_primary else None, start=progress)
+                num_updates = epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps)
+                if progress.batches < len(loader_train):
+                    rng, epoch_rng = ctx.gather(capture_rng_state(ctx.device)), ctx.gather(epoch_start_rng)
                     if ctx.is_primary:
                         state = _checkpoint_state(args, parts, class_names, num_updates, rng)
-                        state.update(epoch=epoch, interrupted=True, version=2)
+                        state.update(epoch=epoch, interrupted=True, version=2, progress=asdict(progress),
+                                     rng_epoch_start=epoch_rng, saver=saver.state_dict())
                         atomic_save(state, run_dir / "interrupted.pth.tar")
-                        _logger.warning(f"stopped in epoch {epoch}: mid-epoch weights in interrupted.pth.tar; "
-                                        f"--resume {run_dir / 'last.pth.tar'} restarts epoch {epoch}")
+                        _logger.warning(f"stopped in epoch {epoch} after {progress.batches} of {len(loader_train)} "
+                                        f"batches: --resume {run_dir / 'interrupted.pth.tar'} continues from there "
+                                        f"(--resume {run_dir / 'last.pth.tar'} restarts epoch {epoch})")
                     return stop.exit_code
+                progress = None
                 skipped = getattr(dataset_train, "take_skipped", lambda: 0)()
                 train_metrics["skipped_images"] = ctx.all_reduce_sum(torch.tensor([skipped], device=ctx.device)).item()
                 if train_metrics["skipped_images"]:
@@ -293,6 +333,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                     plot_curves(records.summary, run_dir / "curves.png")
                     scalar_log.scalars({f"eval/{k}": v for k, v in evaluation.items()}, num_updates)
                     best, best_epoch = saver.save_checkpoint(epoch, metric=latest)
+                    (run_dir / "interrupted.pth.tar").unlink(missing_ok=True)  # older than last.pth.tar now
                     _logger.info(f"saved {run_dir / 'last.pth.tar'}; best {args.eval_metric} {best} (epoch {best_epoch})")
                 if ctx.any(stop.requested):
                     return stop.exit_code

@@ -42,8 +42,8 @@ def test_accumulated_updates_equal_large_batch_steps(micro_batches: int, accum: 
     model = _linear()
     reference = _linear()
     reference.load_state_dict(model.state_dict())
-    metrics, completed = train_one_epoch(_parts(model), batches, 0, _options(grad_accum_steps=accum),
-                                         StopRequest(), total_updates=10)
+    metrics, progress = train_one_epoch(_parts(model), batches, 0, _options(grad_accum_steps=accum),
+                                        StopRequest(), total_updates=10)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
     for start in range(0, micro_batches, accum):
         group = batches[start:start + accum]
@@ -51,7 +51,7 @@ def test_accumulated_updates_equal_large_batch_steps(micro_batches: int, accum: 
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(reference(inputs), targets).backward()
         optimizer.step()
-    assert completed
+    assert progress.batches == micro_batches and progress.samples == 2 * micro_batches
     for a, b in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert metrics["loss"] > 0
@@ -96,10 +96,46 @@ def test_stop_request_ends_the_epoch_after_the_current_update() -> None:
     scheduler = _RecordingScheduler()
     stop = StopRequest()
     stop.signum = signal.SIGTERM
-    _, completed = train_one_epoch(_parts(_linear(), scheduler=scheduler), _batches(4), 0, _options(), stop,
-                                   total_updates=4)
-    assert not completed and scheduler.updates == [1]
+    _, progress = train_one_epoch(_parts(_linear(), scheduler=scheduler), _batches(4), 0, _options(), stop,
+                                  total_updates=4)
+    assert progress.batches == 1 and scheduler.updates == [1]
     assert stop.exit_code == 128 + signal.SIGTERM
+
+
+def test_stop_at_the_last_update_completes_the_epoch() -> None:
+    stop = StopRequest()
+    stop.signum = signal.SIGTERM
+    _, progress = train_one_epoch(_parts(_linear()), _batches(1), 0, _options(), stop, total_updates=1)
+    assert progress.batches == 1
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_a_resumed_epoch_continues_the_updates_and_the_loss(accum: int) -> None:
+    """Stopped after the first update, then resumed on the remaining batches: the same weights,
+    update counts and mean loss as the epoch in one go."""
+    batches = _batches(6)
+    whole, split = _linear(), _linear()
+    split.load_state_dict(whole.state_dict())
+    full_scheduler, split_scheduler = _RecordingScheduler(), _RecordingScheduler()
+    options = _options(grad_accum_steps=accum)
+    metrics, _ = train_one_epoch(_parts(whole, scheduler=full_scheduler), batches, 1, options, StopRequest(),
+                                 total_updates=12)
+    stop = StopRequest()
+    stop.signum = signal.SIGTERM
+    parts = _parts(split, scheduler=split_scheduler)
+    _, progress = train_one_epoch(parts, batches, 1, options, stop, total_updates=12)
+    assert progress.batches == accum
+
+    class _Rest(list):  # the whole epoch's length, the batches after the stop
+        def __len__(self) -> int:
+            return len(batches)
+
+    resumed, done = train_one_epoch(parts, _Rest(batches[accum:]), 1, options, StopRequest(), total_updates=12,
+                                    start=progress)
+    assert done.batches == len(batches) and split_scheduler.updates == full_scheduler.updates
+    assert resumed["loss"] == pytest.approx(metrics["loss"], rel=1e-12)
+    for a, b in zip(whole.parameters(), split.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 class _FixedLogits(torch.nn.Module):

@@ -67,24 +67,12 @@ def test_full_run_writes_expected_files(trained_run: Path) -> None:
 def test_resume_after_sigterm_ends_like_the_uninterrupted_run(trained_run: Path, image_folder: Path,
                                                               tmp_path: Path) -> None:
     args = tiny_run_args(image_folder, tmp_path, "resumed", "-j", "1")
-    child = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *args], env=subprocess_env(),
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    log = []
-    for line in child.stderr:
-        log.append(line)
-        if line.startswith(f"train 1 [1/{UPDATES_PER_EPOCH}]"):
-            child.send_signal(signal.SIGTERM)
-            break
-    log.extend(child.stderr)
-    assert child.wait(120) == 128 + signal.SIGTERM, "".join(log[-20:])
+    _stop_after_first_update_of_epoch_1(args)
     run = tmp_path / "resumed"
     snapshot = _load(run / "interrupted.pth.tar")
     assert snapshot["interrupted"] and snapshot["epoch"] == 1
     assert _load(run / "last.pth.tar")["epoch"] == 0
     assert [int(r["epoch"]) for r in read_csv(run / "summary.csv")] == [0]
-
-    with pytest.raises(ValueError, match="mid-epoch snapshot"):
-        train(parse_args([*args, "--resume", str(run / "interrupted.pth.tar")]))
 
     result = run_training([*args, "--resume", str(run / "last.pth.tar")])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -96,6 +84,48 @@ def test_resume_after_sigterm_ends_like_the_uninterrupted_run(trained_run: Path,
     for key in ("state_dict", "state_dict_ema"):
         assert all(torch.equal(resumed[key][k], uninterrupted[key][k]) for k in uninterrupted[key])
     assert resumed["saver"] == uninterrupted["saver"]
+
+
+def _stop_after_first_update_of_epoch_1(args: list[str]) -> None:
+    """Run train_imagenet.py with `args` and SIGTERM it after epoch 1's first update."""
+    child = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *args], env=subprocess_env(),
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    log = []
+    for line in child.stderr:
+        log.append(line)
+        if line.startswith(f"train 1 [1/{UPDATES_PER_EPOCH}]"):
+            child.send_signal(signal.SIGTERM)
+            break
+    log.extend(child.stderr)
+    assert child.wait(120) == 128 + signal.SIGTERM, "".join(log[-20:])
+
+
+def test_resume_mid_epoch_continues_after_the_trained_batches(image_folder: Path, tmp_path: Path) -> None:
+    """In the main process (-j 0) the run resumed from interrupted.pth.tar ends bit-identical to
+    an uninterrupted one: the same batches, augmentations, updates, CSV rows and weights."""
+    whole = run_training(tiny_run_args(image_folder, tmp_path, "whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    args = tiny_run_args(image_folder, tmp_path, "stopped")
+    _stop_after_first_update_of_epoch_1(args)
+    run = tmp_path / "stopped"
+    snapshot = _load(run / "interrupted.pth.tar")
+    done = snapshot["progress"]["batches"]  # 1, or more when the signal lands during the next update
+    assert snapshot["epoch"] == 1 and 1 <= done < UPDATES_PER_EPOCH and snapshot["step"] == UPDATES_PER_EPOCH + done
+    assert len(snapshot["rng_epoch_start"]) == 1
+
+    result = run_training([*args, "--resume", str(run / "interrupted.pth.tar")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (run / "interrupted.pth.tar").exists()
+    assert (run / "summary.csv").read_text() == (tmp_path / "whole" / "summary.csv").read_text()
+    columns = ("epoch", "step", "loss", "lr")
+    assert [[r[c] for c in columns] for r in read_csv(run / "steps.csv")] == \
+        [[r[c] for c in columns] for r in read_csv(tmp_path / "whole" / "steps.csv")]
+    resumed, uninterrupted = _load(run / "last.pth.tar"), _load(tmp_path / "whole" / "last.pth.tar")
+    for key in ("state_dict", "state_dict_ema", "optimizer"):
+        assert str(resumed[key]) == str(uninterrupted[key])
+    for key in ("state_dict", "state_dict_ema"):
+        assert all(torch.equal(resumed[key][k], uninterrupted[key][k]) for k in uninterrupted[key])
+    assert resumed["saver"] == uninterrupted["saver"] and resumed["step"] == uninterrupted["step"]
 
 
 def _run_in_process(*argv: str) -> int:
