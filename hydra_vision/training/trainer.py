@@ -309,6 +309,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                         _logger.warning(f"stopped in epoch {epoch} after {progress.batches} of {len(loader_train)} "
                                         f"batches: --resume {run_dir / 'interrupted.pth.tar'} continues from there "
                                         f"(--resume {run_dir / 'last.pth.tar'} restarts epoch {epoch})")
+                    ctx.barrier()  # every process exits after the file is written (torchrun ends the rest)
                     return stop.exit_code
                 progress = None
                 skipped = getattr(dataset_train, "take_skipped", lambda: 0)()

@@ -8,6 +8,7 @@ DDP scores also check that the padding is left out.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,40 @@ def test_two_processes_train_like_one_at_the_same_global_batch(tmp_path: Path) -
         assert results["num_samples"] == 15
         assert results["top1"] == pytest.approx(float(rows_two[-1][prefix + "top1"]), abs=1e-9)
         assert results["loss"] == pytest.approx(float(rows_two[-1][prefix + "loss"]), rel=1e-5)
+
+
+def _torchrun(data: Path, output: Path, experiment: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT),
+            str(data), *DETERMINISTIC, "-b", "2", "--output", str(output), "--experiment", experiment, *extra]
+
+
+def test_two_processes_stopped_mid_epoch_resume_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGTERM to torchrun during epoch 1: both processes stop after the same update, rank 0 writes
+    interrupted.pth.tar with both ranks' RNG states, and the resumed run ends like one never stopped."""
+    data = write_image_folder(tmp_path / "data", classes=3, images_per_class=8, size=36, seed=2)
+    whole = subprocess.run(_torchrun(data, tmp_path, "whole"), env=subprocess_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    child = subprocess.Popen(_torchrun(data, tmp_path, "stopped"), env=subprocess_env(), stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True)
+    log = []
+    for line in child.stderr:
+        log.append(line)
+        if line.startswith("train 1 [1/6]"):  # 24 images, 2 per process and batch: 6 updates per epoch
+            child.send_signal(signal.SIGTERM)
+            break
+    log.extend(child.stderr)
+    assert child.wait(120) != 0, "".join(log[-20:])
+    run = tmp_path / "stopped"
+    snapshot = torch.load(run / "interrupted.pth.tar", weights_only=True)
+    assert snapshot["epoch"] == 1 and len(snapshot["rng"]) == len(snapshot["rng_epoch_start"]) == 2, "".join(log[-20:])
+
+    resumed = subprocess.run(_torchrun(data, tmp_path, "stopped", "--resume", str(run / "interrupted.pth.tar")),
+                             env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = snapshot["progress"]["batches"]
+    assert f"train 1 [{done}/6]" not in resumed.stderr and f"train 1 [{done + 1}/6]" in resumed.stderr
+    assert (run / "summary.csv").read_text() == (tmp_path / "whole" / "summary.csv").read_text()
+    one, two = (torch.load(path / "last.pth.tar", weights_only=True) for path in (tmp_path / "whole", run))
+    for key in ("state_dict", "state_dict_ema"):
+        assert all(torch.equal(one[key][name], two[key][name]) for name in one[key]), key
