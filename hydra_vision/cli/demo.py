@@ -15,7 +15,8 @@ from hydra_vision.training import main as train_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="hydra-vision-demo", help="folder for the data, run, features (default: %(default)s)")
+    parser.add_argument("--out", default="hydra-vision-demo",
+                        help="folder for the data, run, features (default: %(default)s)")
     parser.add_argument("--model", default="hydra_vit_tiny", help="timm model name (default: %(default)s)")
     parser.add_argument("--img-size", type=int, default=64, help="image side; patch 16 gives (side/16)^2 tokens")
     parser.add_argument("--epochs", type=int, default=4)
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = _step(f"3/5 train {args.epochs} epochs with timm's recipe pieces (AdamW, cosine, RandAugment, EMA)")
     _check(train_main([
-        "--data-dir", str(data), "--model", args.model, "--model-kwargs", f"img_size={size}", "--img-size", str(size), "--batch-size", "16",
+        "--data-dir", str(data), "--model", args.model, "--model-kwargs", f"img_size={size}", "--img-size", str(size),
+        "--batch-size", "16",
         "--epochs", str(args.epochs), "--warmup-epochs", "1", "--lr", "2e-3", "--weight-decay", "0.05",
         "--aa", "rand-m5-mstd0.5", "--smoothing", "0.1", "--model-ema", "--model-ema-decay", "0.8",
         "--workers", "0", "--log-interval", "6", "--seed", "0", "--device", args.device,

@@ -135,7 +135,8 @@ def create_image_dataset(name: str, root: str | Path, split: str, is_training: b
         if isinstance(class_map, dict):
             unknown = sorted(d.name for d in os.scandir(folder) if d.is_dir() and d.name not in class_map)
             if unknown:
-                raise ValueError(f"class folder(s) of {folder} unknown to the model's classes: {', '.join(unknown[:10])}")
+                raise ValueError(f"class folder(s) of {folder} unknown to the model's classes: "
+                                 f"{', '.join(unknown[:10])}")
         return CountingImageDataset(str(folder), class_map=class_map)
     return create_dataset(name, root=str(root), split=split, is_training=is_training, class_map=class_map,
                           download=download, batch_size=batch_size, seed=seed)

@@ -13,7 +13,9 @@ def create_train_loss(args: argparse.Namespace, mixup_active: bool) -> torch.nn.
     """Soft-target cross-entropy with mixup/cutmix (which carry the label smoothing), else label
     smoothing cross-entropy, else plain cross-entropy; binary cross-entropy with `--bce-loss`."""
     if mixup_active:
-        return BinaryCrossEntropy(target_threshold=args.bce_target_thresh) if args.bce_loss else SoftTargetCrossEntropy()
+        if args.bce_loss:
+            return BinaryCrossEntropy(target_threshold=args.bce_target_thresh)
+        return SoftTargetCrossEntropy()
     if args.smoothing:
         if args.bce_loss:
             return BinaryCrossEntropy(smoothing=args.smoothing, target_threshold=args.bce_target_thresh)

@@ -335,7 +335,8 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                     scalar_log.scalars({f"eval/{k}": v for k, v in evaluation.items()}, num_updates)
                     best, best_epoch = saver.save_checkpoint(epoch, metric=latest)
                     (run_dir / "interrupted.pth.tar").unlink(missing_ok=True)  # older than last.pth.tar now
-                    _logger.info(f"saved {run_dir / 'last.pth.tar'}; best {args.eval_metric} {best} (epoch {best_epoch})")
+                    _logger.info(f"saved {run_dir / 'last.pth.tar'}; best {args.eval_metric} {best} "
+                                 f"(epoch {best_epoch})")
                 if ctx.any(stop.requested):
                     return stop.exit_code
         if ctx.is_primary:

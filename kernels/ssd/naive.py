@@ -30,7 +30,8 @@ def ssd_causal_mix_naive(
         y: (batch, L, H, P) in x's dtype.
     """
     dtype = compute_dtype(x, dt, A, B, C, D, dt_bias)
-    ss = semiseparable_matrix(activate_dt(dt, dt_bias, dt_softplus, dt_limit, dtype), A.to(dtype), B.to(dtype), C.to(dtype))
+    dt = activate_dt(dt, dt_bias, dt_softplus, dt_limit, dtype)
+    ss = semiseparable_matrix(dt, A.to(dtype), B.to(dtype), C.to(dtype))
     xf = x.to(dtype)
     y = torch.einsum("bhij,bjhp->bihp", ss, xf)
     if D is not None:

@@ -30,7 +30,8 @@ def _run_folder(runs: Path, name: str, seed: int) -> Path:
     ema = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     torch.save({"arch": "hydra_vit_tiny", "state_dict": model.state_dict(), "state_dict_ema": ema},
                folder / "model_best.pth.tar")
-    (folder / "args.yaml").write_text(yaml.safe_dump({"model": "hydra_vit_tiny", "gp": "token", "model_kwargs": KWARGS}))
+    args = {"model": "hydra_vit_tiny", "gp": "token", "model_kwargs": KWARGS}
+    (folder / "args.yaml").write_text(yaml.safe_dump(args))
     return folder
 
 

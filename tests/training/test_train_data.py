@@ -26,8 +26,9 @@ def test_write_image_folder_layout_and_determinism(tmp_path: Path) -> None:
     assert {Path(f).parts[:2] for f in files} == {(s, c) for s in ("train", "val", "test") for c in ("cat", "dog")}
     with Image.open(root / "val" / "dog" / "dog_0002.jpg") as image:
         assert image.size == (28, 20) and image.mode == "RGB"
-    assert _digest(write_image_folder(tmp_path / "b", ["cat", "dog"], 3, (20, 28), ("train", "val", "test"), 5)) == files
-    assert _digest(write_image_folder(tmp_path / "c", ["cat", "dog"], 3, (20, 28), ("train", "val", "test"), 6)) != files
+    splits = ("train", "val", "test")
+    assert _digest(write_image_folder(tmp_path / "b", ["cat", "dog"], 3, (20, 28), splits, 5)) == files
+    assert _digest(write_image_folder(tmp_path / "c", ["cat", "dog"], 3, (20, 28), splits, 6)) != files
 
 
 @pytest.mark.parametrize("kwargs", [dict(classes=0), dict(classes=["a", "a"]), dict(images_per_class=0),

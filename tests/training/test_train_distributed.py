@@ -31,9 +31,8 @@ def test_two_processes_train_like_one_at_the_same_global_batch(tmp_path: Path) -
     write_image_folder(tmp_path / "data", classes=3, images_per_class=5, size=36, splits=("val",), seed=1)
     single = run_training([str(data), *DETERMINISTIC, "-b", "12", "--output", str(tmp_path), "--experiment", "one"])
     assert single.returncode == 0, single.stderr[-3000:]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(TRAIN_SCRIPT), str(data), *DETERMINISTIC, "-b", "6", "--output", str(tmp_path), "--experiment", "two"]
-    double = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    double = subprocess.run(_torchrun(data, tmp_path, "two", "-b", "6"), env=subprocess_env(), capture_output=True,
+                            text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
 
     one, two = torch.load(tmp_path / "one" / "last.pth.tar", weights_only=True), \
@@ -61,6 +60,7 @@ def test_two_processes_train_like_one_at_the_same_global_batch(tmp_path: Path) -
 
 
 def _torchrun(data: Path, output: Path, experiment: str, *extra: str) -> list[str]:
+    """train_imagenet.py under torchrun, 2 processes, the deterministic options, batch 2 per process."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT),
             str(data), *DETERMINISTIC, "-b", "2", "--output", str(output), "--experiment", experiment, *extra]
 

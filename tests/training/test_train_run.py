@@ -60,7 +60,8 @@ def test_full_run_writes_expected_files(trained_run: Path) -> None:
         assert all(torch.equal(exported[k], best[key][k]) for k in exported)
 
     resolved = yaml.safe_load((trained_run / "args.yaml").read_text())
-    assert resolved["lr"] == 1e-3 and resolved["amp"] is False and resolved["model_kwargs"] == {"depth": 2, "img_size": 32}
+    assert resolved["lr"] == 1e-3 and resolved["amp"] is False
+    assert resolved["model_kwargs"] == {"depth": 2, "img_size": 32}
     assert resolved == {k: v for k, v in last["args"].items() if k not in ("config", "data")}
 
 
