@@ -318,6 +318,8 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                     _logger.warning(f"epoch {epoch}: skipped {train_metrics['skipped_images']} unreadable images")
                 if ctx.distributed and args.dist_bn in ("broadcast", "reduce"):
                     distribute_bn(model, ctx.world_size, args.dist_bn == "reduce")
+                    if ema is not None:  # as timm's train.py: each process's EMA copy scores with the same stats
+                        distribute_bn(ema, ctx.world_size, args.dist_bn == "reduce")
                 evaluation = evaluate(model, loader_eval, ctx, autocast, args.channels_last)
                 latest = evaluation[args.eval_metric]
                 if ema is not None and not args.model_ema_force_cpu:

@@ -95,3 +95,20 @@ def test_two_processes_stopped_mid_epoch_resume_like_an_uninterrupted_run(tmp_pa
     one, two = (torch.load(path / "last.pth.tar", weights_only=True) for path in (tmp_path / "whole", run))
     for key in ("state_dict", "state_dict_ema"):
         assert all(torch.equal(one[key][name], two[key][name]) for name in one[key]), key
+
+
+def test_two_processes_reduce_the_batch_norm_stats_of_the_ema_too(tmp_path: Path) -> None:
+    """With --dist-bn reduce each process's EMA copy gets the averaged BatchNorm statistics, so the
+    EMA scores of the 2-process run equal a single-process validation of the saved EMA weights."""
+    data = write_image_folder(tmp_path / "data", classes=3, images_per_class=8, size=36, seed=3)
+    options = ["--model", "resnet10t", "--img-size", "32", "--model-ema", "--model-ema-decay", "0.5", "--epochs", "1",
+               "--model-ema-warmup", "--model-kwargs"]  # (empty: no hydra kwargs)
+    result = subprocess.run(_torchrun(data, tmp_path, "bn", *options), env=subprocess_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = read_csv(tmp_path / "bn" / "summary.csv")[-1]
+    parser = argparse.ArgumentParser()
+    validate.add_arguments(parser)
+    scores = validate.validate(parser.parse_args([str(data), "--checkpoint", str(tmp_path / "bn" / "last.pth.tar"),
+                                                  "--use-ema", "-b", "4", "-j", "0"]))
+    assert scores["loss"] == pytest.approx(float(row["eval_ema_loss"]), rel=1e-5)
