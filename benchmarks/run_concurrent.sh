@@ -15,9 +15,10 @@
 #      exit 124), runs that would start with less than 60 s left do not start.
 #      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
 #      started), wall seconds
-#   3. with STOP > 0: each config's training step with the GPU to itself (benchmarks/train_throughput.py,
-#      10 steps after 3, batch 128, OPTIONS applied; configs RUNS/throughput.jsonl already has are
-#      skipped) until STOP s after the start -> RUNS/throughput.jsonl
+#   3. with STOP > 0: each experiment's training step with the GPU to itself (benchmarks/train_throughput.py,
+#      10 steps after 3, batch 128, OPTIONS and the job's options but --seed/--epochs applied, named
+#      as the run without -sSEED; names RUNS/throughput.jsonl already has are skipped) until STOP s
+#      after the start -> RUNS/throughput.jsonl
 #   4. REPORT, a bash command run with RUNS and OUT exported (a table script)
 #   5. $OUT/TAG.tgz: RUNS without checkpoints (logs, args.yaml, CSVs, curves, jobs.tsv, setup logs);
 #      with COPY_SUMMARIES=1 also every run's summary.csv as $OUT/NAME/summary.csv
@@ -103,23 +104,31 @@ run_jobs() {
     printf '%s\n' "${jobs[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c 'run_one "$1"' _ {}
 }
 
-# Each distinct config's training step alone until STOP s after the start.
+# Each experiment's training step alone until STOP s after the start: one record per run name
+# without its -sSEED suffix, with the job's options but --seed/--epochs (CUDA graphs, fp16, ...).
 measure_throughput() {
-    local configs=() spec config left device=cpu
-    for spec in "$@"; do
-        read -r config _ <<<"${spec#*=}"
-        # timed already (e.g. by run_experiments.sh's WALL_EPOCHS=auto): not again
-        grep -qs "\"kind\": \"train_step\", \"config\": \"$(basename "$config" .yaml)\"" "$RUNS/throughput.jsonl" && continue
-        [[ " ${configs[*]} " == *" $config "* ]] || configs+=("$config")
-    done
-    (( ${#configs[@]} > 0 )) || { echo "throughput alone: every config timed already"; return; }
-    left=$(( STOP - $(elapsed) ))
-    if (( left <= 20 )); then echo "throughput alone: skipped (STOP)"; return; fi
+    local spec name config options word skip left device=cpu measured=() job_options
     command -v nvidia-smi >/dev/null && device=cuda
-    # shellcheck disable=SC2086
-    timeout "$left" python3 benchmarks/train_throughput.py --configs "${configs[@]}" --steps 10 --warmup 3 \
-        --device "$device" --out "$RUNS/throughput.jsonl" --options ${OPTIONS:-} >"$RUNS/throughput.log" 2>&1
-    echo "throughput alone: exit $?, at $(elapsed) s"
+    for spec in "$@"; do
+        name=${spec%%=*} name=${name%-s[0-9]*}
+        read -r config options <<<"${spec#*=}"
+        [[ " ${measured[*]} " == *" $name "* ]] && continue
+        measured+=("$name")
+        # timed already (e.g. by run_experiments.sh's WALL_EPOCHS=auto): not again
+        grep -qs "\"kind\": \"train_step\", \"config\": \"$name\"" "$RUNS/throughput.jsonl" && continue
+        left=$(( STOP - $(elapsed) ))
+        if (( left <= 20 )); then echo "throughput alone: $name skipped (STOP)"; continue; fi
+        job_options=() skip=0
+        for word in $options; do  # the run's options without its seed and length
+            if (( skip )); then skip=0; continue; fi
+            case $word in --seed|--epochs) skip=1 ;; *) job_options+=("$word") ;; esac
+        done
+        # shellcheck disable=SC2086
+        timeout "$left" python3 benchmarks/train_throughput.py --configs "$config" --label "$name" --steps 10 \
+            --warmup 3 --device "$device" --out "$RUNS/throughput.jsonl" --options ${OPTIONS:-} "${job_options[@]}" \
+            >>"$RUNS/throughput.log" 2>&1
+        echo "throughput alone: $name exit $?, at $(elapsed) s"
+    done
 }
 
 # $OUT/TAG.tgz without checkpoints and, with COPY_SUMMARIES=1, the runs' summary.csv files.

@@ -18,8 +18,9 @@
 #     woof-100        hydra_vit_tiny, deit_tiny on Imagewoof for 100 epochs, seed 0, compiled with CUDA
 #                     graphs (the equal-epoch target is stated at 100+ epochs)
 # configs/imagewoof/*.yaml or configs/cifar10/*.yaml, one run folder per config and seed (NAME-sSEED);
-# then each config's training step alone (img/s) and benchmarks/experiment_table.py. Carry .whl and the
-# data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz (cifar), copied
+# then each experiment's training step alone (img/s, with its options) and benchmarks/experiment_table.py.
+# Carry .whl and the data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz
+# (cifar), copied
 # from ../shared/datasets. One H100 call (timeout 600). $OUT gets <experiments>.tgz (the run folders
 # without checkpoints: logs, args.yaml, summary.csv, steps.csv, curves.png; jobs.tsv, throughput.jsonl,
 # results.csv, ema_top1.png), table.md, and with COPY_SUMMARIES=1 each run's summary.csv as

@@ -8,7 +8,11 @@ Reported per recipe: images/s, ms per update, peak memory, and the time of one I
 epoch (1,281,167 images) on this GPU and, assuming linear scaling, on 8.
 
     python benchmarks/train_throughput.py [--configs configs/hydra_vit_base.yaml ...] [--batch 128]
-        [--steps 20] [--warmup 5] [--torchcompile] [--device cuda] [--out FILE] [--options ...]
+        [--steps 20] [--warmup 5] [--torchcompile] [--device cuda] [--label NAME] [--out FILE] [--options ...]
+
+`--options` are train_imagenet.py options applied on top of each config (`--torchcompile-mode
+reduce-overhead` with `--torchcompile` compiles as the trainer does, CUDA graphs included);
+`--label` names the record of a single config (default: the config's file stem).
 """
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ class ResidentBatches:
 
 
 def measure(config: Path, batch: int, steps: int, warmup: int, compile_backend: str | None,
-            device: torch.device, extra_options: list[str]) -> dict:
+            device: torch.device, extra_options: list[str], label: str | None = None) -> dict:
     """Images/s of the recipe's training step at `batch` per GPU (see the module docstring)."""
     extra = (["--torchcompile", compile_backend] if compile_backend else []) + extra_options
     args = parse_args(["-c", str(config), "--data-dir", "unused", "-b", str(batch), "--log-interval", "1000000",
@@ -69,7 +73,9 @@ def measure(config: Path, batch: int, steps: int, warmup: int, compile_backend: 
     ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema else None
     mix = mixup_args(args, 1000)
     scheduler, _ = create_scheduler(args, optimizer, updates_per_epoch=steps)
-    parts = TrainParts(model=torch.compile(model, backend=compile_backend) if compile_backend else model,
+    compiled = torch.compile(model, backend=args.torchcompile, mode=args.torchcompile_mode) if args.torchcompile \
+        else model
+    parts = TrainParts(model=compiled,
                        raw_model=model, optimizer=optimizer, scheduler=scheduler,
                        loss_fn=create_train_loss(args, mix is not None).to(device), autocast=autocast, ctx=ctx, ema=ema,
                        scaler=scaler, mixup_fn=Mixup(**mix) if mix else None)
@@ -89,8 +95,9 @@ def measure(config: Path, batch: int, steps: int, warmup: int, compile_backend: 
     rate = batch * steps / elapsed
     epoch_min = IMAGENET_TRAIN / rate / 60
     return {
-        "kind": "train_step", "config": config.stem, "model": args.model, "img_size": args.img_size,
-        "batch": batch, "amp": args.amp_dtype if args.amp else "fp32", "compile": compile_backend,
+        "kind": "train_step", "config": label or config.stem, "model": args.model, "img_size": args.img_size,
+        "batch": batch, "amp": args.amp_dtype if args.amp else "fp32", "compile": args.torchcompile,
+        "compile_mode": args.torchcompile_mode,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "ms_per_update": round(1000 * elapsed / steps, 2), "images_per_s": round(rate, 1),
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
@@ -107,17 +114,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--torchcompile", nargs="?", const="inductor", default=None)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--label", default=None, help="the record's name (one config only; default: its stem)")
     parser.add_argument("--options", nargs=argparse.REMAINDER, default=[], help="more train_imagenet.py options")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.label and len(args.configs) != 1:
+        parser.error("--label names one config's record: give a single --configs file")
     stream = args.out.open("a") if args.out else None
     emit(env_header(), stream)
     for config in args.configs:
         try:
             emit(measure(config, args.batch, args.steps, args.warmup, args.torchcompile, torch.device(args.device),
-                         args.options), stream)
+                         args.options, args.label), stream)
         except Exception as e:  # one failing recipe (out of memory, kernel error) must not hide the others
-            emit({"kind": "train_step", "config": config.stem, "error": f"{type(e).__name__}: {e}"[:500]}, stream)
+            emit({"kind": "train_step", "config": args.label or config.stem, "error": f"{type(e).__name__}: {e}"[:500]},
+                 stream)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
