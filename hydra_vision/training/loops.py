@@ -59,6 +59,10 @@ class EpochProgress:
     loss_sum: float = 0.0
     samples: int = 0
 
+    def updates(self, accum: int) -> int:
+        """Optimizer updates these batches made with `accum` micro-batches per update."""
+        return math.ceil(self.batches / accum)
+
 
 def _mean_lr(optimizer: torch.optim.Optimizer) -> float:
     lrs = [group["lr"] for group in optimizer.param_groups]
@@ -104,7 +108,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     updates_per_epoch = math.ceil(num_batches / accum)
     last_accum = num_batches % accum or accum
     first_of_last_group = num_batches - last_accum
-    num_updates = epoch * updates_per_epoch + start.batches // accum
+    num_updates = epoch * updates_per_epoch + start.updates(accum)
     has_no_sync = hasattr(model, "no_sync")
     clip_params = list(model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode))
 

@@ -157,11 +157,6 @@ def _checkpoint_state(args: argparse.Namespace, parts: TrainParts, class_names: 
     return state
 
 
-def _updates(progress: EpochProgress | None, accum: int) -> int:
-    """Optimizer updates done by the batches of an epoch's progress (None: the epoch's start)."""
-    return 0 if progress is None else math.ceil(progress.batches / accum)
-
-
 def _restore_rng(checkpoint: dict[str, Any], ctx: DistContext, sampler: SkippableSampler | None,
                  skip: int | None) -> None:
     """Set this process's generators to the checkpoint's: those of the epoch's start, and for a
@@ -176,9 +171,8 @@ def _restore_rng(checkpoint: dict[str, Any], ctx: DistContext, sampler: Skippabl
                         f"{ctx.world_size}: data order and augmentation will differ from the original run")
     else:
         restore_rng_state(states[ctx.rank], ctx.device)
-    if skip:
-        then = partial(restore_rng_state, checkpoint["rng"][ctx.rank], ctx.device) if matching else None
-        sampler.skip_next(skip, then)
+    if skip:  # only with matching states: a resume on another process count restarts the epoch
+        sampler.skip_next(skip, partial(restore_rng_state, checkpoint["rng"][ctx.rank], ctx.device))
 
 
 def _export_best(run_dir: Path, arch: str) -> None:
@@ -241,7 +235,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                        autocast=autocast, ctx=ctx, ema=ema, scaler=scaler, mixup_fn=mixup_fn)
 
     sampler = skippable_sampler(loader_train)
-    start_epoch, checkpoint, progress = 0, None, None
+    start_epoch, checkpoint, progress, num_updates = 0, None, None, 0
     if args.resume:
         checkpoint = _load_resume(args, parts, class_names)
         start_epoch = checkpoint["epoch"] + 1
@@ -254,8 +248,9 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                                 f"{ctx.world_size}: epoch {start_epoch} restarts")
             else:
                 progress = EpochProgress(**checkpoint["progress"])
+        num_updates = start_epoch * updates_per_epoch + (progress.updates(args.grad_accum_steps) if progress else 0)
         if args.sched_on_updates:
-            scheduler.step_update(start_epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps))
+            scheduler.step_update(num_updates)
         else:
             scheduler.step(start_epoch)
     if ctx.distributed:
@@ -267,7 +262,6 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     run_dir = records = saver = None
     scalar_log = None
     rng: list[dict[str, Any]] = []
-    num_updates = start_epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps)
     if ctx.is_primary:
         run_dir = _run_dir(args, data_config["input_size"][-1])
         atomic_write_text(config_to_yaml(args), run_dir / "args.yaml")
@@ -298,7 +292,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                 train_metrics, progress = train_one_epoch(
                     parts, loader_train, epoch, args, stop, num_epochs * updates_per_epoch,
                     log_step if ctx.is_primary else None, start=progress)
-                num_updates = epoch * updates_per_epoch + _updates(progress, args.grad_accum_steps)
+                num_updates = epoch * updates_per_epoch + progress.updates(args.grad_accum_steps)
                 if progress.batches < len(loader_train):
                     rng, epoch_rng = ctx.gather(capture_rng_state(ctx.device)), ctx.gather(epoch_start_rng)
                     if ctx.is_primary:
