@@ -89,7 +89,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     loader = create_eval_loader(dataset, data_config, args.batch_size, args.workers, ctx.device, False,
                                 use_prefetcher=ctx.device.type == "cuda")
     start = time.perf_counter()
-    metrics = evaluate(model, loader, ctx, autocast, args.channels_last)
+    metrics = evaluate({"model": model}, loader, ctx, autocast, args.channels_last)["model"]
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start

@@ -212,10 +212,16 @@ def create_train_loader(args: argparse.Namespace, dataset: torch.utils.data.Data
 def create_eval_loader(dataset: torch.utils.data.Dataset, data_config: dict[str, Any], batch_size: int,
                        workers: int, device: torch.device, distributed: bool, use_prefetcher: bool,
                        pin_memory: bool = False) -> Any:
-    """timm's evaluation loader (resize, center crop, normalise); distributed: ordered shards."""
-    return _workers_ignore_stop_signals(create_loader(
+    """timm's evaluation loader (resize, center crop, normalise); distributed: ordered shards.
+
+    Its workers persist between passes, so an epoch's evaluation does not wait for new worker
+    processes. Their seed comes from a private generator: evaluation draws nothing from the global
+    RNG, whose state at an epoch's start seeds the training workers (identical after a resume)."""
+    loader = _workers_ignore_stop_signals(create_loader(
         dataset, input_size=data_config["input_size"], batch_size=batch_size, is_training=False,
         use_prefetcher=use_prefetcher, interpolation=data_config["interpolation"], mean=data_config["mean"],
         std=data_config["std"], num_workers=workers, distributed=distributed, crop_pct=data_config["crop_pct"],
-        crop_mode=data_config.get("crop_mode"), pin_memory=pin_memory, device=device, persistent_workers=False,
+        crop_mode=data_config.get("crop_mode"), pin_memory=pin_memory, device=device, persistent_workers=True,
     ))
+    (loader.loader if isinstance(loader, PrefetchLoader) else loader).generator = torch.Generator()
+    return loader

@@ -12,14 +12,14 @@ import datetime
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from timm.models import model_parameters
-from timm.utils import AverageMeter, ModelEmaV3, NativeScaler, accuracy, dispatch_clip_grad
+from timm.utils import ModelEmaV3, NativeScaler, dispatch_clip_grad
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -193,22 +193,25 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Any, ctx: DistContext,
+def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContext,
              autocast: Callable[[], AbstractContextManager] = nullcontext, channels_last: bool = False,
-             desc: str = "eval") -> dict[str, float]:
-    """Cross-entropy loss, top-1 and top-5 accuracy (%) over the whole eval set.
+             desc: str = "eval") -> dict[str, dict[str, float]]:
+    """Cross-entropy loss, top-1 and top-5 accuracy (%) of each model over the whole eval set.
 
-    Under DDP each process scores its shard of timm's `OrderedDistributedSampler`; the padding
-    that evens out the shards runs through the model (every process makes the same calls) but is
-    left out of the scores, so the result equals a single-process pass.
+    One pass over `loader` scores every model of `models` (name -> module; e.g. the model and its
+    EMA), so the images are decoded once. Hits and loss sums stay on the device until the end (no
+    sync per batch); top-k hits are counted exactly, so any batching gives the same scores. Under
+    DDP each process scores its shard of timm's `OrderedDistributedSampler`; the padding that evens
+    out the shards runs through the models (every process makes the same calls) but is left out of
+    the scores, so the result equals a single-process pass. Returns {name: {loss, top1, top5}}.
     """
     sampler = getattr(loader, "sampler", None)
     num_valid = getattr(sampler, "num_valid_samples", None)
     if num_valid is None:
         num_valid = len(loader.dataset)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    loss_m, top1_m, top5_m = AverageMeter(), AverageMeter(), AverageMeter()
-    model.eval()
+    for model in models.values():
+        model.eval()
+    sums = torch.zeros(len(models), 3, dtype=torch.float64, device=ctx.device)  # loss, top-1 hits, top-k hits
     seen = 0
     for inputs, targets in tqdm(loader, desc=desc, unit="batch", leave=False,
                                 disable=None if ctx.is_primary else True):
@@ -217,19 +220,19 @@ def evaluate(model: torch.nn.Module, loader: Any, ctx: DistContext,
         inputs, targets = inputs.to(ctx.device, non_blocking=True), targets.to(ctx.device, non_blocking=True)
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            output = model(inputs)
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        if valid == 0:
-            continue
-        output, targets = output[:valid].float(), targets[:valid]
-        acc1, acc5 = accuracy(output, targets, topk=(1, min(5, output.size(-1))))
-        loss_m.update(loss_fn(output, targets).item(), valid)
-        # exact hit counts (timm returns float32 percentages), so any batching gives the same score
-        top1_m.update(100.0 * round(acc1.item() * valid / 100.0) / valid, valid)
-        top5_m.update(100.0 * round(acc5.item() * valid / 100.0) / valid, valid)
-    totals = ctx.all_reduce_sum(torch.tensor([loss_m.sum, top1_m.sum, top5_m.sum, loss_m.count],
-                                             dtype=torch.float64, device=ctx.device))
-    count = max(totals[3].item(), 1.0)
-    return {"loss": totals[0].item() / count, "top1": totals[1].item() / count, "top5": totals[2].item() / count}
+        for index, model in enumerate(models.values()):
+            with autocast():
+                output = model(inputs)
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            if valid == 0:
+                continue
+            output, scored = output[:valid].float(), targets[:valid]
+            hits = output.topk(min(5, output.size(-1)), dim=-1).indices == scored[:, None]
+            sums[index] += torch.stack([
+                torch.nn.functional.cross_entropy(output, scored, reduction="sum"),
+                hits[:, 0].sum(), hits.any(-1).sum()]).double()
+    sums = ctx.all_reduce_sum(sums).tolist()
+    count = max(ctx.all_reduce_sum(torch.tensor([min(seen, num_valid)], device=ctx.device)).item(), 1)
+    return {name: {"loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count}
+            for name, (loss, top1, top5) in zip(models, sums)}

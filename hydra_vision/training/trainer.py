@@ -314,12 +314,14 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                     distribute_bn(model, ctx.world_size, args.dist_bn == "reduce")
                     if ema is not None:  # as timm's train.py: each process's EMA copy scores with the same stats
                         distribute_bn(ema, ctx.world_size, args.dist_bn == "reduce")
-                evaluation = evaluate(model, loader_eval, ctx, autocast, args.channels_last)
-                latest = evaluation[args.eval_metric]
+                scored = {"model": model}
                 if ema is not None and not args.model_ema_force_cpu:
-                    ema_metrics = evaluate(ema, loader_eval, ctx, autocast, args.channels_last, desc="eval EMA")
-                    evaluation.update({f"ema_{k}": v for k, v in ema_metrics.items()})
-                    latest = ema_metrics[args.eval_metric]
+                    scored["ema"] = ema
+                scores = evaluate(scored, loader_eval, ctx, autocast, args.channels_last)
+                evaluation = dict(scores["model"])
+                if "ema" in scores:
+                    evaluation.update({f"ema_{k}": v for k, v in scores["ema"].items()})
+                latest = scores["ema" if "ema" in scores else "model"][args.eval_metric]
                 lr = sum(g["lr"] for g in optimizer.param_groups) / len(optimizer.param_groups)
                 scheduler.step(epoch + 1, latest)
                 rng = ctx.gather(capture_rng_state(ctx.device))

@@ -162,8 +162,30 @@ def test_evaluate_matches_hand_computed_scores(batch: int) -> None:
     targets = torch.randint(0, 6, (10,), generator=g)
     inputs = torch.arange(10, dtype=torch.float32)[:, None]
     loader = _Loader([(inputs[i:i + batch], targets[i:i + batch]) for i in range(0, 10, batch)], 10)
-    scores = evaluate(_FixedLogits(table), loader, CPU)
+    scores = evaluate({"model": _FixedLogits(table)}, loader, CPU)["model"]
     ranks = (table > table.gather(1, targets[:, None])).sum(1)
     assert scores["top1"] == pytest.approx(100.0 * (ranks < 1).sum().item() / 10, abs=1e-9)
     assert scores["top5"] == pytest.approx(100.0 * (ranks < 5).sum().item() / 10, abs=1e-9)
     assert scores["loss"] == pytest.approx(torch.nn.functional.cross_entropy(table, targets).item(), rel=1e-6)
+
+
+def test_evaluate_scores_several_models_in_one_pass_over_the_loader() -> None:
+    g = torch.Generator().manual_seed(2)
+    tables = {"model": torch.randn(9, 7, generator=g), "ema": torch.randn(9, 7, generator=g)}
+    targets = torch.randint(0, 7, (9,), generator=g)
+    inputs = torch.arange(9, dtype=torch.float32)[:, None]
+
+    class _CountingLoader(_Loader):
+        passes = 0
+
+        def __iter__(self):
+            type(self).passes += 1
+            return super().__iter__()
+
+    loader = _CountingLoader([(inputs[i:i + 4], targets[i:i + 4]) for i in range(0, 9, 4)], 9)
+    together = evaluate({name: _FixedLogits(t) for name, t in tables.items()}, loader, CPU)
+    assert _CountingLoader.passes == 1
+    for name, table in tables.items():
+        alone = evaluate({name: _FixedLogits(table)}, loader, CPU)[name]
+        assert together[name] == alone
+    assert together["model"] != together["ema"]
