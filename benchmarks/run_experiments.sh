@@ -17,6 +17,7 @@
 #     cifar-small     hydra_vit_small, deit_small on CIFAR-10 (20 epochs), seed 0, compiled as cifar
 #     woof-100        hydra_vit_tiny, deit_tiny on Imagewoof for 100 epochs, seed 0, compiled with CUDA
 #                     graphs (the equal-epoch target is stated at 100+ epochs)
+#     woof-small-100  hydra_vit_small, deit_small on Imagewoof for 100 epochs, seed 0, as woof-100
 # configs/imagewoof/*.yaml or configs/cifar10/*.yaml, one run folder per config and seed (NAME-sSEED);
 # then each experiment's training step alone (img/s, with its options) and benchmarks/experiment_table.py.
 # Carry .whl and the data: .data/imagewoof2-128.tar.gz (woof-*) or the three .data/cifar10-jpeg_*.tar.gz
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=run_concurrent.sh
 . benchmarks/run_concurrent.sh  # setup_device, for WALL_EPOCHS=auto
 export START  # deadlines count from here, the measurement for WALL_EPOCHS=auto included
-(( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|woof-100|cifar|cifar-eager|cifar-small ..."; exit 2; }
+(( $# > 0 )) || { echo "usage: $0 woof-headline|woof-small|woof-ablations|woof-wallclock|woof-fp16|woof-droppath|woof-100|woof-small-100|cifar|cifar-eager|cifar-small ..."; exit 2; }
 woof=configs/imagewoof
 graphs="--torchcompile --torchcompile-mode reduce-overhead"  # CUDA graphs: ~4x hydra_vit_tiny's eager step
 tag=$(IFS=_; echo "$*")  # $OUT file names: letters, digits, ".", "_", "-" only
@@ -81,6 +82,8 @@ for experiment in "$@"; do
         cifar-eager) for c in hydra_vit_tiny deit_tiny; do job "${c}_eager" configs/cifar10/$c.yaml "$seeds" --epochs 8; done ;;
         cifar-small) for c in hydra_vit_small deit_small; do job $c configs/cifar10/$c.yaml "$seeds" $graphs; done ;;
         woof-100) for c in hydra_vit_tiny deit_tiny; do job "${c}_ep100" $woof/$c.yaml "$seeds" --epochs 100 $graphs; done ;;
+        woof-small-100)
+            for c in hydra_vit_small deit_small; do job "${c}_ep100" $woof/$c.yaml "$seeds" --epochs 100 $graphs; done ;;
         *) echo "unknown experiment $experiment; run $0 without arguments for the list"; exit 2 ;;
     esac
     [[ "$experiment" == cifar* ]] && dataset=cifar || dataset=woof
