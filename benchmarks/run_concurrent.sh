@@ -11,8 +11,8 @@
 #      With SEEDS, every job runs once per seed as NAME-sS with --seed S (seed-major order, so the
 #      runs of one seed start together). A run folder that holds interrupted.pth.tar or last.pth.tar
 #      (an earlier call on the same warm machine) is resumed from it (the first of the two). Runs still
-#      going DEADLINE s after the start get SIGTERM (the trainer saves interrupted.pth.tar and exits;
-#      exit 124), runs that would start with less than 60 s left do not start.
+#      going DEADLINE s after the start get SIGTERM, the trainer process alone (it saves
+#      interrupted.pth.tar, or finishes and saves an epoch stopped at its last update, and exits; exit 124), runs that would start with less than 60 s left do not start.
 #      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
 #      started), wall seconds
 #   3. with STOP > 0: each experiment's training step with the GPU to itself (benchmarks/train_throughput.py,
@@ -75,7 +75,9 @@ run_one() {
     done
     t0=$(date +%s)
     # shellcheck disable=SC2086  # OPTIONS and the job's options are space-separated lists
-    timeout -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" --output "$RUNS" \
+    # --foreground: the signal goes to the trainer alone, which stops at a step, saves and ends its
+    # loader and compile workers itself (not the whole process group at once)
+    timeout --foreground -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" --output "$RUNS" \
         --experiment "$name" -j "$WORKERS" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}" ${OPTIONS:-} $options \
         >>"$RUNS/$name.log" 2>&1
     status=$?
