@@ -62,9 +62,9 @@ def job_specs(names: list[str], seeds: list[int] | None = None, wall_epochs: int
             raise ValueError(f"experiment {name} needs --wall-epochs (its runs hold {WALL_EPOCHS})")
         for seed in seeds or spec["seeds"]:
             for run in spec["runs"]:
-                options = " ".join(o for o in (run.get("options", ""), spec.get("options", "")) if o)
-                job = f"{run['name']}-s{seed}=configs/{run['config']} --seed {seed}" + (f" {options}" if options else "")
-                jobs.append(job.replace(WALL_EPOCHS, str(wall_epochs)))
+                words = [f"{run['name']}-s{seed}=configs/{run['config']}", "--seed", str(seed),
+                         run.get("options", ""), spec.get("options", "")]
+                jobs.append(" ".join(w for w in words if w).replace(WALL_EPOCHS, str(wall_epochs)))
     return jobs
 
 
