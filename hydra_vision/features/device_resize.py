@@ -43,16 +43,17 @@ class DeviceResize:
 
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
         """uint8 images, a batch (B, 3, h, w), a list of (3, h_i, w_i) or `PackedImages` -> float32
-        (B, 3, H, W) on the device. Images of one size are resized together."""
+        (B, 3, H, W) on the device. Images of one size are resized together: two kernels per size
+        (stack, resize); the copy, float conversion, clamp and rounding run once per batch."""
         if isinstance(images, PackedImages):
-            images = images.unpack(self.device)  # one copy for the whole batch
+            images = images.unpack(self.device, torch.float32)  # one copy and one conversion for the batch
         by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, image in enumerate(images):
             by_size[tuple(image.shape)].append(i)
         out: list[torch.Tensor | None] = [None] * len(images)
         for indices in by_size.values():
-            # each image copied as it is (pinned by the loader: asynchronous), stacked on the device
-            group = torch.stack([images[i].to(self.device, non_blocking=True) for i in indices]).float()
-            for i, image in zip(indices, self.resize_crop(group).clamp_(0, 255).round_()):
+            # images not unpacked above are copied one by one (pinned by the loader: asynchronous)
+            group = torch.stack([images[i].to(self.device, torch.float32, non_blocking=True) for i in indices])
+            for i, image in zip(indices, self.resize_crop(group)):
                 out[i] = image
-        return torch.stack(out)
+        return torch.stack(out).clamp_(0, 255).round_()

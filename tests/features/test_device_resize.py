@@ -1,6 +1,7 @@
 """resize_on='device': decode-only loading, resize + crop on the model's device, close to timm's PIL transform."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -8,9 +9,11 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 from timm.data import create_transform
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hydra_vision.features import FeatureExtractor, extract_to_file, list_images, read_features
 from hydra_vision.features.device_resize import DeviceResize
+from hydra_vision.features.loading import PackedImages
 from hydra_vision.features.visualize import save_pca_grid
 
 from .conftest import make_model
@@ -89,3 +92,32 @@ def test_transforms_it_cannot_split_are_named():
     border = create_transform(input_size=(3, 32, 32), crop_pct=0.9, crop_mode="border", use_prefetcher=True)
     with pytest.raises(ValueError, match="Resize / CenterCrop"):
         DeviceResize(border, torch.device("cpu"))
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten ops dispatched inside it, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_packed_batch_costs_two_kernels_per_size_and_the_rest_once_per_batch():
+    """Every launch costs the main process, which bounds a small model's GPU extraction: per size one
+    stack and one resize; the copy, float conversion, clamp and rounding once for the whole batch."""
+    resize = DeviceResize(create_transform(input_size=(3, 32, 32), crop_pct=0.9, interpolation="bicubic",
+                                           use_prefetcher=True),
+                          torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 20, 20 + i % 5), dtype=torch.uint8, generator=g) for i in range(15)]
+    with _CountOps() as counted:
+        out = resize(PackedImages.pack(images))
+    sizes = 5
+    assert counted.ops["aten._upsample_bicubic2d_aa"] == sizes and counted.ops["aten.stack"] == sizes + 1
+    assert counted.ops["aten._to_copy"] == counted.ops["aten.clamp_"] == counted.ops["aten.round_"] == 1
+    alone = torch.cat([resize([x]) for x in images])
+    torch.testing.assert_close(out, alone, rtol=0, atol=0)
