@@ -49,8 +49,9 @@ def load_experiment(name: str) -> dict:
 
 
 def uses_wall_epochs(spec: dict) -> bool:
-    """True when a run's name or options hold {wall_epochs}."""
-    return WALL_EPOCHS in yaml.safe_dump(spec)
+    """True when a run's name or options, or the experiment's options, hold {wall_epochs}."""
+    texts = [spec.get("options", "")] + [run.get(key, "") for run in spec["runs"] for key in ("name", "options")]
+    return any(WALL_EPOCHS in str(text) for text in texts)
 
 
 def job_specs(names: list[str], seeds: list[int] | None = None, wall_epochs: int | None = None) -> list[str]:

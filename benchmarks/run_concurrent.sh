@@ -12,7 +12,8 @@
 #      runs of one seed start together). A run folder that holds interrupted.pth.tar or last.pth.tar
 #      (an earlier call on the same warm machine) is resumed from it (the first of the two). Runs still
 #      going DEADLINE s after the start get SIGTERM, the trainer process alone (it saves
-#      interrupted.pth.tar, or finishes and saves an epoch stopped at its last update, and exits; exit 124), runs that would start with less than 60 s left do not start.
+#      interrupted.pth.tar, or finishes and saves an epoch stopped at its last update, and exits;
+#      exit 124); runs that would start with less than 60 s left do not start.
 #      RUNS/NAME.log is a run's output; RUNS/jobs.tsv gets one line per run: name, exit code ('-': not
 #      started), wall seconds
 #   3. with STOP > 0: each experiment's training step with the GPU to itself (benchmarks/train_throughput.py,
@@ -25,8 +26,8 @@
 # Environment (defaults): DATA (required), ARCHIVES (none), RUNS (/tmp/runs), OUT (.deviceout), JOBS
 # (all at once), WORKERS (loader processes per run: CPUs / JOBS, at least 1), DEADLINE (480), STOP (0),
 # EPOCHS (the configs'), SEEDS (the configs' seed, names as given), OPTIONS (every run), REPORT, TAG
-# (runs), COPY_SUMMARIES (0), WHEELS (.whl; empty: install none). Sourced, it only defines the functions (callers that need the package
-# before their jobs exist call setup_device, then run_concurrent).
+# (runs), COPY_SUMMARIES (0), WHEELS (.whl; empty: install none). Sourced, it only defines the
+# functions (callers that need the package before their jobs exist call setup_device, then run_concurrent).
 set -uo pipefail
 START=${START:-$(date +%s)}
 
@@ -74,12 +75,12 @@ run_one() {
         [ -f "$RUNS/$name/$checkpoint.pth.tar" ] && { resume=(--resume "$RUNS/$name/$checkpoint.pth.tar"); break; }
     done
     t0=$(date +%s)
-    # shellcheck disable=SC2086  # OPTIONS and the job's options are space-separated lists
     # --foreground: the signal goes to the trainer alone, which stops at a step, saves and ends its
     # loader and compile workers itself (not the whole process group at once)
-    timeout --foreground -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" --output "$RUNS" \
-        --experiment "$name" -j "$WORKERS" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}" ${OPTIONS:-} $options \
-        >>"$RUNS/$name.log" 2>&1
+    # shellcheck disable=SC2086  # OPTIONS and the job's options are space-separated lists
+    timeout --foreground -s TERM -k 20 "$left" python3 train_imagenet.py -c "$config" --data-dir "$DATA" \
+        --output "$RUNS" --experiment "$name" -j "$WORKERS" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}" \
+        ${OPTIONS:-} $options >>"$RUNS/$name.log" 2>&1
     status=$?
     printf '%s\t%s\t%s\n' "$name" "$status" "$(( $(date +%s) - t0 ))" >>"$RUNS/jobs.tsv"
     echo "$name: exit $status, at $(elapsed) s${resume:+ (resumed)}"

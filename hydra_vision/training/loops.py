@@ -232,7 +232,7 @@ def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContex
             sums[index] += torch.stack([
                 torch.nn.functional.cross_entropy(output, scored, reduction="sum"),
                 hits[:, 0].sum(), hits.any(-1).sum()]).double()
-    sums = ctx.all_reduce_sum(sums).tolist()
-    count = max(ctx.all_reduce_sum(torch.tensor([min(seen, num_valid)], device=ctx.device)).item(), 1)
-    return {name: {"loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count}
-            for name, (loss, top1, top5) in zip(models, sums)}
+    *sums, count = ctx.all_reduce_sum(torch.cat([sums.flatten(), sums.new_tensor([min(seen, num_valid)])])).tolist()
+    count = max(count, 1)
+    return {name: {"loss": sums[3 * i] / count, "top1": 100.0 * sums[3 * i + 1] / count,
+                   "top5": 100.0 * sums[3 * i + 2] / count} for i, name in enumerate(models)}
