@@ -2,24 +2,71 @@
 tensors after the copy, so that the CPU loader only decodes (PIL's bicubic resize costs about
 twice the JPEG decode of a small image, and bounds extraction of small models by the CPUs).
 
-For decoded images (3, h_i, w_i), the result is the batch (B, 3, H, W) in float32 on the device,
-with values in [0, 255] rounded as uint8 would be: the same sizes and interpolation as the CPU
-transform, computed by torch (bicubic a = -0.75, antialiased) instead of PIL (a = -0.5), so the
-pixels differ: by up to 2 uint8 levels on smooth photographs (the tests), by 13-18 levels at sharp
-edges or on noise when upscaling; embeddings stay at cosine > 0.999.
+Resize and CenterCrop are linear and act on rows and columns separately, so for an image
+I (h, w) their composition is
+
+    T(I) = Wy I Wx^T,    Wy (H, h), Wx (W, w)
+
+with the transform's 1-D maps Wy, Wx read off once per image size by running the torchvision steps on
+identity matrices (`axis_maps`). A batch of images of several sizes is then two batched matrix
+products per group of similar sizes: the images are gathered from the packed buffer into zero-padded
+canvases (n, C, hc, wc), and the maps' columns past each image's edge are zero. Groups keep the
+padding under `MAX_PADDING` times the pixels (Imagewoof: 2-3 groups per batch of 256 images of ~60
+sizes), so the kernels per batch do not grow with the number of sizes. The products run in fp32
+(torch's fp32 matmul precision: keep TF32 off for pixels within rounding of torchvision's).
+
+The result is (B, C, H, W) in float32 with values in [0, 255] rounded as uint8 would be: the same
+sizes and interpolation as the CPU transform, computed by torch (bicubic a = -0.75, antialiased)
+instead of PIL (a = -0.5), so the pixels differ: by up to 2 uint8 levels on smooth photographs (the
+tests), by 13-18 levels at sharp edges or on noise when upscaling; embeddings stay at cosine > 0.999.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
 from timm.data.transforms import MaybePILToTensor
 from torchvision import transforms
+from torchvision.transforms import functional as TF
 
 from .loading import PackedImages
 
-__all__ = ["DeviceResize"]
+__all__ = ["DeviceResize", "axis_maps", "group_by_size"]
+
+MAX_PADDING = 1.5  # a group's canvas holds at most this many times its images' pixels
+MAX_CACHED_COLUMNS = 1 << 18  # map columns kept per axis (H x 2^18 fp32: 235 MB at H = 224) before a reset
+
+
+def axis_maps(steps: Sequence[transforms.Resize | transforms.CenterCrop], h: int,
+              w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1-D maps of Resize / CenterCrop `steps` for an (h, w) image: Wy (H, h), Wx (W, w) in fp32 on
+    the CPU, with steps(I) = Wy I Wx^T for every float image I (h, w)."""
+    wy, wx = torch.eye(h), torch.eye(w)
+    for step in steps:
+        if isinstance(step, transforms.Resize):
+            h, w = step(torch.zeros(1, h, w)).shape[-2:]
+            wy, wx = (TF.resize(m[None], [n, m.shape[1]], step.interpolation, antialias=step.antialias)[0]
+                      for m, n in ((wy, h), (wx, w)))
+        else:  # CenterCrop: a crop (or zero padding) of the rows, the same for every column
+            h, w = step.size
+            wy = step(wy.T[:, :, None].expand(-1, -1, w))[:, :, 0].T
+            wx = step(wx.T[:, None, :].expand(-1, h, -1))[:, 0, :].T
+    return wy.contiguous(), wx.contiguous()
+
+
+def group_by_size(sizes: Sequence[tuple[int, int]], max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices of (h, w) sizes in groups whose canvas (count x max h x max w) stays within
+    max_padding x their summed pixels; sizes are taken in (h, w) order, a group ends when the next would overflow."""
+    groups: list[list[int]] = []
+    top = wide = area = 0
+    for i in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        h, w = sizes[i]
+        if not groups or (len(groups[-1]) + 1) * max(top, h) * max(wide, w) > max_padding * (area + h * w):
+            groups.append([])
+            top = wide = area = 0
+        groups[-1].append(i)
+        top, wide, area = max(top, h), max(wide, w), area + h * w
+    return groups
 
 
 class DeviceResize:
@@ -28,7 +75,8 @@ class DeviceResize:
 
     Raises:
         ValueError: the transform is not torchvision Resize / CenterCrop steps followed by
-            MaybePILToTensor (e.g. timm's crop_mode 'border', which pads on the CPU).
+            MaybePILToTensor (e.g. timm's crop_mode 'border', which pads on the CPU), or its
+            output size depends on the image size (no crop after a shorter-side Resize).
     """
 
     def __init__(self, transform: transforms.Compose, device: torch.device):
@@ -38,22 +86,103 @@ class DeviceResize:
             raise ValueError("resizing on the device needs an eval transform of torchvision Resize / CenterCrop "
                              f"steps (crop_mode 'center' or 'squash'), got {transform}")
         self.decode = last
-        self.resize_crop = transforms.Compose(steps)
+        self.steps = steps
         self.device = device
+        self._columns: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> first column in the banks
+        self._banks: tuple[torch.Tensor, torch.Tensor] | None = None  # (H, 1 + sum h), (W, 1 + sum w); column 0 is 0
+
+    def _maps_for(self, sizes: Sequence[tuple[int, int]]) -> None:
+        """Adds the maps of sizes not cached yet to the banks (one concatenation per axis)."""
+        new = [s for s in dict.fromkeys(sizes) if s not in self._columns]
+        if not new:
+            return
+        if self._banks is not None and self._banks[0].shape[1] + sum(h for h, _ in new) > MAX_CACHED_COLUMNS:
+            self._columns, self._banks = {}, None
+            new = list(dict.fromkeys(sizes))
+        maps = [axis_maps(self.steps, h, w) for h, w in new]
+        if self._banks is None:
+            self._banks = tuple(torch.zeros(m.shape[0], 1, device=self.device) for m in maps[0])
+        if len({(wy.shape[0], wx.shape[0]) for wy, wx in maps} | {tuple(bank.shape[0] for bank in self._banks)}) > 1:
+            raise ValueError(f"{self.steps} gives images of several sizes: resizing on the device needs a fixed "
+                             "output size")
+        starts = [bank.shape[1] for bank in self._banks]
+        for (h, w), (wy, wx) in zip(new, maps):
+            self._columns[(h, w)] = tuple(starts)
+            starts = [starts[0] + h, starts[1] + w]
+        self._banks = tuple(torch.cat([bank, *self._upload(*(m[k] for m in maps))], dim=1)
+                            for k, bank in enumerate(self._banks))
+
+    def _upload(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Host tensors of one dtype -> the same on the device in one copy, from pinned memory on CUDA (a copy
+        from pageable memory makes the host wait for all the GPU work queued before it)."""
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        flat = (flat.pin_memory() if self.device.type == "cuda" else flat).to(self.device, non_blocking=True)
+        return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+
+    def _map_columns(self, sizes: Sequence[tuple[int, int]], top: int, wide: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bank columns (n, top) and (n, wide) of the maps of images of `sizes` on a (top, wide) canvas;
+        column 0 (zeros) past each image's edge."""
+        first, extent = torch.tensor([self._columns[s] for s in sizes]), torch.tensor(sizes)
+        return tuple(torch.where(steps < extent[:, axis, None], first[:, axis, None] + steps, 0)
+                     for axis, steps in enumerate((torch.arange(top), torch.arange(wide))))
+
+    def _canvas(self, data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, channels: int, top: int,
+                wide: int) -> torch.Tensor:
+        """Images of shapes (n, 3) = (C, h_i, w_i), stored one after the other in data (uint8) from `starts`
+        (n,), all on the device -> float32 canvas (n, top, C, wide) (rows, then channels), zero past each
+        image's bottom and right edge."""
+        _, h, w = (v.view(-1, 1, 1, 1) for v in shapes.unbind(1))
+        y = torch.arange(top, device=self.device).view(1, -1, 1, 1)
+        x = torch.arange(wide, device=self.device).view(1, 1, 1, -1)
+        channel = torch.arange(channels, device=self.device).view(1, 1, -1, 1)
+        inside = (y < h) & (x < w)
+        index = torch.where(inside, starts.view(-1, 1, 1, 1) + (channel * h + y) * w + x, 0)
+        return torch.where(inside, data[index], 0).float()
 
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
-        """uint8 images, a batch (B, 3, h, w), a list of (3, h_i, w_i) or `PackedImages` -> float32
-        (B, 3, H, W) on the device. Images of one size are resized together: two kernels per size
-        (stack, resize); the copy, float conversion, clamp and rounding run once per batch."""
-        if isinstance(images, PackedImages):
-            images = images.unpack(self.device, torch.float32)  # one copy and one conversion for the batch
-        by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            by_size[tuple(image.shape)].append(i)
-        out: list[torch.Tensor | None] = [None] * len(images)
-        for indices in by_size.values():
-            # images not unpacked above are copied one by one (pinned by the loader: asynchronous)
-            group = torch.stack([images[i].to(self.device, torch.float32, non_blocking=True) for i in indices])
-            for i, image in zip(indices, self.resize_crop(group)):
-                out[i] = image
-        return torch.stack(out).clamp_(0, 255).round_()
+        """uint8 images, a batch (B, C, h, w), a list of (C, h_i, w_i) or `PackedImages` -> float32
+        (B, C, H, W) on the device, values in [0, 255] rounded."""
+        if isinstance(images, torch.Tensor) and images.ndim == 4:  # one size: the batch is its own canvas
+            n, _, h, w = images.shape
+            self._maps_for([(h, w)])
+            wy, wx = self._maps(*self._upload(*self._map_columns([(h, w)] * n, h, w)))
+            canvas = images.to(self.device, non_blocking=True).permute(0, 2, 1, 3).float()
+            return self._resize(canvas, wy, wx).permute(0, 2, 1, 3).contiguous()
+        packed = images if isinstance(images, PackedImages) else PackedImages.pack(images)
+        channels = set(packed.shapes[:, 0].tolist())
+        if len(channels) > 1:
+            raise ValueError(f"images with different channel counts: {sorted(channels)}")
+        channels = channels.pop()
+        data = packed.data.to(self.device, non_blocking=True)
+        sizes = [(h, w) for _, h, w in packed.shapes.tolist()]
+        pixels = packed.shapes.prod(1)
+        starts = torch.cumsum(pixels, 0) - pixels
+        self._maps_for(sizes)
+        out = None
+        for group in group_by_size(sizes):
+            top, wide = max(sizes[i][0] for i in group), max(sizes[i][1] for i in group)
+            rows = torch.tensor(group)
+            rows, shapes, first, columns_y, columns_x = self._upload(
+                rows, packed.shapes[rows], starts[rows], *self._map_columns([sizes[i] for i in group], top, wide))
+            canvas = self._canvas(data, shapes, first, channels, top, wide)
+            resized = self._resize(canvas, *self._maps(columns_y, columns_x))
+            if out is None:
+                n, H, C, W = resized.shape
+                out = resized.new_empty(len(sizes), C, H, W)
+            out.index_copy_(0, rows, resized.permute(0, 2, 1, 3))
+        return out
+
+    def _maps(self, columns_y: torch.Tensor, columns_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bank columns (n, h) and (n, w) on the device -> maps Wy (n, H, h), Wx (n, W, w)."""
+        return tuple(bank[:, columns].permute(1, 0, 2) for bank, columns in zip(self._banks, (columns_y, columns_x)))
+
+    @staticmethod
+    def _resize(canvas: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+        """canvas (n, h, C, w), maps (n, H, h) and (n, W, w) -> per channel Wy I Wx^T as (n, H, C, W),
+        clamped to [0, 255] and rounded; the two batched products in the cheaper order."""
+        (n, h, C, w), H, W = canvas.shape, wy.shape[1], wx.shape[1]
+        if H * w * (h + W) < W * h * (w + H):  # rows first
+            out = torch.bmm(torch.bmm(wy, canvas.reshape(n, h, C * w)).view(n, H * C, w), wx.transpose(1, 2))
+        else:
+            out = torch.bmm(wy, torch.bmm(canvas.reshape(n, h * C, w), wx.transpose(1, 2)).view(n, h, C * W))
+        return out.view(n, H, C, W).clamp_(0, 255).round_()

@@ -7,12 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 from timm.data import create_transform
+from timm.data.transforms import MaybePILToTensor
 from torch.utils._python_dispatch import TorchDispatchMode
+from torchvision import transforms
 
-from hydra_vision.features import FeatureExtractor, extract_to_file, list_images, read_features
-from hydra_vision.features.device_resize import DeviceResize
+from hydra_vision.features import (
+    FeatureExtractor,
+    extract_to_file,
+    list_images,
+    read_features,
+)
+from hydra_vision.features.device_resize import DeviceResize, axis_maps, group_by_size
 from hydra_vision.features.loading import PackedImages
 from hydra_vision.features.visualize import save_pca_grid
 
@@ -89,7 +98,7 @@ def test_crops_are_the_model_input_and_the_pca_picture_uses_them(photos: list[st
 
 
 def test_transforms_it_cannot_split_are_named():
-    border = create_transform(input_size=(3, 32, 32), crop_pct=0.9, crop_mode="border", use_prefetcher=True)
+    border = _eval_transform(crop_mode="border")
     with pytest.raises(ValueError, match="Resize / CenterCrop"):
         DeviceResize(border, torch.device("cpu"))
 
@@ -106,18 +115,61 @@ class _CountOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_packed_batch_costs_two_kernels_per_size_and_the_rest_once_per_batch():
-    """Every launch costs the main process, which bounds a small model's GPU extraction: per size one
-    stack and one resize; the copy, float conversion, clamp and rounding once for the whole batch."""
-    resize = DeviceResize(create_transform(input_size=(3, 32, 32), crop_pct=0.9, interpolation="bicubic",
-                                           use_prefetcher=True),
-                          torch.device("cpu"))
+def _eval_transform(**kwargs) -> transforms.Compose:
+    return create_transform(**{"input_size": (3, 32, 32), "crop_pct": 0.9, "interpolation": "bicubic",
+                               "use_prefetcher": True, **kwargs})
+
+
+def test_kernels_per_batch_do_not_grow_with_the_number_of_sizes():
+    """Every launch costs the main process, which bounds a small model's GPU extraction: a batch of five
+    sizes costs the same operators as a batch of one size, and cached sizes need no interpolation."""
+    resize = DeviceResize(_eval_transform(), torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 256, (3, 20, 20 + i % 5), dtype=torch.uint8, generator=g) for i in range(15)]
-    with _CountOps() as counted:
-        out = resize(PackedImages.pack(images))
-    sizes = 5
-    assert counted.ops["aten._upsample_bicubic2d_aa"] == sizes and counted.ops["aten.stack"] == sizes + 1
-    assert counted.ops["aten._to_copy"] == counted.ops["aten.clamp_"] == counted.ops["aten.round_"] == 1
-    alone = torch.cat([resize([x]) for x in images])
-    torch.testing.assert_close(out, alone, rtol=0, atol=0)
+    mixed = [torch.randint(0, 256, (3, 20, 20 + i % 5), dtype=torch.uint8, generator=g) for i in range(15)]
+    uniform = [torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8, generator=g) for _ in range(15)]
+    resize(PackedImages.pack(mixed))
+    counts = []
+    for images in (mixed, uniform):
+        with _CountOps() as counted:
+            out = resize(PackedImages.pack(images))
+        counts.append(counted.ops)
+        torch.testing.assert_close(out, torch.cat([resize([x]) for x in images]), rtol=0, atol=0)
+    assert counts[0] == counts[1] and counts[0]["aten.bmm"] == 2
+    assert not any("upsample" in name for name in counts[0])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"crop_mode": "squash"}, {"interpolation": "bilinear"}, {"crop_pct": 1.2}])
+@pytest.mark.parametrize("size", [(20, 27), (41, 33), (9, 80)])
+def test_axis_maps_are_the_transform(kwargs: dict, size: tuple[int, int]):
+    """steps(I) = Wy I Wx^T for the transform's own Resize / CenterCrop steps (crop_pct > 1 pads)."""
+    transform = _eval_transform(**kwargs)
+    steps = transform.transforms[:-1]
+    image = torch.rand(3, *size, generator=torch.Generator().manual_seed(1)) * 255
+    wy, wx = axis_maps(steps, *size)
+    assert wy.shape == (32, size[0]) and wx.shape == (32, size[1])
+    torch.testing.assert_close(wy @ image @ wx.T, transforms.Compose(steps)(image), rtol=0, atol=1e-3)
+
+
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=40),
+       st.floats(1.0, 3.0))
+@settings(max_examples=100, deadline=None)
+def test_size_groups_bound_the_padding(sizes: list[tuple[int, int]], max_padding: float):
+    groups = group_by_size(sizes, max_padding)
+    assert sorted(i for group in groups for i in group) == list(range(len(sizes)))
+    for group in groups:
+        canvas = len(group) * max(sizes[i][0] for i in group) * max(sizes[i][1] for i in group)
+        assert len(group) == 1 or canvas <= max_padding * sum(sizes[i][0] * sizes[i][1] for i in group)
+
+
+def test_inputs_it_cannot_resize_are_named():
+    resize = DeviceResize(_eval_transform(), torch.device("cpu"))
+    gray_and_rgb = [torch.zeros(1, 20, 20, dtype=torch.uint8), torch.zeros(3, 20, 20, dtype=torch.uint8)]
+    with pytest.raises(ValueError, match="different channel counts"):
+        resize(gray_and_rgb)
+    no_crop = DeviceResize(transforms.Compose([transforms.Resize(32), MaybePILToTensor()]), torch.device("cpu"))
+    square, wide = torch.zeros(3, 20, 20, dtype=torch.uint8), torch.zeros(3, 20, 40, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="fixed output size"):
+        no_crop([square, wide])
+    no_crop([square])
+    with pytest.raises(ValueError, match="fixed output size"):  # a size whose maps are cached already
+        no_crop([wide])
