@@ -66,7 +66,7 @@ if [[ " $steps " == *" models "* ]]; then
 fi
 if [[ " $steps " == *" extract "* ]]; then
     DATA=/tmp/imagewoof2-128 ARCHIVES=.data/imagewoof2-128.tar.gz extract_data
-    timeout "$step_limit" python3 benchmarks/bench_extract.py --data /tmp/imagewoof2-128 --workers 14 \
+    timeout "$step_limit" python3 benchmarks/bench_extract.py --data /tmp/imagewoof2-128 --workers 8 \
         --out "$OUT/bench_extract.jsonl" ${EXTRACT_ARGS:-} 2>&1 | tee "$OUT/bench_extract.log" | tail -8
 fi
 if [[ " $steps " == *" recompute "* ]]; then

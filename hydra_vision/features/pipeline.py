@@ -9,6 +9,7 @@ never idles on the writer.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def _to_host(outputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
     return host, event
 
 
+@contextmanager
+def _dispatch_only(extractor: FeatureExtractor, workers: int):
+    """While loader processes decode for a CUDA model, the main process only dispatches work: it runs with
+    one intra-op thread, so that its idle thread pool does not compete with the loaders for the cores
+    (hydra_vit_tiny on the H200 with 12 loader processes: 8,270 -> 11,996 img/s)."""
+    threads = torch.get_num_threads()
+    if extractor.device.type == "cuda" and workers > 0:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def extract_to_file(
     extractor: FeatureExtractor,
     images: ImageList,
@@ -126,14 +141,15 @@ def extract_to_file(
     bar = tqdm(total=len(images), initial=sum(len(store.shard_range(k)) for k in done), unit="img",
                disable=not progress, dynamic_ncols=True)
     pending = None
-    for batch in loader:
-        outputs = extractor(batch.images) if batch.images is not None else {}
-        current = (batch, *_to_host(outputs))
+    with _dispatch_only(extractor, workers):
+        for batch in loader:
+            outputs = extractor(batch.images) if batch.images is not None else {}
+            current = (batch, *_to_host(outputs))
+            if pending is not None:
+                _finish(assembler, bar, *pending)
+            pending = current
         if pending is not None:
             _finish(assembler, bar, *pending)
-        pending = current
-    if pending is not None:
-        _finish(assembler, bar, *pending)
     bar.close()
     return _assemble(store, images, out, settings, keep_shards)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from hydra_vision.features import FeatureExtractor, extract_to_file, list_images, read_features
+from hydra_vision.features.pipeline import _dispatch_only
 from hydra_vision.features.store import ShardStore, manifest_path, shards_path
 
 from .conftest import CLASSES, make_model
@@ -158,3 +160,14 @@ def test_bf16_safetensors_keeps_dtype(image_root: Path, tmp_path: Path):
     extract_to_file(extractor, list_images(image_root / "val"), tmp_path / "f.safetensors", progress=False)
     tensors = load_file(tmp_path / "f.safetensors")
     assert {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()} == {"blocks.0": ((12, 4, 192), torch.bfloat16)}
+
+
+@pytest.mark.parametrize(("device", "workers", "inside"), [("cuda", 2, 1), ("cuda", 0, None), ("cpu", 2, None)])
+def test_main_process_dispatches_with_one_thread_only_for_a_gpu_fed_by_loaders(device: str, workers: int,
+                                                                                inside: int | None):
+    """With loader processes feeding a CUDA model, the main process's thread pool would compete with them;
+    a CPU model (or decoding in the main process) keeps its threads. The thread count is restored."""
+    before = torch.get_num_threads()
+    with _dispatch_only(SimpleNamespace(device=torch.device(device)), workers):
+        assert torch.get_num_threads() == (inside or before)
+    assert torch.get_num_threads() == before
