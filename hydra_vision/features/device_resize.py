@@ -10,10 +10,12 @@ I (h, w) their composition is
 with the transform's 1-D maps Wy, Wx read off once per image size by running the torchvision steps on
 identity matrices (`axis_maps`). A batch of images of several sizes is then two batched matrix
 products per group of similar sizes: the images are gathered from the packed buffer into zero-padded
-canvases (n, C, hc, wc), and the maps' columns past each image's edge are zero. Groups keep the
-padding under `MAX_PADDING` times the pixels (Imagewoof: 2-3 groups per batch of 256 images of ~60
-sizes), so the kernels per batch do not grow with the number of sizes. The products run in fp32
-(torch's fp32 matmul precision: keep TF32 off for pixels within rounding of torchvision's).
+canvases (n, hc, C, wc), the maps' columns past each image's edge are zero, and the results are
+clamped, rounded and put in their batch rows (`hydra_vision.kernels.image_canvas`: one Triton kernel
+each way on CUDA). Groups keep the padding under `MAX_PADDING` times the pixels (Imagewoof: 2-3
+groups per batch of 256 images of ~60 sizes), so the kernels per batch do not grow with the number
+of sizes. The products run in fp32 (torch's fp32 matmul precision: keep TF32 off for pixels within
+rounding of torchvision's).
 
 The result is (B, C, H, W) in float32 with values in [0, 255] rounded as uint8 would be: the same
 sizes and interpolation as the CPU transform, computed by torch (bicubic a = -0.75, antialiased)
@@ -29,6 +31,7 @@ from timm.data.transforms import MaybePILToTensor
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
+from ..kernels.image_canvas import gather_canvas, scatter_rounded
 from .loading import PackedImages
 
 __all__ = ["DeviceResize", "axis_maps", "group_by_size"]
@@ -126,33 +129,23 @@ class DeviceResize:
         return tuple(torch.where(steps < extent[:, axis, None], first[:, axis, None] + steps, 0)
                      for axis, steps in enumerate((torch.arange(top), torch.arange(wide))))
 
-    def _canvas(self, data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, channels: int, top: int,
-                wide: int) -> torch.Tensor:
-        """Images of shapes (n, 3) = (C, h_i, w_i), stored one after the other in data (uint8) from `starts`
-        (n,), all on the device -> float32 canvas (n, top, C, wide) (rows, then channels), zero past each
-        image's bottom and right edge."""
-        _, h, w = (v.view(-1, 1, 1, 1) for v in shapes.unbind(1))
-        y = torch.arange(top, device=self.device).view(1, -1, 1, 1)
-        x = torch.arange(wide, device=self.device).view(1, 1, 1, -1)
-        channel = torch.arange(channels, device=self.device).view(1, 1, -1, 1)
-        inside = (y < h) & (x < w)
-        index = torch.where(inside, starts.view(-1, 1, 1, 1) + (channel * h + y) * w + x, 0)
-        return torch.where(inside, data[index], 0).float()
-
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
         """uint8 images, a batch (B, C, h, w), a list of (C, h_i, w_i) or `PackedImages` -> float32
         (B, C, H, W) on the device, values in [0, 255] rounded."""
         if isinstance(images, torch.Tensor) and images.ndim == 4:  # one size: the batch is its own canvas
             n, _, h, w = images.shape
             self._maps_for([(h, w)])
-            wy, wx = self._maps(*self._upload(*self._map_columns([(h, w)] * n, h, w)))
+            rows, columns_y, columns_x = self._upload(torch.arange(n), *self._map_columns([(h, w)] * n, h, w))
             canvas = images.to(self.device, non_blocking=True).permute(0, 2, 1, 3).float()
-            return self._resize(canvas, wy, wx).permute(0, 2, 1, 3).contiguous()
+            resized = self._resize(canvas, *self._maps(columns_y, columns_x))
+            _, H, C, W = resized.shape
+            out = resized.new_empty(n, C, H, W)
+            scatter_rounded(out, rows, resized)
+            return out
         packed = images if isinstance(images, PackedImages) else PackedImages.pack(images)
         channels = set(packed.shapes[:, 0].tolist())
         if len(channels) > 1:
             raise ValueError(f"images with different channel counts: {sorted(channels)}")
-        channels = channels.pop()
         data = packed.data.to(self.device, non_blocking=True)
         sizes = [(h, w) for _, h, w in packed.shapes.tolist()]
         pixels = packed.shapes.prod(1)
@@ -164,12 +157,11 @@ class DeviceResize:
             rows = torch.tensor(group)
             rows, shapes, first, columns_y, columns_x = self._upload(
                 rows, packed.shapes[rows], starts[rows], *self._map_columns([sizes[i] for i in group], top, wide))
-            canvas = self._canvas(data, shapes, first, channels, top, wide)
-            resized = self._resize(canvas, *self._maps(columns_y, columns_x))
+            resized = self._resize(gather_canvas(data, shapes, first, top, wide), *self._maps(columns_y, columns_x))
             if out is None:
                 n, H, C, W = resized.shape
                 out = resized.new_empty(len(sizes), C, H, W)
-            out.index_copy_(0, rows, resized.permute(0, 2, 1, 3))
+            scatter_rounded(out, rows, resized)
         return out
 
     def _maps(self, columns_y: torch.Tensor, columns_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,11 +170,11 @@ class DeviceResize:
 
     @staticmethod
     def _resize(canvas: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        """canvas (n, h, C, w), maps (n, H, h) and (n, W, w) -> per channel Wy I Wx^T as (n, H, C, W),
-        clamped to [0, 255] and rounded; the two batched products in the cheaper order."""
+        """canvas (n, h, C, w), maps (n, H, h) and (n, W, w) -> per channel Wy I Wx^T as (n, H, C, W); the
+        two batched products in the cheaper order."""
         (n, h, C, w), H, W = canvas.shape, wy.shape[1], wx.shape[1]
         if H * w * (h + W) < W * h * (w + H):  # rows first
             out = torch.bmm(torch.bmm(wy, canvas.reshape(n, h, C * w)).view(n, H * C, w), wx.transpose(1, 2))
         else:
             out = torch.bmm(wy, torch.bmm(canvas.reshape(n, h * C, w), wx.transpose(1, 2)).view(n, h, C * W))
-        return out.view(n, H, C, W).clamp_(0, 255).round_()
+        return out.view(n, H, C, W)

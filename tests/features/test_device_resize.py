@@ -173,3 +173,13 @@ def test_inputs_it_cannot_resize_are_named():
     no_crop([square])
     with pytest.raises(ValueError, match="fixed output size"):  # a size whose maps are cached already
         no_crop([wide])
+
+
+def test_triton_canvas_kernels_give_the_reference_batch(photos: list[str], monkeypatch: pytest.MonkeyPatch):
+    """The whole device resize with the canvas gather and scatter in Triton (the interpreter on CPU) equals the
+    PyTorch path bit for bit."""
+    decode = DeviceResize(_eval_transform(), torch.device("cpu")).decode
+    decoded = PackedImages.pack([decode(Image.open(p).convert("RGB")) for p in photos])
+    reference = DeviceResize(_eval_transform(), torch.device("cpu"))(decoded)
+    monkeypatch.setenv("HYDRA_VISION_BACKEND", "triton")
+    torch.testing.assert_close(DeviceResize(_eval_transform(), torch.device("cpu"))(decoded), reference, rtol=0, atol=0)
