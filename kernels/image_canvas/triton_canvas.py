@@ -1,5 +1,7 @@
 """The `triton` backend of the canvas gather and the rounded scatter: one program per (image, row),
-looping over channels and column blocks; uint8 in, fp32 out (gather); fp32 in and out (scatter).
+looping over channels and column blocks; uint8 in, fp32 out (gather); fp32 in and out (scatter). The
+sizes are not specialised on (Triton would compile a variant per canvas width divisible by 16 or not,
+in the middle of an extraction: one compilation per kernel and process is enough).
 
 Rounding half to even without libdevice: for 0 <= v <= 255, (v + 1.5 * 2^23) - 1.5 * 2^23 is v rounded
 to an integer in round-to-nearest-even fp32 arithmetic (the sum's unit in the last place is 1).
@@ -16,7 +18,7 @@ BLOCK = 128
 ROUNDING = 12582912.0  # 1.5 * 2^23
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["C", "wide"])
 def _gather_kernel(data, shapes, starts, canvas, C, wide, BLOCK: tl.constexpr):
     i, y = tl.program_id(0).to(tl.int64), tl.program_id(1)
     h, w = tl.load(shapes + 3 * i + 1), tl.load(shapes + 3 * i + 2)
@@ -30,7 +32,7 @@ def _gather_kernel(data, shapes, starts, canvas, C, wide, BLOCK: tl.constexpr):
             tl.store(row + c * wide + x, pixels.to(tl.float32), mask=x < wide)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["C", "H", "W"])
 def _scatter_kernel(resized, rows, out, C, H, W, ROUNDING: tl.constexpr, BLOCK: tl.constexpr):
     i, y = tl.program_id(0).to(tl.int64), tl.program_id(1)
     target = out + tl.load(rows + i) * C * H * W + y * W
