@@ -26,7 +26,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .distributed import DistContext
 from .signals import StopRequest
 
-__all__ = ["TrainParts", "EpochProgress", "train_one_epoch", "evaluate"]
+__all__ = ["TrainParts", "EpochProgress", "train_one_epoch", "evaluate", "mean_lr"]
 
 _logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class EpochProgress:
         return math.ceil(self.batches / accum)
 
 
-def _mean_lr(optimizer: torch.optim.Optimizer) -> float:
+def mean_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The mean learning rate of the optimizer's parameter groups (what the logs and summary.csv show)."""
     lrs = [group["lr"] for group in optimizer.param_groups]
     return sum(lrs) / len(lrs)
 
@@ -169,7 +170,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                 elapsed = time.perf_counter() - window_start
                 mean_loss = (totals[0] / totals[1]).item()
                 rate = totals[1].item() / max(elapsed, 1e-9)
-                lr = _mean_lr(optimizer)
+                lr = mean_lr(optimizer)
                 remaining = (total_updates - num_updates) * elapsed / window_updates
                 bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}")
                 if ctx.is_primary:

@@ -35,7 +35,7 @@ from .data import class_names_of, create_eval_loader, create_image_dataset, crea
 from .distributed import DistContext, setup_distributed, teardown_distributed
 from .loggers import ScalarLogger
 from .loss import create_train_loss
-from .loops import EpochProgress, TrainParts, evaluate, train_one_epoch
+from .loops import EpochProgress, TrainParts, evaluate, mean_lr, train_one_epoch
 from .metrics import RunRecords, plot_curves
 from .model import create_training_model
 from .optim import create_optimizer, create_scheduler, resolve_lr
@@ -322,7 +322,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> int:
                 if "ema" in scores:
                     evaluation.update({f"ema_{k}": v for k, v in scores["ema"].items()})
                 latest = scores["ema" if "ema" in scores else "model"][args.eval_metric]
-                lr = sum(g["lr"] for g in optimizer.param_groups) / len(optimizer.param_groups)
+                lr = mean_lr(optimizer)
                 scheduler.step(epoch + 1, latest)
                 rng = ctx.gather(capture_rng_state(ctx.device))
                 if ctx.is_primary:
