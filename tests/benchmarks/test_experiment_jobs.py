@@ -1,6 +1,7 @@
 """configs/experiments (issue 7: one YAML per experiment) and benchmarks/experiment_jobs.py."""
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -19,8 +20,8 @@ FOLDERS = {"imagewoof": "imagewoof", "cifar10": "cifar10"}
 
 def test_the_planned_experiments_exist() -> None:
     assert set(NAMES) == {"woof-headline", "woof-small", "woof-ablations", "woof-wallclock", "woof-fp16",
-                          "woof-droppath", "woof-100", "woof-small-100", "woof-small-lr", "cifar", "cifar-eager",
-                          "cifar-small"}
+                          "woof-droppath", "woof-100", "woof-small-100", "woof-small-lr", "woof-small-100-lr", "cifar",
+                          "cifar-eager", "cifar-small"}
     assert experiment_jobs.load_experiment("woof-headline")["seeds"] == [0, 1, 2]
 
 
@@ -33,10 +34,11 @@ def test_every_job_is_a_valid_training_command_on_its_dataset(name: str) -> None
         assert config.startswith(f"configs/{FOLDERS[spec['dataset']]}/")
         args = parse_args(["-c", str(ROOT / config), "--data-dir", "unused", *options])
         assert f"-s{args.seed}" in run and "{" not in job
-        if "_ep" in run:  # names that say their schedule or learning rate hold it
-            assert args.epochs == int(run.split("_ep")[1].split("-")[0])
-        if "_lr" in run:
-            assert args.lr == float(run.split("_lr")[1].rsplit("-s", 1)[0])
+        for part in run.rsplit("-s", 1)[0].split("_"):  # names that say their schedule or learning rate hold it
+            if re.fullmatch(r"ep\d+", part):
+                assert args.epochs == int(part[2:])
+            if re.fullmatch(r"lr[\d.e-]+", part):
+                assert args.lr == float(part[2:])
 
 
 @pytest.mark.parametrize("name", NAMES)
