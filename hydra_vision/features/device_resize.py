@@ -72,6 +72,15 @@ def group_by_size(sizes: Sequence[tuple[int, int]], max_padding: float = MAX_PAD
     return groups
 
 
+def _as_packed(images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> PackedImages:
+    """Images of any accepted form as `PackedImages` (a batch (B, C, h, w) as a view when contiguous)."""
+    if isinstance(images, PackedImages):
+        return images
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        return PackedImages(images.reshape(-1), torch.tensor(images.shape[1:]).expand(len(images), 3))
+    return PackedImages.pack(images)
+
+
 class DeviceResize:
     """Splits a timm eval transform (`create_transform(..., use_prefetcher=True)`) into `decode`
     (PIL -> uint8 (3, h, w), for the loader) and the resize + crop run by `__call__` on `device`.
@@ -132,35 +141,22 @@ class DeviceResize:
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> torch.Tensor:
         """uint8 images, a batch (B, C, h, w), a list of (C, h_i, w_i) or `PackedImages` -> float32
         (B, C, H, W) on the device, values in [0, 255] rounded."""
-        if isinstance(images, torch.Tensor) and images.ndim == 4:  # one size: the batch is its own canvas
-            n, _, h, w = images.shape
-            self._maps_for([(h, w)])
-            rows, columns_y, columns_x = self._upload(torch.arange(n), *self._map_columns([(h, w)] * n, h, w))
-            canvas = images.to(self.device, non_blocking=True).permute(0, 2, 1, 3).float()
-            resized = self._resize(canvas, *self._maps(columns_y, columns_x))
-            _, H, C, W = resized.shape
-            out = resized.new_empty(n, C, H, W)
-            scatter_rounded(out, rows, resized)
-            return out
-        packed = images if isinstance(images, PackedImages) else PackedImages.pack(images)
+        packed = _as_packed(images)
         channels = set(packed.shapes[:, 0].tolist())
-        if len(channels) > 1:
-            raise ValueError(f"images with different channel counts: {sorted(channels)}")
+        if len(channels) != 1:
+            raise ValueError(f"need images of one channel count, got {sorted(channels) or 'no images'}")
         data = packed.data.to(self.device, non_blocking=True)
         sizes = [(h, w) for _, h, w in packed.shapes.tolist()]
         pixels = packed.shapes.prod(1)
         starts = torch.cumsum(pixels, 0) - pixels
         self._maps_for(sizes)
-        out = None
+        out = torch.empty(len(sizes), channels.pop(), *(bank.shape[0] for bank in self._banks), device=self.device)
         for group in group_by_size(sizes):
             top, wide = max(sizes[i][0] for i in group), max(sizes[i][1] for i in group)
             rows = torch.tensor(group)
             rows, shapes, first, columns_y, columns_x = self._upload(
                 rows, packed.shapes[rows], starts[rows], *self._map_columns([sizes[i] for i in group], top, wide))
             resized = self._resize(gather_canvas(data, shapes, first, top, wide), *self._maps(columns_y, columns_x))
-            if out is None:
-                n, H, C, W = resized.shape
-                out = resized.new_empty(len(sizes), C, H, W)
             scatter_rounded(out, rows, resized)
         return out
 

@@ -164,8 +164,10 @@ def test_size_groups_bound_the_padding(sizes: list[tuple[int, int]], max_padding
 def test_inputs_it_cannot_resize_are_named():
     resize = DeviceResize(_eval_transform(), torch.device("cpu"))
     gray_and_rgb = [torch.zeros(1, 20, 20, dtype=torch.uint8), torch.zeros(3, 20, 20, dtype=torch.uint8)]
-    with pytest.raises(ValueError, match="different channel counts"):
+    with pytest.raises(ValueError, match="one channel count"):
         resize(gray_and_rgb)
+    with pytest.raises(ValueError, match="no images"):
+        resize(torch.zeros(0, 3, 20, 20, dtype=torch.uint8))
     no_crop = DeviceResize(transforms.Compose([transforms.Resize(32), MaybePILToTensor()]), torch.device("cpu"))
     square, wide = torch.zeros(3, 20, 20, dtype=torch.uint8), torch.zeros(3, 20, 40, dtype=torch.uint8)
     with pytest.raises(ValueError, match="fixed output size"):
