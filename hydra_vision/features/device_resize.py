@@ -150,14 +150,15 @@ class DeviceResize:
         pixels = packed.shapes.prod(1)
         starts = torch.cumsum(pixels, 0) - pixels
         self._maps_for(sizes)
-        out = torch.empty(len(sizes), channels.pop(), *(bank.shape[0] for bank in self._banks), device=self.device)
+        channels = channels.pop()
+        out = torch.empty(len(sizes), channels, *(bank.shape[0] for bank in self._banks), device=self.device)
         for group in group_by_size(sizes):
             top, wide = max(sizes[i][0] for i in group), max(sizes[i][1] for i in group)
-            rows = torch.tensor(group)
             rows, shapes, first, columns_y, columns_x = self._upload(
-                rows, packed.shapes[rows], starts[rows], *self._map_columns([sizes[i] for i in group], top, wide))
-            resized = self._resize(gather_canvas(data, shapes, first, top, wide), *self._maps(columns_y, columns_x))
-            scatter_rounded(out, rows, resized)
+                torch.tensor(group), packed.shapes[group], starts[group],
+                *self._map_columns([sizes[i] for i in group], top, wide))
+            canvas = gather_canvas(data, shapes, first, channels, top, wide)
+            scatter_rounded(out, rows, self._resize(canvas, *self._maps(columns_y, columns_x)))
         return out
 
     def _maps(self, columns_y: torch.Tensor, columns_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,11 +60,9 @@ class PackedImages:
     def pack(cls, images: Sequence[torch.Tensor]) -> PackedImages:
         return cls(torch.cat([x.reshape(-1) for x in images]), torch.tensor([tuple(x.shape) for x in images]))
 
-    def unpack(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
-        """The images (3, h_i, w_i) as views of one copy of data on `device` (asynchronous from pinned
-        memory), converted to `dtype` in one pass when given."""
+    def unpack(self, device: torch.device | str | None = None) -> list[torch.Tensor]:
+        """The images (3, h_i, w_i) as views of one copy of data on `device` (asynchronous from pinned memory)."""
         data = self.data if device is None else self.data.to(device, non_blocking=True)
-        data = data if dtype is None else data.to(dtype)
         shapes = [tuple(s) for s in self.shapes.tolist()]
         return [x.view(s) for x, s in zip(data.split([c * h * w for c, h, w in shapes]), shapes)]
 

@@ -19,15 +19,14 @@ from .reference import gather_canvas_reference, scatter_rounded_reference
 __all__ = ["gather_canvas", "gather_canvas_reference", "scatter_rounded", "scatter_rounded_reference"]
 
 
-def gather_canvas(data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, top: int, wide: int, *,
-                  backend: str | None = None) -> torch.Tensor:
-    """Args: data uint8 (S,); shapes int64 (n, 3) of (C, h_i, w_i), one C for all; starts int64 (n,), each
-    image's first element in data; the canvas extent top >= max h_i, wide >= max w_i. All on one device.
-    Returns: float32 (n, top, C, wide)."""
+def gather_canvas(data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, channels: int, top: int, wide: int,
+                  *, backend: str | None = None) -> torch.Tensor:
+    """Args: data uint8 (S,); shapes int64 (n, 3) of (C, h_i, w_i) with C = channels for all; starts int64
+    (n,), each image's first element in data (the tensors on one device); the canvas extent
+    top >= max h_i, wide >= max w_i. Returns: float32 (n, top, C, wide)."""
     if data.dtype != torch.uint8 or shapes.dim() != 2 or shapes.shape[1] != 3 or starts.shape != shapes.shape[:1]:
         raise ValueError(f"gather_canvas needs uint8 data, shapes (n, 3) and starts (n,), got {data.dtype}, "
                          f"{tuple(shapes.shape)} and {tuple(starts.shape)}")
-    channels = int(shapes[0, 0]) if len(shapes) else 0
     if resolve_backend(backend, data) == "triton":
         from .triton_canvas import gather_canvas_triton
 

@@ -29,8 +29,6 @@ def test_pack_then_unpack_gives_the_images_back():
     assert packed.data.shape == (sum(x.numel() for x in images),) and packed.shapes.tolist()[1] == [3, 6, 8]
     for got, expected in zip(packed.unpack(), images, strict=True):
         assert torch.equal(got, expected)
-    for got, expected in zip(packed.unpack(dtype=torch.float32), images, strict=True):
-        assert got.dtype == torch.float32 and torch.equal(got, expected.float())
 
 
 def test_collate_packs_only_ragged_batches():

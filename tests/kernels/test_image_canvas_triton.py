@@ -35,7 +35,7 @@ def _canvas_loop(images: list[torch.Tensor], top: int, wide: int) -> torch.Tenso
 def test_gather_puts_each_image_in_its_corner_of_a_zero_canvas(backend: str, channels: int):
     sizes = [(5, 7), (1, 1), (9, 3), (5, 7), (2, 130)]  # 130 columns: two of the kernel's column blocks
     images, data, shapes, starts = _packed(sizes, channels)
-    canvas = gather_canvas(data, shapes, starts, 11, 133, backend=backend)
+    canvas = gather_canvas(data, shapes, starts, channels, 11, 133, backend=backend)
     assert canvas.dtype == torch.float32 and canvas.shape == (5, 11, channels, 133)
     torch.testing.assert_close(canvas.cpu(), _canvas_loop(images, 11, 133), rtol=0, atol=0)
 
@@ -68,8 +68,8 @@ def test_triton_matches_the_reference_on_fuzzed_sizes(sizes: list[tuple[int, int
                                                      channels: int):
     _, data, shapes, starts = _packed(sizes, channels, seed=len(sizes))
     top, wide = max(h for h, _ in sizes) + pad_y, max(w for _, w in sizes) + pad_x
-    canvas = gather_canvas(data, shapes, starts, top, wide, backend="triton")
-    torch.testing.assert_close(canvas, gather_canvas(data, shapes, starts, top, wide, backend="reference"),
+    canvas = gather_canvas(data, shapes, starts, channels, top, wide, backend="triton")
+    torch.testing.assert_close(canvas, gather_canvas(data, shapes, starts, channels, top, wide, backend="reference"),
                                rtol=0, atol=0)
     rows = torch.randperm(len(sizes) + 2, generator=torch.Generator().manual_seed(0))[:len(sizes)].to(DEVICE)
     resized = (canvas.transpose(1, 2)[..., :3] * 1.37 - 40).contiguous()  # (n, C, top, 3): H = C, C = top
@@ -82,6 +82,6 @@ def test_triton_matches_the_reference_on_fuzzed_sizes(sizes: list[tuple[int, int
 def test_bad_arguments_are_named():
     _, data, shapes, starts = _packed([(2, 2)], 3)
     with pytest.raises(ValueError, match="uint8 data"):
-        gather_canvas(data.float(), shapes, starts, 2, 2)
+        gather_canvas(data.float(), shapes, starts, 3, 2, 2)
     with pytest.raises(ValueError, match="rows"):
         scatter_rounded(torch.zeros(2, 3, 4, 5), torch.tensor([0, 1]), torch.zeros(1, 4, 3, 5))
