@@ -10,14 +10,16 @@ For an image batch x (B, 3, H, W) and a model with D channels, P prefix tokens a
   forward_features) and NCHW adds `blocks.<i>.prefix` (B, P, D).
 Preprocessing follows the model's pretrained cfg (timm's resolve_data_config +
 create_transform); images are resized on the CPU as uint8 (or, with `resize_on='device'`, on the
-model's device: `DeviceResize`) and normalised on the device. With `cuda_graphs=True` each batch
-shape's forward is captured once as a CUDA graph and replayed (no per-batch Python or launch cost).
+model's device: `DeviceResize`) and normalised on the device. On CUDA, the copy and preparation of a
+batch from host memory run on a side stream, so that they overlap the forward of the batch before
+(the forward waits for them). With `cuda_graphs=True` each batch shape's forward is captured once as a
+CUDA graph and replayed (no per-batch Python or launch cost).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import timm
@@ -125,6 +127,7 @@ class FeatureExtractor:
             raise ValueError(f"cuda_graphs=True needs a CUDA device, got {self.device}")
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, dict]] | None = (
             {} if cuda_graphs else None)
+        self._prepare_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.embeddings, self.output_fmt = embeddings, output_fmt
         self.prefix_tokens, self.layer_norm, self.normalize = prefix_tokens, layer_norm, normalize
         self.layers = self._resolve_layers(layers)
@@ -209,11 +212,26 @@ class FeatureExtractor:
         """uint8 images from `preprocess` -> model input (B, 3, H, W) on the device (`standardize`d;
         resized there first with `resize_on='device'`)."""
         if self._device_resize is not None:
-            return self.standardize(self._device_resize(images))
+            return self._prepare(images, lambda: self.standardize(self._device_resize(images)))
         images = stack_if_uniform(images) if isinstance(images, (list, tuple)) else images
         if isinstance(images, (list, PackedImages)):
             raise ValueError("images of several sizes: resize them first, or use resize_on='device'")
-        return self.standardize(images)
+        return self._prepare(images, lambda: self.standardize(images))
+
+    def _prepare(self, images: torch.Tensor | Sequence[torch.Tensor] | PackedImages,
+                 preparation: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """preparation() of host `images`, on the side stream on CUDA (the current stream waits for its result;
+        the forward of the batch queued before runs meanwhile); images already on the device: on the current stream."""
+        host = [images.data] if isinstance(images, PackedImages) else (
+            [images] if isinstance(images, torch.Tensor) else list(images))
+        if self._prepare_stream is None or any(t.device.type != "cpu" for t in host):
+            return preparation()
+        current = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._prepare_stream):
+            x = preparation()
+        current.wait_stream(self._prepare_stream)
+        x.record_stream(current)  # allocated on the side stream, freed after the current stream's use
+        return x
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
