@@ -14,10 +14,8 @@ canvases (n, hc, C, wc), the maps' columns past each image's edge are zero, and 
 clamped, rounded and put in their batch rows (`hydra_vision.kernels.image_canvas`: one Triton kernel
 each way on CUDA). Groups keep the padding under `MAX_PADDING` times the pixels (Imagewoof: 2-3
 groups per batch of 256 images of ~60 sizes), so the kernels per batch do not grow with the number
-of sizes. On the CPU the products run in fp32; on CUDA on the tensor cores as `split_bmm` (the canvas is
-bf16, which holds 0..255 exactly; maps and intermediates enter as bf16 hi + lo parts): within ~0.03 of
-an fp32 product (a bound; the tests see less) whatever torch's TF32 settings, so a pixel can round
-differently only that close to a half.
+of sizes. The products run in fp32 (torch's fp32 matmul precision: keep TF32 off for pixels within
+rounding of torchvision's).
 
 The result is (B, C, H, W) in float32 with values in [0, 255] rounded as uint8 would be: the same
 sizes and interpolation as the CPU transform, computed by torch (bicubic a = -0.75, antialiased)
@@ -36,7 +34,7 @@ from torchvision.transforms import functional as TF
 from ..kernels.image_canvas import gather_canvas, scatter_rounded
 from .loading import PackedImages
 
-__all__ = ["DeviceResize", "axis_maps", "group_by_size", "split_bmm"]
+__all__ = ["DeviceResize", "axis_maps", "group_by_size"]
 
 MAX_PADDING = 1.5  # a group's canvas holds at most this many times its images' pixels
 MAX_CACHED_COLUMNS = 1 << 18  # map columns kept per axis (H x 2^18 fp32: 235 MB at H = 224) before a reset
@@ -74,26 +72,6 @@ def group_by_size(sizes: Sequence[tuple[int, int]], max_padding: float = MAX_PAD
     return groups
 
 
-def _bf16_parts(t: torch.Tensor) -> list[torch.Tensor]:
-    """t as bf16 parts that sum to it: [t] if bf16 already, else [hi, lo] (|t - hi - lo| <= 2^-16 |t|)."""
-    if t.dtype == torch.bfloat16:
-        return [t]
-    hi = t.to(torch.bfloat16)
-    return [hi, (t - hi.float()).to(torch.bfloat16)]
-
-
-def split_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a (n, M, K) @ b (n, K, N) in fp32, about as accurate as an fp32 product, from bf16 products with fp32
-    accumulation (tensor cores on CUDA). A bf16 operand is exact; an fp32 one is split into bf16 hi + lo,
-    and hi hi + hi lo + lo hi (lo lo dropped) are one product over the concatenated K. Error <= ~3 * 2^-16
-    sum_k |a_mk| |b_kn|."""
-    terms = [(x, y) for i, x in enumerate(_bf16_parts(a)) for j, y in enumerate(_bf16_parts(b)) if i + j < 2]
-    lhs, rhs = torch.cat([x for x, _ in terms], dim=2), torch.cat([y for _, y in terms], dim=1)
-    if lhs.is_cuda:
-        return torch.bmm(lhs, rhs, out_dtype=torch.float32)
-    return torch.bmm(lhs.float(), rhs.float())  # the same sums: products of bf16 values are exact in fp32
-
-
 def _as_packed(images: torch.Tensor | Sequence[torch.Tensor] | PackedImages) -> PackedImages:
     """Images of any accepted form as `PackedImages` (a batch (B, C, h, w) as a view when contiguous)."""
     if isinstance(images, PackedImages):
@@ -122,7 +100,6 @@ class DeviceResize:
         self.decode = last
         self.steps = steps
         self.device = device
-        self._canvas_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # split_bmm's exact operand
         self._columns: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> first column in the banks
         self._banks: tuple[torch.Tensor, torch.Tensor] | None = None  # (H, 1 + sum h), (W, 1 + sum w); column 0 is 0
 
@@ -180,7 +157,7 @@ class DeviceResize:
             rows, shapes, first, columns_y, columns_x = self._upload(
                 torch.tensor(group), packed.shapes[group], starts[group],
                 *self._map_columns([sizes[i] for i in group], top, wide))
-            canvas = gather_canvas(data, shapes, first, channels, top, wide, dtype=self._canvas_dtype)
+            canvas = gather_canvas(data, shapes, first, channels, top, wide)
             scatter_rounded(out, rows, self._resize(canvas, *self._maps(columns_y, columns_x)))
         return out
 
@@ -190,12 +167,11 @@ class DeviceResize:
 
     @staticmethod
     def _resize(canvas: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        """canvas (n, h, C, w) fp32 (or bf16: `split_bmm`), maps (n, H, h) and (n, W, w) fp32 -> per channel
-        Wy I Wx^T as (n, H, C, W) fp32; the two batched products in the cheaper order."""
+        """canvas (n, h, C, w), maps (n, H, h) and (n, W, w) -> per channel Wy I Wx^T as (n, H, C, W); the
+        two batched products in the cheaper order."""
         (n, h, C, w), H, W = canvas.shape, wy.shape[1], wx.shape[1]
-        bmm = split_bmm if canvas.dtype == torch.bfloat16 else torch.bmm
         if H * w * (h + W) < W * h * (w + H):  # rows first
-            out = bmm(bmm(wy, canvas.reshape(n, h, C * w)).view(n, H * C, w), wx.transpose(1, 2))
+            out = torch.bmm(torch.bmm(wy, canvas.reshape(n, h, C * w)).view(n, H * C, w), wx.transpose(1, 2))
         else:
-            out = bmm(wy, bmm(canvas.reshape(n, h * C, w), wx.transpose(1, 2)).view(n, h, C * W))
+            out = torch.bmm(wy, torch.bmm(canvas.reshape(n, h * C, w), wx.transpose(1, 2)).view(n, h, C * W))
         return out.view(n, H, C, W)

@@ -2,8 +2,7 @@
 multiplies (`hydra_vision.features.device_resize`):
 
     gather:   packed uint8 images (C, h_i, w_i), one after the other
-              -> canvas[i, y, c, x] = image_i[c, y, x] (0 past h_i, w_i)     (n, top, C, wide), float32 or
-                 bfloat16 (both hold 0..255 exactly)
+              -> float32 canvas[i, y, c, x] = image_i[c, y, x] (0 past h_i, w_i)     (n, top, C, wide)
     scatter:  resized (n, H, C, W) -> out[rows[i], c, y, x] = round(clamp(resized[i, y, c, x], 0, 255))
 
 (round half to even, as torch.round and a uint8 conversion of PIL's do). Backends: `reference`
@@ -21,20 +20,18 @@ __all__ = ["gather_canvas", "gather_canvas_reference", "scatter_rounded", "scatt
 
 
 def gather_canvas(data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, channels: int, top: int, wide: int,
-                  *, dtype: torch.dtype = torch.float32, backend: str | None = None) -> torch.Tensor:
+                  *, backend: str | None = None) -> torch.Tensor:
     """Args: data uint8 (S,); shapes int64 (n, 3) of (C, h_i, w_i) with C = channels for all; starts int64
     (n,), each image's first element in data (the tensors on one device); the canvas extent
-    top >= max h_i, wide >= max w_i; dtype float32 or bfloat16. Returns: (n, top, C, wide) in dtype."""
+    top >= max h_i, wide >= max w_i. Returns: float32 (n, top, C, wide)."""
     if data.dtype != torch.uint8 or shapes.dim() != 2 or shapes.shape[1] != 3 or starts.shape != shapes.shape[:1]:
         raise ValueError(f"gather_canvas needs uint8 data, shapes (n, 3) and starts (n,), got {data.dtype}, "
                          f"{tuple(shapes.shape)} and {tuple(starts.shape)}")
-    if dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"gather_canvas writes float32 or bfloat16, got {dtype}")
     if resolve_backend(backend, data) == "triton":
         from .triton_canvas import gather_canvas_triton
 
-        return gather_canvas_triton(data, shapes, starts, channels, top, wide, dtype)
-    return gather_canvas_reference(data, shapes, starts, channels, top, wide).to(dtype)
+        return gather_canvas_triton(data, shapes, starts, channels, top, wide)
+    return gather_canvas_reference(data, shapes, starts, channels, top, wide)
 
 
 def scatter_rounded(out: torch.Tensor, rows: torch.Tensor, resized: torch.Tensor, *,

@@ -1,5 +1,5 @@
 """The `triton` backend of the canvas gather and the rounded scatter: one program per (image, row),
-looping over channels and column blocks; uint8 in, fp32 or bf16 out (gather); fp32 in and out (scatter). The
+looping over channels and column blocks; uint8 in, fp32 out (gather); fp32 in and out (scatter). The
 sizes are not specialised on (Triton would compile a variant per canvas width divisible by 16 or not,
 in the middle of an extraction: one compilation per kernel and process is enough).
 
@@ -29,8 +29,7 @@ def _gather_kernel(data, shapes, starts, canvas, C, wide, BLOCK: tl.constexpr):
         for x0 in range(0, wide, BLOCK):
             x = x0 + tl.arange(0, BLOCK)
             pixels = tl.load(source + x, mask=(x < w) & (y < h), other=0)
-            # through fp32: the interpreter (Triton 3.8) turns uint8 into bf16 by reinterpreting the bits
-            tl.store(row + c * wide + x, pixels.to(tl.float32).to(canvas.dtype.element_ty), mask=x < wide)
+            tl.store(row + c * wide + x, pixels.to(tl.float32), mask=x < wide)
 
 
 @triton.jit(do_not_specialize=["C", "H", "W"])
@@ -47,8 +46,8 @@ def _scatter_kernel(resized, rows, out, C, H, W, ROUNDING: tl.constexpr, BLOCK: 
 
 
 def gather_canvas_triton(data: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, channels: int, top: int,
-                         wide: int, dtype: torch.dtype) -> torch.Tensor:
-    canvas = torch.empty(len(shapes), top, channels, wide, device=data.device, dtype=dtype)
+                         wide: int) -> torch.Tensor:
+    canvas = torch.empty(len(shapes), top, channels, wide, device=data.device, dtype=torch.float32)
     if canvas.numel():
         _gather_kernel[(len(shapes), top)](data, shapes.contiguous(), starts.contiguous(), canvas, channels, wide,
                                            BLOCK=BLOCK)

@@ -21,7 +21,7 @@ from hydra_vision.features import (
     list_images,
     read_features,
 )
-from hydra_vision.features.device_resize import DeviceResize, axis_maps, group_by_size, split_bmm
+from hydra_vision.features.device_resize import DeviceResize, axis_maps, group_by_size
 from hydra_vision.features.loading import PackedImages
 from hydra_vision.features.visualize import save_pca_grid
 
@@ -159,32 +159,6 @@ def test_size_groups_bound_the_padding(sizes: list[tuple[int, int]], max_padding
     for group in groups:
         canvas = len(group) * max(sizes[i][0] for i in group) * max(sizes[i][1] for i in group)
         assert len(group) == 1 or canvas <= max_padding * sum(sizes[i][0] * sizes[i][1] for i in group)
-
-
-@pytest.mark.parametrize("dtypes", [(torch.float32, torch.bfloat16), (torch.bfloat16, torch.float32),
-                                    (torch.float32, torch.float32)])
-def test_split_products_are_about_fp32_accurate(dtypes: tuple[torch.dtype, torch.dtype]):
-    """Within 3 * 2^-16 of sum |a| |b| per entry (bf16 operands: uint8 levels, which bf16 holds exactly), where
-    one bf16 product of the same operands is not."""
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randint(0, 256, shape, generator=g).to(dtype) if dtype == torch.bfloat16
-            else torch.randn(shape, generator=g) * 100 for shape, dtype in zip([(3, 40, 70), (3, 70, 50)], dtypes))
-    exact, scale = a.double() @ b.double(), a.double().abs() @ b.double().abs()
-    assert ((split_bmm(a, b).double() - exact).abs() / scale).max() <= 3 * 2 ** -16
-    one_product = a.bfloat16().double() @ b.bfloat16().double()
-    assert ((one_product - exact).abs() / scale).max() > 3 * 2 ** -16
-
-
-def test_split_products_round_like_fp32_products(photos: list[str], monkeypatch: pytest.MonkeyPatch):
-    """The CUDA path's bf16 canvas and split products (run here on the CPU) give the fp32 path's pixels, but
-    for rare values within the split's error of a half."""
-    decoded = PackedImages.pack([DeviceResize(_eval_transform(), torch.device("cpu")).decode(Image.open(p))
-                                 for p in photos])
-    fp32 = DeviceResize(_eval_transform(), torch.device("cpu"))(decoded)
-    split = DeviceResize(_eval_transform(), torch.device("cpu"))
-    monkeypatch.setattr(split, "_canvas_dtype", torch.bfloat16)
-    moved = (split(decoded) - fp32).abs()
-    assert moved.max() <= 1 and (moved > 0).float().mean() < 1e-3
 
 
 def test_inputs_it_cannot_resize_are_named():
