@@ -209,7 +209,7 @@ def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
         blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                      **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
-                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")}})
+                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR", "DX", "DB")}})
     return rows
 
 
