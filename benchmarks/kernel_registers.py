@@ -16,9 +16,11 @@ the compiler rejects.
 
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_rows mix_cols
+    HYDRA_BWD_COLS=split python benchmarks/kernel_registers.py --kernels mix_cols   # both split launches
 
 One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
-n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes.
+n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes (and the cols kernel's
+DX / DB flags).
 """
 from __future__ import annotations
 
