@@ -16,11 +16,9 @@ the compiler rejects.
 
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_rows mix_cols
-    HYDRA_BWD_COLS=split python benchmarks/kernel_registers.py --kernels mix_cols   # both split launches
 
 One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
-n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes (and the cols kernel's
-DX / DB flags).
+n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes.
 """
 from __future__ import annotations
 
@@ -211,7 +209,7 @@ def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
         blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                      **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
-                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR", "DX", "DB")}})
+                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")}})
     return rows
 
 

@@ -7,8 +7,7 @@ rows kernel, one program per (row tile, batch, group), heads of the group in tur
     R[i]   = sum_j (S o decay o dt o G)[i, j] + decay_in[i] dy_i . (S_in Cs[i])  (= dy_i . y_d[i]) per head
     dC[i - shift] = dCs_f[i],  dC_b[i + shift] likewise (C rows the shift skips get 0)
 
-cols kernel, flags DX (dx, dD, K') and DB (dB): both, one program per (column tile, batch, group), or
-(`triton_config.bwd_cols_variant` "split") DX alone per (column tile, batch, head), then DB alone per group:
+cols kernel, one program per (column tile, batch, group):
     dx[j]  = sum_d dt_d[j] (sum_i (S o decay)[i, j] dy_i + w_d[j] B_d[j] dS_d)  + D[j] dy_j
     dB[j]  = sum_h dt[j] (sum_i (G o decay)[i, j] Cs[i] + w_d[j] x_j dS_d)
     K'[j]  = sum_i (S o decay o G)[i, j] + w_d[j] x_j . (B_d[j] dS_d)   per head,   dD[j] = dy_j . x_j
@@ -127,10 +126,10 @@ def chunk_bwd_rows_kernel(
 
 
 @triton.jit
-def _cols_pairs(q, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L,
-                FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
-    """Cs [BLOCK rows, BLOCK_N] and decay^T [BLOCK cols, BLOCK rows] (0 off the triangle) of one triangle
-    of one tile."""
+def _cols_tile(gt, dyi, bt, q, dt, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx, db, ks,
+               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """One triangle of one tile: dx += (S o decay o dt)^T dy, dB += (G o decay o dt)^T Cs (summed over
+    heads in place) and K' += rowsum of (S o decay o G)^T (fp32)."""
     if FORWARD:
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
         cs = load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
@@ -140,38 +139,15 @@ def _cols_pairs(q, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N
         cs = load_bc(Cp, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
         expo = q[:, None] - r[None, :]
     valid = tl.trans(triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT))  # [cols, rows]
-    return cs, tl.exp(tl.where(valid, expo, float("-inf")))
-
-
-@triton.jit
-def _cols_dx(gt, dyi, bt, cs, decay, dt, dx, ks, DOT_PREC: tl.constexpr):
-    """With M^T = (B Cs^T) o decay^T [cols, rows]: dx += (M^T o dt) dy and K' += rowsum(M^T o G^T) (fp32)."""
+    decay = tl.exp(tl.where(valid, expo, float("-inf")))
     mt = mma(bt, tl.trans(cs), None, DOT_PREC) * decay
     ks += tl.sum(mt * gt, axis=1)
-    return mma((mt * dt[:, None]).to(dyi.dtype), dyi, dx, DOT_PREC), ks
+    dx = mma((mt * dt[:, None]).to(dyi.dtype), dyi, dx, DOT_PREC)
+    db = mma((gt * decay * dt[:, None]).to(dyi.dtype), cs, db, DOT_PREC)
+    return dx, db, ks
 
 
-@triton.jit
-def _cols_db(gt, cs, decay, dt, db, DOT_PREC: tl.constexpr):
-    """dB += (G^T o decay^T o dt) Cs, G^T = x dy^T [cols, rows] (summed over heads in place)."""
-    return mma((gt * decay * dt[:, None]).to(cs.dtype), cs, db, DOT_PREC)
-
-
-@triton.jit
-def _state_dx(bt, ds_np, mask, w, dt, xj, dx, ks, DOT_PREC: tl.constexpr):
-    """dx += dt w B dS^T and K' += x . (w B dS^T), dS^T [BLOCK_N, BLOCK_P] the adjoint state at the chunk's exit."""
-    dxi = w[:, None] * mma_split(bt, tl.load(ds_np, mask=mask, other=0.0), None, DOT_PREC)
-    ks += tl.sum(xj.to(tl.float32) * dxi, axis=1)
-    return dx + dt[:, None] * dxi, ks
-
-
-@triton.jit
-def _state_db(xj, ds_pn, mask, w, dt, db, DOT_PREC: tl.constexpr):
-    """dB += w dt x dS, dS [BLOCK_P, BLOCK_N] the adjoint state at the chunk's exit."""
-    return db + (w * dt)[:, None] * mma_split(xj, tl.load(ds_pn, mask=mask, other=0.0), None, DOT_PREC)
-
-
-@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "DX", "DB"],
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_bwd_cols_kernel(
@@ -180,29 +156,22 @@ def chunk_bwd_cols_kernel(
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
-    DX: tl.constexpr, DB: tl.constexpr,
 ):
-    tile, b, gh = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     c, c0, c_end, cols, cm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     j0 = tile * BLOCK
     nm = ns < N
-    hpg = H // G
-    g = gh if DB else gh // hpg  # grid axis 2: groups (their heads in turn) with DB, else heads
-    h0 = g * hpg if DB else gh
     bc = b * s_bb + g * s_bg
-    if DX:
-        b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
-    if DB:
-        db_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
+    db_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
     if BIDIR:
-        if DX:
-            b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
-        if DB:
-            db_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+        b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
+        db_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
     st_mask = pm[:, None] & nm[None, :]
     st_mask_t = nm[:, None] & pm[None, :]
-    for hh in range(hpg if DB else 1):
-        h = h0 + hh
+    hpg = H // G
+    for hh in range(hpg):
+        h = g * hpg + hh
         A_h = tl.load(A + h).to(tl.float32)
         off_f = b * H * L + h * L
         off_b = BHL + off_f
@@ -211,80 +180,61 @@ def chunk_bwd_cols_kernel(
         dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
         dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-        if DX:
-            dxj = tl.zeros([BLOCK, BLOCK_P], tl.float32)
-            ks_f = tl.zeros([BLOCK], tl.float32)
-        # the diagonal tile first, both directions, under names of its own so that neither its G, Cs, decay
-        # nor dy_j stays live across the loops
+        dxj = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+        ks_f = tl.zeros([BLOCK], tl.float32)
+        # the diagonal tile first, both directions, so that neither its G nor dy_j stays live across the loops
         g_diag = mma(xj, tl.trans(dyj), None, DOT_PREC)  # [BLOCK cols, BLOCK rows]
-        cs_diag, decay_diag = _cols_pairs(q_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
-                                          N, L, True, True, SHIFT)
-        if DX:
-            dxj, ks_f = _cols_dx(g_diag, dyj, b_f, cs_diag, decay_diag, dt_f, dxj, ks_f, DOT_PREC)
-        if DB:
-            db_f = _cols_db(g_diag, cs_diag, decay_diag, dt_f, db_f, DOT_PREC)
+        dxj, db_f, ks_f = _cols_tile(g_diag, dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm,
+                                     ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, True, SHIFT, DOT_PREC)
         if BIDIR:
             q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-            cs_diag, decay_diag = _cols_pairs(q_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl,
-                                              s_bn, N, L, False, True, SHIFT)
-            if DX:
-                dxj, ks_b = _cols_dx(g_diag, dyj, b_b, cs_diag, decay_diag, dt_b, dxj, tl.zeros([BLOCK], tl.float32),
-                                     DOT_PREC)
-            if DB:
-                db_b = _cols_db(g_diag, cs_diag, decay_diag, dt_b, db_b, DOT_PREC)
-        if DX:
-            if D_MODE > 0:
-                dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
-                tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1),
-                         mask=cm)
+            ks_b = tl.zeros([BLOCK], tl.float32)
+            dxj, db_b, ks_b = _cols_tile(g_diag, dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols,
+                                         cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, True, SHIFT, DOT_PREC)
+        if D_MODE > 0:
+            dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
+            tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
         for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
             rows = i0 + tl.arange(0, BLOCK)
             rm = rows < c_end
             dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
             gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-            cs, decay = _cols_pairs(q_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L,
-                                    True, False, SHIFT)
-            if DX:
-                dxj, ks_f = _cols_dx(gt, dyi, b_f, cs, decay, dt_f, dxj, ks_f, DOT_PREC)
-            if DB:
-                db_f = _cols_db(gt, cs, decay, dt_f, db_f, DOT_PREC)
+            dxj, db_f, ks_f = _cols_tile(gt, dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm,
+                                         ns, s_bl, s_bn, N, L, dxj, db_f, ks_f, True, False, SHIFT, DOT_PREC)
         if STATES:  # compiled out when L fits one chunk
             st = dstates + (b * H + h) * nchunks * P * N
             st_pn = st + ps[:, None] * N + ns[None, :]  # [BLOCK_P, BLOCK_N]
             st_np = st + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
             if c < nchunks - 1:
                 w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)
-                if DX:
-                    dxj, ks_f = _state_dx(b_f, st_np + c * P * N, st_mask_t, w, dt_f, xj, dxj, ks_f, DOT_PREC)
-                if DB:
-                    db_f = _state_db(xj, st_pn + c * P * N, st_mask, w, dt_f, db_f, DOT_PREC)
-        if DX:
-            tl.store(Kp + off_f + cols, ks_f, mask=cm)
+                ds_np = tl.load(st_np + c * P * N, mask=st_mask_t, other=0.0)
+                dxi = w[:, None] * mma_split(b_f, ds_np, None, DOT_PREC)
+                ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                dxj += dt_f[:, None] * dxi
+                ds_pn = tl.load(st_pn + c * P * N, mask=st_mask, other=0.0)
+                db_f += (w * dt_f)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
+        tl.store(Kp + off_f + cols, ks_f, mask=cm)
         if BIDIR:
             for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
                 rows = i0 + tl.arange(0, BLOCK)
                 dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
                 gt = mma(xj, tl.trans(dyi), None, DOT_PREC)
-                cs, decay = _cols_pairs(q_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L, cols, cm, ns, s_bl, s_bn,
-                                        N, L, False, False, SHIFT)
-                if DX:
-                    dxj, ks_b = _cols_dx(gt, dyi, b_b, cs, decay, dt_b, dxj, ks_b, DOT_PREC)
-                if DB:
-                    db_b = _cols_db(gt, cs, decay, dt_b, db_b, DOT_PREC)
+                dxj, db_b, ks_b = _cols_tile(gt, dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L,
+                                             cols, cm, ns, s_bl, s_bn, N, L, dxj, db_b, ks_b, False, False, SHIFT,
+                                             DOT_PREC)
             if STATES:
                 if c > 0:
                     w = tl.exp(q_b)
                     off = BHL // L * nchunks * P * N + c * P * N
-                    if DX:
-                        dxj, ks_b = _state_dx(b_b, st_np + off, st_mask_t, w, dt_b, xj, dxj, ks_b, DOT_PREC)
-                    if DB:
-                        db_b = _state_db(xj, st_pn + off, st_mask, w, dt_b, db_b, DOT_PREC)
-            if DX:
-                tl.store(Kp + off_b + cols, ks_b, mask=cm)
-        if DX:
-            tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
-    if DB:
-        out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
-        tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])
-        if BIDIR:
-            tl.store(dBb + out, db_b, mask=cm[:, None] & nm[None, :])
+                    ds_np = tl.load(st_np + off, mask=st_mask_t, other=0.0)
+                    dxi = w[:, None] * mma_split(b_b, ds_np, None, DOT_PREC)
+                    ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                    dxj += dt_b[:, None] * dxi
+                    ds_pn = tl.load(st_pn + off, mask=st_mask, other=0.0)
+                    db_b += (w * dt_b)[:, None] * mma_split(xj, ds_pn, None, DOT_PREC)
+            tl.store(Kp + off_b + cols, ks_b, mask=cm)
+        tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
+    out = b * s_ob + g * s_og + cols[:, None] * s_ol + ns[None, :] * s_on
+    tl.store(dBf + out, db_f, mask=cm[:, None] & nm[None, :])
+    if BIDIR:
+        tl.store(dBb + out, db_b, mask=cm[:, None] & nm[None, :])

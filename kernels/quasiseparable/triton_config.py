@@ -1,5 +1,4 @@
-"""Knobs shared by the Triton stages: interpreter detection, the dot precision per dtype, `mma`, and the
-variant of the backward's column kernel."""
+"""Knobs shared by the Triton stages: interpreter detection, the dot precision per dtype, and `mma`."""
 from __future__ import annotations
 
 import os
@@ -8,25 +7,12 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["BWD_COLS_ENV", "bwd_cols_variant", "dot_precision", "interpreting", "mma", "mma_split"]
-
-BWD_COLS_ENV = "HYDRA_BWD_COLS"
-BWD_COLS_VARIANTS = ("fused", "split")
+__all__ = ["dot_precision", "interpreting", "mma", "mma_split"]
 
 
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import time)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-def bwd_cols_variant() -> str:
-    """How the mix backward computes dx, dB, dD and K' ($HYDRA_BWD_COLS, read at each call): "fused" (the
-    default; one program per column tile, batch element and group, its heads in turn) or "split" (dx, dD, K'
-    one program per head, then dB one program per group: fewer live accumulators, more programs)."""
-    variant = os.environ.get(BWD_COLS_ENV, "fused") or "fused"
-    if variant not in BWD_COLS_VARIANTS:
-        raise ValueError(f"{BWD_COLS_ENV}={variant!r}; choose one of {', '.join(BWD_COLS_VARIANTS)}")
-    return variant
 
 
 def dot_precision(dtype: torch.dtype) -> str:

@@ -6,9 +6,6 @@ Launch sequence:
     backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
               -> chunk_bwd_rows_kernel (dC, R) + chunk_bwd_cols_kernel (dx, dB, dD, K') -> dt_backward
 
-($HYDRA_BWD_COLS=split: the cols kernel twice, dx, dD, K' per head, then dB per group;
-`triton_config.bwd_cols_variant`.)
-
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
 one chunk and no state launch: two launches forward, three backward.
@@ -55,7 +52,7 @@ from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
 from .triton_chunk_fwd import chunk_fwd_kernel
-from .triton_config import bwd_cols_variant, dot_precision
+from .triton_config import dot_precision
 from .triton_dt import dt_backward, dt_forward
 from .triton_states import chunk_states
 
@@ -139,21 +136,17 @@ def _backward(
                   DOT_PREC=dot_precision(x.dtype))
     sizes = (L, H, G, k["P"], k["N"], batch * H * L, nchunks)
 
-    def grid(programs: int) -> Callable[[dict], tuple[int, int, int]]:
-        return lambda meta: (triton.cdiv(L, meta["BLOCK"]), batch, programs)
+    def grid(meta):
+        return (triton.cdiv(L, meta["BLOCK"]), batch, G)
 
-    chunk_bwd_rows_kernel[grid(G)](
+    chunk_bwd_rows_kernel[grid](
         x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(),
         dta, cum, A, states, dCf, dCb, *dCf.stride(), R, *sizes, **common,
     )
-    # (programs on grid axis 2, DX, DB) per launch
-    cols_launches = {"fused": [(G, True, True)], "split": [(H, True, False), (G, False, True)]}[bwd_cols_variant()]
-    for programs, dx_part, db_part in cols_launches:
-        chunk_bwd_cols_kernel[grid(programs)](
-            x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(), Dp, *d_strides,
-            dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), DX=dx_part,
-            DB=db_part, **common,
-        )
+    chunk_bwd_cols_kernel[grid](
+        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(), Dp, *d_strides,
+        dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), **common,
+    )
     ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
     if D is None:
         dD_out = None

@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 from triton.runtime.interpreter import InterpretedFunction
 
 from hydra_vision.kernels import quasiseparable_mix
-from hydra_vision.kernels.quasiseparable import triton_chunk_fwd, triton_mix
+from hydra_vision.kernels.quasiseparable import triton_chunk_fwd
 from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
-from hydra_vision.kernels.quasiseparable.triton_config import BWD_COLS_ENV, bwd_cols_variant
-from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton, ssd_mix_triton
+from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(triton_chunk_fwd.chunk_fwd_kernel.fn,
@@ -108,64 +107,6 @@ def test_low_precision_within_twice_the_reference_error(mix_inputs, cast_inputs,
                      grad_out, chunk_size=Q)
     out_pt = _grads(quasiseparable_mix_reference, cast_inputs(base, requires_grad=True), grad_out, chunk_size=Q)
     _assert_low_precision(out, out_ref, out_pt, dtype)
-
-
-def _ssd_mix(x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D, **options):
-    """`ssd_mix_triton` under `quasiseparable_mix`'s argument names: QS(x), or the causal scan when dt_bwd,
-    B_bwd, C_bwd are None."""
-    return ssd_mix_triton(x, dt_fwd, dt_bwd, A, B_fwd, C_fwd, B_bwd, C_bwd, D, **options)
-
-
-def _cols_case(bidir, shift, L, Q, H, G, diag):
-    dims = dict(batch=2, L=L, H=H, P=8, G=G, N=8)
-    tag = f"{'bidir' if bidir else 'causal'}_{'shift' if shift else 'noshift'}_L{L}_Q{Q}_H{H}_G{G}_D{diag}"
-    return pytest.param(bidir, shift, dims, Q, diag, id=tag)
-
-
-COLS_CASES = [
-    _cols_case(True, True, 20, 32, 4, 2, "data"),  # one chunk, L < chunk
-    _cols_case(True, True, 37, 16, 3, 1, "head"),  # three chunks (states), ragged last
-    _cols_case(True, False, 45, 16, 4, 2, None),
-    _cols_case(True, False, 12, 16, 2, 1, "data"),
-    _cols_case(False, False, 37, 16, 4, 2, "data"),  # the causal scan (BIDIR False)
-    _cols_case(False, False, 30, 32, 3, 1, "head"),
-]
-
-
-@pytest.mark.parametrize("bidir, shift, dims, Q, diag", COLS_CASES)
-def test_split_cols_backward_matches_fused(mix_inputs, cast_inputs, monkeypatch, bidir, shift, dims, Q, diag):
-    """HYDRA_BWD_COLS=split (the cols kernel as dx, dD, K' per head, then dB per group) gives the fused
-    kernel's y and gradients, and launches the kernel twice where fused launches it once."""
-    kw = mix_inputs(**dims, diag=diag, shift=shift, seed=dims["L"], device=DEVICE)
-    if not bidir:
-        kw.update(dt_bwd=None, B_bwd=None, C_bwd=None)
-    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(2)).to(DEVICE)
-    kernel, parts = triton_mix.chunk_bwd_cols_kernel, []
-
-    class Recorded:
-        def __getitem__(self, grid):
-            def launch(*args, **kwargs):
-                parts.append((kwargs["DX"], kwargs["DB"]))
-                return kernel[grid](*args, **kwargs)
-            return launch
-
-    monkeypatch.setattr(triton_mix, "chunk_bwd_cols_kernel", Recorded())
-    out = {}
-    for variant in ("fused", "split"):
-        monkeypatch.setenv(BWD_COLS_ENV, variant)
-        out[variant] = _grads(_ssd_mix, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=Q)
-    assert parts == [(True, True), (True, False), (False, True)]
-    assert out["split"].keys() == out["fused"].keys()
-    for name, g in out["fused"].items():
-        torch.testing.assert_close(out["split"][name], g, rtol=1e-5, atol=1e-5, msg=name)
-
-
-def test_bwd_cols_variant_is_checked(monkeypatch):
-    monkeypatch.delenv(BWD_COLS_ENV, raising=False)
-    assert bwd_cols_variant() == "fused"
-    monkeypatch.setenv(BWD_COLS_ENV, "both")
-    with pytest.raises(ValueError, match=f"^{BWD_COLS_ENV}='both'; choose one of fused, split"):
-        bwd_cols_variant()
 
 
 def test_strided_views_are_read_in_place(mix_inputs, cast_inputs):
