@@ -15,8 +15,9 @@ from hydra_vision.features import knn_scores, read_features, topk_accuracy
 
 from .conftest import MODEL, make_model
 
+# on the CPU in fp32 also where CUDA is (the CLI's default there is cuda + bf16): the tests compare with the API's defaults
 SMALL = ["--model", MODEL, "--model-kwargs", "depth=2", "chunk_size=16", "--img-size", "32", "--workers", "0",
-         "--quiet"]
+         "--device", "cpu", "--quiet"]
 
 
 def _run(command: str, *argv: object) -> int:
@@ -39,7 +40,7 @@ def test_extract_then_knn(image_root: Path, tmp_path: Path, capsys: pytest.Captu
         assert _run("extract", image_root / split, "--out", tmp_path / f"{split}.safetensors", *SMALL,
                     "--checkpoint", tmp_path / "w.pth", "--batch-size", "5", "--normalize") == 0
     assert _run("knn", "--train", tmp_path / "train.safetensors", "--val", tmp_path / "val.safetensors",
-                "-k", "5", "--out", tmp_path / "knn.json") == 0
+                "-k", "5", "--device", "cpu", "--out", tmp_path / "knn.json") == 0
     train, train_manifest = read_features(tmp_path / "train.safetensors")
     val, val_manifest = read_features(tmp_path / "val.safetensors")
     torch.testing.assert_close(train["embeddings"].norm(dim=1), torch.ones(12))
