@@ -9,7 +9,9 @@ only decodes), at batch B, dtype and image size (default: the model's cfg, 224 p
               uint8, W workers)
     extract   extract_to_file over the train split repeated until >= --min-images images:
               JPEG folder -> .safetensors, wall clock including worker start and the final write,
-              after a warm-up extraction of 4.5 batches (Triton compiles, CUDA-graph captures)
+              after a warm-up extraction of 4.5 batches (Triton compiles, CUDA-graph captures); a run
+              pays ~0.5 s before its first batch is written (H200, 8 loaders), so size --min-images
+              for runs of 30 s or more when the throughput is what you measure
     ratio     extract / forward (issue 6's target: >= 0.9)
     knn       embeddings of train and val (pretrained-cfg preprocessing, center crop), cosine
               k-NN with k = 20, T = 0.07 (DINO): top-1 / top-5; the weights are a seeded random
