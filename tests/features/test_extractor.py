@@ -152,3 +152,22 @@ def test_bad_arguments():
         FeatureExtractor(model, resize_on="gpu")
     with pytest.raises(FileNotFoundError):
         FeatureExtractor(model)("/nonexistent.jpg")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("resize_on", ["cpu", "device"])
+def test_gpu_side_stream_preparation_is_waited_for(resize_on: str):
+    """Host batches are prepared on the extractor's side stream; the forward on the current stream waits for
+    them: with the side stream held busy, the outputs still equal those computed without it (and not those of
+    the batch prepared before, whose memory the side stream reuses)."""
+    model = make_model().to("cuda")
+    extractor = FeatureExtractor(model, resize_on=resize_on)
+    g = torch.Generator().manual_seed(2)
+    before, batch = (torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g) for _ in range(2))
+    expected = extractor(batch.cuda())["embeddings"]  # on the device already: no side stream
+    extractor(before.pin_memory())
+    torch.cuda.synchronize()
+    with torch.cuda.stream(extractor._prepare_stream):
+        torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time before the next preparation can start
+    got = extractor(batch.pin_memory())["embeddings"]
+    assert torch.equal(got.cpu(), expected.cpu())
