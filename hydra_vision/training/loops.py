@@ -53,11 +53,14 @@ class TrainParts:
 @dataclass
 class EpochProgress:
     """How far an epoch got: batches done (per process) and, over all processes, the sum of their
-    per-sample losses and their sample count. A resumed epoch starts from it."""
+    per-sample losses and their sample count, in the epoch and since the last logged row (the window
+    that the next steps.csv row averages). A resumed epoch starts from it."""
 
     batches: int = 0
     loss_sum: float = 0.0
     samples: int = 0
+    window_loss_sum: float = 0.0
+    window_samples: int = 0
 
     def updates(self, accum: int) -> int:
         """Optimizer updates these batches made with `accum` micro-batches per update."""
@@ -93,7 +96,8 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
         log_step: called on the primary process every `log_interval` updates with
             (epoch, update count, mean loss since the last call, lr, samples/s over all processes).
         start: where an interrupted epoch stopped: `loader` then yields only the batches after
-            `start.batches` (a multiple of grad_accum_steps), and the loss sums carry on.
+            `start.batches` (a multiple of grad_accum_steps), and the loss sums carry on (the first
+            logged row after it averages the loss over the same updates as an uninterrupted run's).
 
     Returns:
         ({"loss": mean training loss of the epoch over all processes}, the progress reached: the
@@ -114,8 +118,12 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     clip_params = list(model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode))
 
     epoch_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
-    window_loss = torch.zeros((), device=ctx.device, dtype=torch.float64)
-    epoch_samples = window_samples = window_updates = 0
+    # the window carried over a stop counts once in the sums over processes: on the primary
+    carried = start.window_samples
+    window_loss = torch.tensor(start.window_loss_sum if ctx.is_primary else 0.0, device=ctx.device,
+                               dtype=torch.float64)
+    window_samples = carried if ctx.is_primary else 0
+    epoch_samples = window_updates = 0
     window_start = time.perf_counter()
     batches_done = num_batches
     bar = tqdm(total=num_batches, initial=start.batches, desc=f"train {epoch}", unit="batch", dynamic_ncols=True,
@@ -169,7 +177,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                 totals = ctx.all_reduce_sum(torch.stack([window_loss, window_loss.new_tensor(window_samples)]))
                 elapsed = time.perf_counter() - window_start
                 mean_loss = (totals[0] / totals[1]).item()
-                rate = totals[1].item() / max(elapsed, 1e-9)
+                rate = (totals[1].item() - carried) / max(elapsed, 1e-9)
                 lr = mean_lr(optimizer)
                 remaining = (total_updates - num_updates) * elapsed / window_updates
                 bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}")
@@ -180,7 +188,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                     if log_step is not None:
                         log_step(epoch, num_updates, mean_loss, lr, rate)
                 window_loss.zero_()
-                window_samples = window_updates = 0
+                window_samples = window_updates = carried = 0
                 window_start = time.perf_counter()
             if batch_idx < num_batches - 1 and ctx.any(stop.requested):
                 batches_done = batch_idx + 1
@@ -188,8 +196,10 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     bar.close()
     if hasattr(optimizer, "sync_lookahead"):
         optimizer.sync_lookahead()
-    totals = ctx.all_reduce_sum(torch.stack([epoch_loss, epoch_loss.new_tensor(epoch_samples)]))
-    progress = EpochProgress(batches_done, start.loss_sum + totals[0].item(), start.samples + round(totals[1].item()))
+    totals = ctx.all_reduce_sum(torch.stack([epoch_loss, epoch_loss.new_tensor(epoch_samples), window_loss,
+                                             window_loss.new_tensor(window_samples)])).tolist()
+    progress = EpochProgress(batches_done, start.loss_sum + totals[0], start.samples + round(totals[1]),
+                             totals[2], round(totals[3]))
     return {"loss": progress.loss_sum / max(progress.samples, 1)}, progress
 
 

@@ -112,28 +112,32 @@ def test_stop_at_the_last_update_completes_the_epoch() -> None:
 @pytest.mark.parametrize("accum", [1, 2])
 def test_a_resumed_epoch_continues_the_updates_and_the_loss(accum: int) -> None:
     """Stopped after the first update, then resumed on the remaining batches: the same weights,
-    update counts and mean loss as the epoch in one go."""
-    batches = _batches(6)
+    update counts, mean loss and logged rows (every 2 updates: the stop falls inside a row's window)
+    as the epoch in one go."""
+    batches = _batches(8)
     whole, split = _linear(), _linear()
     split.load_state_dict(whole.state_dict())
     full_scheduler, split_scheduler = _RecordingScheduler(), _RecordingScheduler()
-    options = _options(grad_accum_steps=accum)
+    options = _options(grad_accum_steps=accum, log_interval=2)
+    rows, split_rows = [], []
     metrics, _ = train_one_epoch(_parts(whole, scheduler=full_scheduler), batches, 1, options, StopRequest(),
-                                 total_updates=12)
+                                 total_updates=12, log_step=lambda *row: rows.append(row[:4]))
     stop = StopRequest()
     stop.signum = signal.SIGTERM
     parts = _parts(split, scheduler=split_scheduler)
     _, progress = train_one_epoch(parts, batches, 1, options, stop, total_updates=12)
-    assert progress.batches == accum
+    assert progress.batches == accum and progress.window_samples == 2 * accum
 
     class _Rest(list):  # the whole epoch's length, the batches after the stop
         def __len__(self) -> int:
             return len(batches)
 
     resumed, done = train_one_epoch(parts, _Rest(batches[accum:]), 1, options, StopRequest(), total_updates=12,
-                                    start=progress)
+                                    start=progress, log_step=lambda *row: split_rows.append(row[:4]))
     assert done.batches == len(batches) and split_scheduler.updates == full_scheduler.updates
+    assert done.window_samples == 0 and done.window_loss_sum == 0
     assert resumed["loss"] == pytest.approx(metrics["loss"], rel=1e-12)
+    assert split_rows == rows and len(rows) == 8 // accum // 2
     for a, b in zip(whole.parameters(), split.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
