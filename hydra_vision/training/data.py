@@ -24,6 +24,8 @@ from timm.data.loader import PrefetchLoader
 from timm.data.dataset_factory import _search_split
 from timm.data.readers.img_extensions import get_img_extensions
 
+from .rng import seed_rng_from
+
 __all__ = [
     "CountingImageDataset",
     "find_split_folder",
@@ -58,18 +60,31 @@ class _CountingReader:
 
 
 class CountingImageDataset(ImageDataset):
-    """timm's ImageDataset that counts skipped (unreadable) images in shared memory.
+    """timm's ImageDataset that counts skipped (unreadable) images in shared memory, and seeds the
+    augmentation of each sample in a loader process from its position in the epoch.
 
     timm retries an unreadable sample with the next index, reading the reader once more per
-    skip, so the skips of one `__getitem__` are its extra reads.
+    skip, so the skips of one `__getitem__` are its extra reads. Items may be (position, index)
+    pairs (`resume_sampler.SkippableSampler`): in a loader process the generators are then seeded
+    from the processes' shared epoch seed and the position before the transform, so a sample's
+    augmentation (and a collate's mixup draws) do not depend on which process makes it or on the
+    batches before it: an epoch resumed after its first batches equals the uninterrupted one.
     """
+
+    takes_positions = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reader = _CountingReader(self.reader)
         self._skipped = multiprocessing.get_context().Value("q", 0)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, item: int | tuple[int, int]) -> Any:
+        index = item
+        if isinstance(item, tuple):
+            position, index = item
+            worker = torch.utils.data.get_worker_info()
+            if worker is not None:
+                seed_rng_from(worker.seed - worker.id, position)
         reads = self.reader.reads
         item = super().__getitem__(index)
         extra = self.reader.reads - reads - 1

@@ -5,9 +5,10 @@ then)` it draws the inner sampler's whole order as usual (a RandomSampler takes 
 torch's generator at the same moment as in an uninterrupted pass, a DistributedSampler uses its
 epoch), drops the first `n` indices unread (nothing is decoded), calls `then` (the trainer
 restores the generator states of the moment the run stopped) and yields the rest. With
-`--workers 0` the resumed epoch is then exactly the uninterrupted one; with loader processes the
-remaining batches are the same images, augmented with other random draws (each process's
-generator restarts at the epoch's seed).
+`--workers 0` the resumed epoch is then exactly the uninterrupted one. For a dataset that
+`takes_positions` (`data.CountingImageDataset`) the indices go out as (position in the pass,
+index), and loader processes seed each sample's augmentation from its position: with any
+`--workers` the resumed epoch is the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from torch.utils.data import IterableDataset, Sampler
 __all__ = ["SkippableSampler", "skippable_sampler"]
 
 
-class SkippableSampler(Sampler[int]):
-    """`inner`'s indices; after `skip_next(n, then)`, the next pass leaves out its first `n`."""
+class SkippableSampler(Sampler):
+    """`inner`'s indices (with `positions`: (position, index) pairs); after `skip_next(n, then)`, the next
+    pass leaves out its first `n`."""
 
-    def __init__(self, inner: Sampler[int]) -> None:
+    def __init__(self, inner: Sampler[int], positions: bool = False) -> None:
         self.inner = inner
+        self.positions = positions
         self._skip = 0
         self._then: Callable[[], None] | None = None
 
@@ -33,10 +36,10 @@ class SkippableSampler(Sampler[int]):
         """Leave out the first `count` indices of the next pass, then call `then()` before the rest."""
         self._skip, self._then = count, then
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
         skip, then = self._skip, self._then
         self._skip, self._then = 0, None
-        indices = iter(self.inner)
+        indices = enumerate(self.inner) if self.positions else iter(self.inner)
         if skip:
             next(islice(indices, skip, skip), None)  # consume `skip` indices
         if then is not None:
@@ -55,5 +58,6 @@ def skippable_sampler(loader: Any) -> SkippableSampler | None:
     if isinstance(getattr(base, "dataset", None), IterableDataset) or not hasattr(batch_sampler, "sampler"):
         return None
     if not isinstance(batch_sampler.sampler, SkippableSampler):
-        batch_sampler.sampler = SkippableSampler(batch_sampler.sampler)
+        positions = getattr(base.dataset, "takes_positions", False)
+        batch_sampler.sampler = SkippableSampler(batch_sampler.sampler, positions=positions)
     return batch_sampler.sampler

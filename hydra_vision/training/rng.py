@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["capture_rng_state", "restore_rng_state"]
+__all__ = ["capture_rng_state", "restore_rng_state", "seed_rng_from"]
 
 
 def capture_rng_state(device: torch.device) -> dict[str, Any]:
@@ -38,3 +38,12 @@ def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def seed_rng_from(*key: int) -> None:
+    """Seed Python's `random`, NumPy's global generator and torch's CPU generator from non-negative
+    integers `key` (mixed by NumPy's SeedSequence: nearby keys give unrelated streams)."""
+    words = np.random.SeedSequence(list(key)).generate_state(2)
+    random.seed(int(words[0]) << 32 | int(words[1]))
+    np.random.seed(words)
+    torch.manual_seed(int(words[0]) << 32 | int(words[1]))

@@ -12,6 +12,7 @@ from PIL import Image
 
 from hydra_vision.data.synthetic import write_image_folder
 from hydra_vision.training.data import class_names_of, create_eval_loader, create_image_dataset, find_split_folder
+from hydra_vision.training.resume_sampler import SkippableSampler
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -104,3 +105,14 @@ def test_loader_workers_outlive_a_stop_signal(tmp_path: Path) -> None:
         return transform(image)
     dataset.transform = signalled_transform
     assert sum(len(y) for _, y in loader) == 6
+
+
+def test_a_skipped_pass_keeps_the_positions_of_the_samples_it_yields() -> None:
+    """With positions, the samples after a skip carry their positions in the whole pass (their seeds in loader
+    processes), and `then` runs after the skip."""
+    calls = []
+    sampler = SkippableSampler(list(range(10, 16)), positions=True)  # any iterable of indices
+    sampler.skip_next(2, then=lambda: calls.append("then"))
+    assert list(sampler) == [(2, 12), (3, 13), (4, 14), (5, 15)] and calls == ["then"]
+    assert list(sampler) == list(enumerate(range(10, 16)))  # the skip applies to one pass
+    assert list(SkippableSampler([7, 8])) == [7, 8]

@@ -101,12 +101,15 @@ def _stop_after_first_update_of_epoch_1(args: list[str]) -> None:
     assert child.wait(120) == 128 + signal.SIGTERM, "".join(log[-20:])
 
 
-def test_resume_mid_epoch_continues_after_the_trained_batches(image_folder: Path, tmp_path: Path) -> None:
-    """In the main process (-j 0) the run resumed from interrupted.pth.tar ends bit-identical to
-    an uninterrupted one: the same batches, augmentations, updates, CSV rows and weights."""
-    whole = run_training(tiny_run_args(image_folder, tmp_path, "whole"))
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_resume_mid_epoch_continues_after_the_trained_batches(image_folder: Path, tmp_path: Path,
+                                                              workers: str) -> None:
+    """In the main process (-j 0) or with loader processes (-j 2: augmentation seeded per sample position)
+    the run resumed from interrupted.pth.tar ends bit-identical to an uninterrupted one: the same batches,
+    augmentations, updates, CSV rows and weights."""
+    whole = run_training(tiny_run_args(image_folder, tmp_path, "whole", "-j", workers))
     assert whole.returncode == 0, whole.stderr[-3000:]
-    args = tiny_run_args(image_folder, tmp_path, "stopped")
+    args = tiny_run_args(image_folder, tmp_path, "stopped", "-j", workers)
     _stop_after_first_update_of_epoch_1(args)
     run = tmp_path / "stopped"
     snapshot = _load(run / "interrupted.pth.tar")
