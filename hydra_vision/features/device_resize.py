@@ -118,7 +118,7 @@ class DeviceResize:
             raise ValueError(f"{self.steps} gives images of several sizes: resizing on the device needs a fixed "
                              "output size")
         starts = [bank.shape[1] for bank in self._banks]
-        for (h, w), (wy, wx) in zip(new, maps):
+        for h, w in new:
             self._columns[(h, w)] = tuple(starts)
             starts = [starts[0] + h, starts[1] + w]
         self._banks = tuple(torch.cat([bank, *self._upload(*(m[k] for m in maps))], dim=1)

@@ -15,7 +15,7 @@ from hydra_vision.features import knn_scores, read_features, topk_accuracy
 
 from .conftest import MODEL, make_model
 
-# on the CPU in fp32 also where CUDA is (the CLI's default there is cuda + bf16): the tests compare with the API's defaults
+# on the CPU in fp32 also where CUDA is (the CLI's default there: cuda + bf16); the tests compare with the API's
 SMALL = ["--model", MODEL, "--model-kwargs", "depth=2", "chunk_size=16", "--img-size", "32", "--workers", "0",
          "--device", "cpu", "--quiet"]
 
