@@ -86,12 +86,12 @@ class CountingImageDataset(ImageDataset):
             if worker is not None:
                 seed_rng_from(worker.seed - worker.id, position)
         reads = self.reader.reads
-        item = super().__getitem__(index)
+        sample = super().__getitem__(index)
         extra = self.reader.reads - reads - 1
         if extra:
             with self._skipped.get_lock():
                 self._skipped.value += extra
-        return item
+        return sample
 
     def take_skipped(self) -> int:
         """Skipped images since the last call (all worker processes), and reset the count."""

@@ -44,6 +44,7 @@ def seed_rng_from(*key: int) -> None:
     """Seed Python's `random`, NumPy's global generator and torch's CPU generator from non-negative
     integers `key` (mixed by NumPy's SeedSequence: nearby keys give unrelated streams)."""
     words = np.random.SeedSequence(list(key)).generate_state(2)
-    random.seed(int(words[0]) << 32 | int(words[1]))
+    seed = int(words[0]) << 32 | int(words[1])
+    random.seed(seed)
     np.random.seed(words)
-    torch.manual_seed(int(words[0]) << 32 | int(words[1]))
+    torch.manual_seed(seed)
