@@ -176,13 +176,20 @@ def test_dispatcher_and_bad_inputs(mix_inputs):
         quasiseparable_mix_triton(**{**kw, "C_bwd": kw["C_bwd"][:, :-1]})
 
 
-def test_custom_op_registration(mix_inputs, cast_inputs):
-    """Schema, fake (meta) implementation and autograd registration of the custom ops."""
-    kw = cast_inputs(mix_inputs(1, 20, 2, 8, 1, 8, device=DEVICE), requires_grad=True)
+@pytest.mark.parametrize("L", [12, 20], ids=["one_chunk", "two_chunks"])
+def test_custom_op_registration(mix_inputs, cast_inputs, L):
+    """Schema, fake (meta) implementation and autograd registration of the custom ops, at one chunk and at
+    two (chunk 16)."""
+    kw = cast_inputs(mix_inputs(1, L, 2, 8, 2, 8, device=DEVICE), requires_grad=True)  # G 2: no size-1 dims
     args = (kw["x"], kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["B_fwd"], kw["C_fwd"], kw["B_bwd"], kw["C_bwd"],
             kw["D"], kw["dt_bias"], True, 0.0, float("inf"), True, 16)
     torch.library.opcheck(torch.ops.hydra_vision.ssd_mix.default, args,
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    # the backward op's fake tells inductor every gradient's shape, dtype and strides: opcheck compares them
+    y, dta, cum = torch.ops.hydra_vision.ssd_mix.default(*args)
+    saved = tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args[:10])
+    torch.library.opcheck(torch.ops.hydra_vision.ssd_mix_backward.default,
+                          (torch.randn_like(y), *saved, dta, cum, *args[10:]), test_utils=("test_faketensor",))
 
 
 def test_fake_implementation_shapes(mix_inputs):
