@@ -142,15 +142,15 @@ class DeviceResize:
         """uint8 images, a batch (B, C, h, w), a list of (C, h_i, w_i) or `PackedImages` -> float32
         (B, C, H, W) on the device, values in [0, 255] rounded."""
         packed = _as_packed(images)
-        channels = set(packed.shapes[:, 0].tolist())
-        if len(channels) != 1:
-            raise ValueError(f"need images of one channel count, got {sorted(channels) or 'no images'}")
+        channel_counts = set(packed.shapes[:, 0].tolist())
+        if len(channel_counts) != 1:
+            raise ValueError(f"need images of one channel count, got {sorted(channel_counts) or 'no images'}")
         data = packed.data.to(self.device, non_blocking=True)
         sizes = [(h, w) for _, h, w in packed.shapes.tolist()]
         pixels = packed.shapes.prod(1)
         starts = torch.cumsum(pixels, 0) - pixels
         self._maps_for(sizes)
-        channels = channels.pop()
+        channels = channel_counts.pop()
         out = torch.empty(len(sizes), channels, *(bank.shape[0] for bank in self._banks), device=self.device)
         for group in group_by_size(sizes):
             top, wide = max(sizes[i][0] for i in group), max(sizes[i][1] for i in group)
