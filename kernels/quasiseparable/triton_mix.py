@@ -50,7 +50,9 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
-from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
+from .triton_bwd_bc import chunk_bwd_bc_kernel
+from .triton_bwd_dx import chunk_bwd_dx_kernel
+from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
 from .triton_dt import dt_backward, dt_forward
@@ -136,16 +138,26 @@ def _backward(
                   DOT_PREC=dot_precision(x.dtype))
     sizes = (L, H, G, k["P"], k["N"], batch * H * L, nchunks)
 
-    def grid(meta):
-        return (triton.cdiv(L, meta["BLOCK"]), batch, G)
-
-    chunk_bwd_rows_kernel[grid](
-        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(),
-        dta, cum, A, states, dCf, dCb, *dCf.stride(), R, *sizes, **common,
+    nd = 1 + bidir
+    pair = pair_block(Q)
+    dS = torch.empty((nd, batch, G, L, Q), device=x.device, dtype=torch.float32)
+    Rs, Ks = torch.empty((2, Q // pair) + dta.shape, device=x.device, dtype=torch.float32)
+    tensors = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
+    chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
+        *tensors, dta, cum, A, dS, *dS.stride()[:3], Rs, Ks, *sizes[:-1], BLOCK=pair,
+        **{key: common[key] for key in ("Q", "BLOCK_P", "BLOCK_N", "BIDIR", "SHIFT", "DOT_PREC")},
     )
-    chunk_bwd_cols_kernel[grid](
-        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(), Dp, *d_strides,
-        dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), **common,
+
+    def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
+        return lambda meta: (triton.cdiv(L, meta["BLOCK"]), batch, heads)
+
+    chunk_bwd_dx_kernel[grid(H)](
+        *tensors, Dp, *d_strides, dta, cum, A, dstates, dx, Ks, Kp, dD, *sizes, pair,
+        D_MODE=_d_mode(D), **common,
+    )
+    chunk_bwd_bc_kernel[grid(G)](
+        *tensors, dta, cum, A, states, dstates, dS, *dS.stride()[:3], Rs, R, dBf, dCf, dBb, dCb, *dCf.stride(),
+        *sizes, pair, **common,
     )
     ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
     if D is None:
