@@ -83,6 +83,7 @@ SHAPES = [
     _shape(1, 64, 2, 8, 2, 8, 32, shift=False),  # L a multiple of the chunk
     _shape(1, 50, 2, 8, 1, 8, 64, diag=None),  # one chunk of 64 over two 32-row tiles
     _shape(1, 150, 2, 4, 1, 4, 64),  # ragged chunks; the dt backward carries its sums over 64-token blocks
+    _shape(1, 200, 2, 4, 1, 4, 128, shift=False),  # chunks of two 64-row tiles: R and K' summed over pair slots
 ]
 
 
@@ -98,7 +99,9 @@ def test_fp32_matches_naive(mix_inputs, cast_inputs, dims, Q, diag, shift):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("dims, Q", [(dict(batch=1, L=45, H=2, P=16, G=1, N=16), 16),
-                                     (dict(batch=2, L=40, H=4, P=8, G=2, N=8), 64)], ids=["chunked", "one_chunk"])
+                                     (dict(batch=2, L=40, H=4, P=8, G=2, N=8), 64),
+                                     (dict(batch=1, L=180, H=2, P=8, G=1, N=8), 128)],
+                         ids=["chunked", "one_chunk", "pair_slots"])
 def test_low_precision_within_twice_the_reference_error(mix_inputs, cast_inputs, dims, Q, dtype):
     base = mix_inputs(**dims, dtype=dtype, diag="data", seed=7, device=DEVICE)
     grad_out = torch.randn(base["x"].shape, generator=torch.Generator().manual_seed(3)).to(DEVICE)
