@@ -47,30 +47,12 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 
 
 @triton.jit
-def _decayed(gm, r, q, rows, rm, cols, cm, valid, FORWARD: tl.constexpr, DIAG: tl.constexpr):
-    """(G o decay, the column factor): decay[i, j] = exp(r_i - q_j) forward, exp(q_j - r_i) backward.
-    Off the diagonal tile all pairs lie in one triangle, so decay = u_i v_j with a pivot m between
-    the rows' and the columns' prefixes (u, v <= 1): 2 x BLOCK exponentials instead of BLOCK^2."""
-    if DIAG:
-        expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
-        return gm * tl.exp(tl.where(valid, expo, float("-inf"))), tl.full(cols.shape, 1.0, tl.float32)
-    if FORWARD:  # q falls along the columns and every row's r lies below the last column's q
-        m = tl.min(tl.where(cm, q, float("inf")), axis=0)
-        u, v = tl.exp(r - m), tl.exp(m - q)
-    else:  # every row's r lies above the first column's q
-        m = tl.max(tl.where(cm, q, float("-inf")), axis=0)
-        u, v = tl.exp(m - r), tl.exp(q - m)
-    return gm * tl.where(rm, u, 0.0)[:, None], tl.where(cm, v, 0.0)
-
-
-@triton.jit
 def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
           rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr,
-          BLOCK: tl.constexpr, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr,
-          DOT_PREC: tl.constexpr):
+          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
     """One direction of one tile pair: dS (stored) and the R / K' slot parts of every head of the group."""
     s = mma(cs, tl.trans(bj), None, DOT_PREC)
-    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
+    valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
         h = g * hpg + hh
@@ -82,25 +64,14 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, of
                       mask=rm[:, None] & pm[None, :], other=0.0)
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
-        f, v = _decayed(mma(dyi, tl.trans(xj), None, DOT_PREC), r, q, rows, rm, cols, cm, valid, FORWARD, DIAG)
-        e = f * (v * dt)[None, :]  # G o decay o dt
+        gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
+        expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
+        f = gm * tl.exp(tl.where(valid, expo, float("-inf")))
+        e = f * dt[None, :]
         acc += e
         tl.store(Rs + tj * slot_stride + off + rows, tl.sum(s * e, axis=1), mask=rm)
-        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(s * f, axis=0) * v, mask=cm)
+        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(s * f, axis=0), mask=cm)
     tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
-
-
-@triton.jit
-def _pair_direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
-                    rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr,
-                    BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """`_pair` on the diagonal tile (masked, direct exponentials) or off it (factored decay)."""
-    if ti == tj:
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L, rows, rm, cols,
-              cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, BLOCK, FORWARD, True, SHIFT, DOT_PREC)
-    else:
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L, rows, rm, cols,
-              cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, BLOCK, FORWARD, False, SHIFT, DOT_PREC)
 
 
 @triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
@@ -134,15 +105,15 @@ def chunk_bwd_pairs_kernel(
     slot_stride = (1 + BIDIR) * BHL
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
     ds_f = dS + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
+    # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
     if tj <= ti:
         cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
         bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
-        _pair_direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
-                        rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f, BLOCK, True, SHIFT, DOT_PREC)
+        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
+              rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f, BLOCK, True, SHIFT, DOT_PREC)
     if BIDIR:
         if tj >= ti:
             cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
             bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
-            _pair_direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g,
-                            hpg, L, rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f + s_sd, BLOCK, False,
-                            SHIFT, DOT_PREC)
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g, hpg, L,
+                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f + s_sd, BLOCK, False, SHIFT, DOT_PREC)
