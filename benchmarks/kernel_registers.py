@@ -15,7 +15,7 @@ this also checks that every variant compiles, which the CPU interpreter cannot: 
 the compiler rejects.
 
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
-    python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_rows mix_cols
+    python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_pairs mix_dx mix_bc
 
 One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
 n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes.
@@ -59,8 +59,9 @@ KERNELS = {
     "dt_fwd": (triton_dt, "_dt_fwd_kernel"),
     "states": (triton_states, "_states_kernel"),
     "mix_fwd": (triton_mix, "chunk_fwd_kernel"),
-    "mix_rows": (triton_mix, "chunk_bwd_rows_kernel"),
-    "mix_cols": (triton_mix, "chunk_bwd_cols_kernel"),
+    "mix_pairs": (triton_mix, "chunk_bwd_pairs_kernel"),
+    "mix_dx": (triton_mix, "chunk_bwd_dx_kernel"),
+    "mix_bc": (triton_mix, "chunk_bwd_bc_kernel"),
     "dt_bwd": (triton_dt, "_dt_bwd_kernel"),
     "conv_fwd": (triton_conv, "_conv_fwd_kernel"),
     "conv_bwd_pre": (triton_conv, "_conv_bwd_pre_kernel"),

@@ -23,6 +23,10 @@ import triton.language as tl
 
 __all__ = ["dt_backward", "dt_forward"]
 
+# Tokens per program of the dt backward: each program first sums v = R - dt K' over the tokens
+# its scan passes before its segment (the carry), so long sequences run in parallel segments.
+_SEGMENT = 512
+
 
 @triton.jit
 def _log1p(u):
@@ -100,10 +104,10 @@ def _dt_bwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,
     A, bias, dta, R, Kp, dA_part, dbias_part,
     L, H, BHL, lo, hi,
-    BLOCK_L: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, SHIFT: tl.constexpr,
+    BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, SHIFT: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
 ):
-    b, pid_h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    b, pid_h, seg = tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2)
     hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
     hm = hs < H
     A_h = tl.load(A + hs, mask=hm, other=0.0).to(tl.float32)
@@ -113,12 +117,21 @@ def _dt_bwd_kernel(
     dA = tl.zeros([BLOCK_H], tl.float32)
     dbias = tl.zeros([BLOCK_H], tl.float32)
     nblocks = tl.cdiv(L, BLOCK_L)
+    first = seg * (SEGMENT // BLOCK_L)
+    last = tl.minimum(first + SEGMENT // BLOCK_L, nblocks)
     for d in tl.static_range(NDIR):
         src = dt_f if d == 0 else dt_b
         dst = ddt_f if d == 0 else ddt_b
-        carry = tl.zeros([BLOCK_H], tl.float32)
-        for it in range(nblocks):
-            blk = nblocks - 1 - it if d == 0 else it  # forward scan: suffix sums; backward: prefix sums
+        carry = tl.zeros([BLOCK_H], tl.float32)  # the sum of v over the tokens the scan passes before this segment
+        for blk in range(last if d == 0 else 0, nblocks if d == 0 else first):
+            t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
+            mask = hm[:, None] & (t < L)[None, :]
+            off = d * BHL + b * H * L + hs[:, None] * L + t[None, :]
+            v = tl.load(R + off, mask=mask, other=0.0) - tl.load(dta + off, mask=mask, other=0.0) * tl.load(
+                Kp + off, mask=mask, other=0.0)
+            carry += tl.sum(v, axis=1)
+        for it in range(last - first):
+            blk = last - 1 - it if d == 0 else first + it  # forward scan: suffix sums; backward: prefix sums
             t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
             mask = hm[:, None] & (t < L)[None, :]
             off = d * BHL + b * H * L + hs[:, None] * L + t[None, :]  # [BLOCK_H, BLOCK_L]
@@ -140,8 +153,8 @@ def _dt_bwd_kernel(
             g = tl.where(mask, (A_h[:, None] * da + kp) * slope, 0.0)
             dbias += tl.sum(g, axis=1)
             tl.store(dst + b * s_gb + t[None, :] * s_gl + hs[:, None] * s_gh, g, mask=mask)
-    tl.store(dA_part + b * H + hs, dA, mask=hm)
-    tl.store(dbias_part + b * H + hs, dbias, mask=hm)
+    tl.store(dA_part + (seg * tl.num_programs(0) + b) * H + hs, dA, mask=hm)
+    tl.store(dbias_part + (seg * tl.num_programs(0) + b) * H + hs, dbias, mask=hm)
 
 
 def dt_backward(
@@ -162,14 +175,15 @@ def dt_backward(
     ndir = dta.shape[0]
     ddt_f = torch.empty(dt_f.shape, device=dt_f.device, dtype=dt_f.dtype)
     ddt_b = None if dt_b is None else torch.empty(dt_b.shape, device=dt_b.device, dtype=dt_b.dtype)
-    dA_part = torch.empty(batch, H, device=dt_f.device, dtype=torch.float32)
+    segments = triton.cdiv(L, _SEGMENT)
+    dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)
     BLOCK_H = min(16, triton.next_power_of_2(H))
-    _dt_bwd_kernel[(batch, triton.cdiv(H, BLOCK_H))](
+    _dt_bwd_kernel[(batch, triton.cdiv(H, BLOCK_H), segments)](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
         A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
         L, H, batch * H * L, lo, hi,
-        BLOCK_L=64, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+        BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         num_warps=8,  # 125 registers on sm_90; 128-token blocks in 4 warps spilled (benchmarks/kernel_registers.py)
     )
-    return ddt_f, ddt_b, dA_part.sum(0), dbias_part.sum(0)
+    return ddt_f, ddt_b, dA_part.sum((0, 1)), dbias_part.sum((0, 1))

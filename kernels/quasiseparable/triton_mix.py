@@ -4,11 +4,12 @@ Launch sequence:
 
     forward:  dt_forward -> [chunk_states(x), L > Q only] -> chunk_fwd_kernel
     backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
-              -> chunk_bwd_rows_kernel (dC, R) + chunk_bwd_cols_kernel (dx, dB, dD, K') -> dt_backward
+              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head)
+              -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
-one chunk and no state launch: two launches forward, three backward.
+one chunk and no state launch: two launches forward, four backward.
 
 Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
 T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
@@ -29,7 +30,11 @@ K[j] = sum_i W[i, j] = x_j . dx_d[j] of each direction d this is O(L):
     da_f[k] = sum_{t >= k} (R_f - K_f)[t] - shift R_f[k],   da_b[k] = sum_{t <= k} (R_b - K_b)[t] - shift R_b[k]
     ddt_d = A da_d + K_d / dt_d,   dA = sum dt_d da_d
 
-(`triton_dt.dt_backward`; K' = K / dt is accumulated directly). Numerics: decays are
+(`triton_dt.dt_backward`; K' = K / dt is accumulated directly). B and C are shared by the
+heads of a group, so their gradients need only dS = sum_h (dy_h x_h^T) o decay_h o dt_h per
+group and direction (Mamba-2's dCB): dCs = dS B, dB = dS^T Cs. The backward therefore does
+per tile pair one product per group (S = Cs B^T) and one per head (dy_h x_h^T), then per head
+the products of dx and per group those of dB and dC. Numerics: decays are
 differences of fp32 chunk-local prefix sums (exponent error ~ eps max|p|, as in Mamba-2);
 R and K' are summed from fp32 tiles and the states enter the 16-bit dots as hi + lo parts,
 because the cumulated R - K' turns their rounding into dA / dt_bias error; that cumulated
@@ -50,7 +55,9 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
-from .triton_chunk_bwd import chunk_bwd_cols_kernel, chunk_bwd_rows_kernel
+from .triton_bwd_bc import chunk_bwd_bc_kernel
+from .triton_bwd_dx import chunk_bwd_dx_kernel
+from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
 from .triton_dt import dt_backward, dt_forward
@@ -132,20 +139,27 @@ def _backward(
     dD = torch.empty(batch, L, H, device=x.device, dtype=torch.float32) if D is not None else dta
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
-    common = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
-                  DOT_PREC=dot_precision(x.dtype))
-    sizes = (L, H, G, k["P"], k["N"], batch * H * L, nchunks)
-
-    def grid(meta):
-        return (triton.cdiv(L, meta["BLOCK"]), batch, G)
-
-    chunk_bwd_rows_kernel[grid](
-        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(),
-        dta, cum, A, states, dCf, dCb, *dCf.stride(), R, *sizes, **common,
+    tiles = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
+                 DOT_PREC=dot_precision(x.dtype))
+    sizes = (L, H, G, k["P"], k["N"], batch * H * L)
+    inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
+    pair = pair_block(Q)
+    dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
+    R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
+    chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
+        *inputs, dta, cum, A, dS, *dS.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
     )
-    chunk_bwd_cols_kernel[grid](
-        x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride(), Dp, *d_strides,
-        dta, cum, A, dstates, dx, dBf, dBb, *dBf.stride(), Kp, dD, *sizes, D_MODE=_d_mode(D), **common,
+
+    def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
+        return lambda meta: (triton.cdiv(L, meta["BLOCK"]), batch, heads)
+
+    chunk_bwd_dx_kernel[grid(H)](
+        *inputs, Dp, *d_strides, dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,
+        STATES=nchunks > 1, D_MODE=_d_mode(D), **tiles,
+    )
+    chunk_bwd_bc_kernel[grid(G)](
+        *inputs, dta, cum, A, states, dstates, dS, *dS.stride()[:3], R_slots, R, dBf, dCf, dBb, dCb,
+        *dCf.stride(), *sizes, nchunks, pair, STATES=nchunks > 1, **tiles,
     )
     ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
     if D is None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from triton.runtime.interpreter import InterpretedFunction
 
 from hydra_vision.kernels import quasiseparable_mix
-from hydra_vision.kernels.quasiseparable import triton_chunk_fwd
+from hydra_vision.kernels.quasiseparable import triton_chunk_fwd, triton_dt
 from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton
@@ -83,6 +83,7 @@ SHAPES = [
     _shape(1, 64, 2, 8, 2, 8, 32, shift=False),  # L a multiple of the chunk
     _shape(1, 50, 2, 8, 1, 8, 64, diag=None),  # one chunk of 64 over two 32-row tiles
     _shape(1, 150, 2, 4, 1, 4, 64),  # ragged chunks; the dt backward carries its sums over 64-token blocks
+    _shape(1, 200, 2, 4, 1, 4, 128, shift=False),  # chunks of two 64-row tiles: R and K' summed over pair slots
 ]
 
 
@@ -98,7 +99,9 @@ def test_fp32_matches_naive(mix_inputs, cast_inputs, dims, Q, diag, shift):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("dims, Q", [(dict(batch=1, L=45, H=2, P=16, G=1, N=16), 16),
-                                     (dict(batch=2, L=40, H=4, P=8, G=2, N=8), 64)], ids=["chunked", "one_chunk"])
+                                     (dict(batch=2, L=40, H=4, P=8, G=2, N=8), 64),
+                                     (dict(batch=1, L=180, H=2, P=8, G=1, N=8), 128)],
+                         ids=["chunked", "one_chunk", "pair_slots"])
 def test_low_precision_within_twice_the_reference_error(mix_inputs, cast_inputs, dims, Q, dtype):
     base = mix_inputs(**dims, dtype=dtype, diag="data", seed=7, device=DEVICE)
     grad_out = torch.randn(base["x"].shape, generator=torch.Generator().manual_seed(3)).to(DEVICE)
@@ -164,6 +167,19 @@ def test_result_does_not_depend_on_chunk_size(mix_inputs):
     ys = [quasiseparable_mix_triton(**kw, chunk_size=q) for q in (16, 32, 64)]
     for y in ys[1:]:
         torch.testing.assert_close(y, ys[0], rtol=1e-5, atol=1e-5)
+
+
+def test_dt_backward_in_segments_matches_one_pass(mix_inputs, cast_inputs, monkeypatch):
+    """The dt backward's programs over 64-token segments (each starting from the carried sum of the
+    tokens its scan passed) give the gradients of one program over the whole sequence."""
+    kw = cast_inputs(mix_inputs(1, 150, 2, 4, 1, 4, seed=11, device=DEVICE), requires_grad=True)
+    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    by_segment = {}
+    for segment in (64, 4096):
+        monkeypatch.setattr(triton_dt, "_SEGMENT", segment)
+        by_segment[segment] = _grads(quasiseparable_mix_triton, kw, grad_out, chunk_size=64)
+    for name in ("dt_fwd", "dt_bwd", "A", "dt_bias"):
+        torch.testing.assert_close(by_segment[64][name], by_segment[4096][name], rtol=1e-5, atol=1e-6)
 
 
 def test_dispatcher_and_bad_inputs(mix_inputs):

@@ -1,0 +1,109 @@
+"""Triton stage 3 (backward), part 2: per head, dx = QS^T dy, dD and the finished K'.
+
+One program per (column tile j, batch, head), over the row tiles i of its chunk (the
+transposed walk of `triton_chunk_fwd`, with the tiles of the matrix built transposed):
+
+    dx[j]  = sum_d dt_d[j] (sum_i (S o decay)_d[i, j] dy_i + w_d[j] B_d[j] dS_d)  + D[j] dy_j
+    K'_d[j] = (its slots from `triton_bwd_pairs`) + w_d[j] x_j . (B_d[j] dS_d),   dD[j] = dy_j . x_j
+
+where dS_d is the adjoint state of the chunk (`triton_states`) and w_d the decay from token j
+to where its chunk's state leaves. K' feeds `triton_dt.dt_backward`.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_bwd_pairs import slot_sum
+from .triton_chunk_fwd import chunk_configs, chunk_tile, load_bc, load_d, prefix_values, prune_blocks, triangle_mask
+from .triton_config import mma, mma_split
+
+__all__ = ["chunk_bwd_dx_kernel"]
+
+
+@triton.jit
+def _dx_tile(dyi, bt, q, dt, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx,
+             FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows]."""
+    if FORWARD:
+        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
+        cs = load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+        expo = r[None, :] - q[:, None]
+    else:
+        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, 1 - SHIFT)
+        cs = load_bc(Cp, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
+        expo = q[:, None] - r[None, :]
+    valid = tl.trans(triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT))  # [cols, rows]
+    mt = mma(bt, tl.trans(cs), None, DOT_PREC) * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[:, None]
+    return mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
+
+
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+                 prune_configs_by={"early_config_prune": prune_blocks})
+@triton.jit
+def chunk_bwd_dx_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
+    Dp, s_db, s_dl, s_dh, dta, cum, A, dstates, dx, Ks, Kp, dD,
+    L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    g = h // (H // G)
+    c, c0, c_end, cols, cm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
+    j0 = tile * BLOCK
+    nm = ns < N
+    bc = b * s_bb + g * s_bg
+    A_h = tl.load(A + h).to(tl.float32)
+    off_f = b * H * L + h * L
+    off_b = BHL + off_f
+    slot_stride = (1 + BIDIR) * BHL
+    xj = tl.load(x + b * s_xb + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
+                 mask=cm[:, None] & pm[None, :], other=0.0)
+    dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
+    dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
+    b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
+    q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+    dxj = _dx_tile(dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N, L,
+                   tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, DOT_PREC)
+    if BIDIR:
+        b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
+        q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+        dxj = _dx_tile(dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N, L,
+                       dxj, False, True, SHIFT, DOT_PREC)
+    if D_MODE > 0:
+        dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
+        tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
+    for i0 in range(j0 + BLOCK, c_end, BLOCK):  # rows below: forward triangle only
+        rows = i0 + tl.arange(0, BLOCK)
+        rm = rows < c_end
+        dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
+        dxj = _dx_tile(dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L,
+                       dxj, True, False, SHIFT, DOT_PREC)
+    if BIDIR:
+        for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
+            rows = i0 + tl.arange(0, BLOCK)
+            dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
+            dxj = _dx_tile(dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L, cols, cm, ns, s_bl,
+                           s_bn, N, L, dxj, False, False, SHIFT, DOT_PREC)
+    ks_f = slot_sum(Ks, slot_stride, off_f, cols, cm, c0, c_end, SLOT_BLOCK, False)
+    if STATES:  # compiled out when L fits one chunk
+        st = dstates + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]
+        st_mask = nm[:, None] & pm[None, :]
+        if c < nchunks - 1:
+            w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f)
+            dxi = w[:, None] * mma_split(b_f, tl.load(st + c * P * N, mask=st_mask, other=0.0), None, DOT_PREC)
+            ks_f += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+            dxj += dt_f[:, None] * dxi
+    tl.store(Kp + off_f + cols, ks_f, mask=cm)
+    if BIDIR:
+        ks_b = slot_sum(Ks, slot_stride, off_b, cols, cm, c0, c_end, SLOT_BLOCK, True)
+        if STATES:
+            if c > 0:
+                off = BHL // L * nchunks * P * N + c * P * N
+                dxi = tl.exp(q_b)[:, None] * mma_split(b_b, tl.load(st + off, mask=st_mask, other=0.0), None,
+                                                       DOT_PREC)
+                ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
+                dxj += dt_b[:, None] * dxi
+        tl.store(Kp + off_b + cols, ks_b, mask=cm)
+    tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])

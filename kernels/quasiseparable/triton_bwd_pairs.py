@@ -1,0 +1,119 @@
+"""Triton stage 3 (backward), part 1: per tile pair of a chunk, the group's dS and the heads' R / K' parts.
+
+With G_h[i, j] = dy_h[i] . x_h[j] and, per direction, S = Cs B^T and the decays of `triton_chunk_fwd`:
+
+    dS[i, j]              = sum_h G_h[i, j] decay_h[i, j] dt_h[j]         fp32, [ND, batch, G, L, Q]
+    R_h[i]  (slot tile j) = sum_{j in tile} S[i, j] decay_h[i, j] dt_h[j] G_h[i, j]
+    K'_h[j] (slot tile i) = sum_{i in tile} S[i, j] decay_h[i, j] G_h[i, j]
+
+One program per (tile pair of a chunk, batch, group) takes the heads of the group in turn, so S
+is one product per group and the only per-head product is G; the other gradients are products
+with dS per group (`triton_bwd_bc`: dC, dB, and R summed over its slots) or per head
+(`triton_bwd_dx`: dx, dD, and K' summed over its slots). The slots [NSLOT, ND, batch, H, L]
+hold one partial sum per tile of the other index, so no two programs write the same element.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_chunk_fwd import load_bc, prefix_values, triangle_mask
+from .triton_config import interpreting, mma
+
+__all__ = ["chunk_bwd_pairs_kernel", "pair_block", "slot_sum"]
+
+
+def pair_block(Q: int) -> int:
+    """Tile length of the pair kernel (fixed per launch: the slot count Q // block sizes the buffers)."""
+    return min(Q, 64)
+
+
+def _configs() -> list[triton.Config]:
+    if interpreting():
+        return [triton.Config({}, num_warps=4)]
+    return [triton.Config({}, num_warps=w, num_stages=s) for w in (4, 8) for s in (1, 2)]
+
+
+@triton.jit
+def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: tl.constexpr):
+    """sum over the slots s of slots[s, off + pos] whose tile pair exists: s <= tile(pos) (LOWER)
+    or tile(pos) <= s < the chunk's tile count, with tile(pos) = (pos - c0) // SLOT_BLOCK (fp32)."""
+    t = (pos - c0) // SLOT_BLOCK
+    acc = tl.zeros(pos.shape, tl.float32)
+    for s in range(0, tl.cdiv(c_end - c0, SLOT_BLOCK)):
+        ok = mask & (s <= t) if LOWER else mask & (s >= t)
+        acc += tl.load(slots + s * slot_stride + off + pos, mask=ok, other=0.0)
+    return acc
+
+
+@triton.jit
+def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
+          rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr,
+          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """One direction of one tile pair: dS (stored) and the R / K' slot parts of every head of the group."""
+    s = mma(cs, tl.trans(bj), None, DOT_PREC)
+    valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
+    acc = tl.zeros([BLOCK, BLOCK], tl.float32)
+    for hh in range(hpg):
+        h = g * hpg + hh
+        A_h = tl.load(A + h).to(tl.float32)
+        off = off0 + h * L
+        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT if FORWARD else 1 - SHIFT)
+        q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
+        dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
+                      mask=rm[:, None] & pm[None, :], other=0.0)
+        xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
+                     mask=cm[:, None] & pm[None, :], other=0.0)
+        gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
+        expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
+        f = gm * tl.exp(tl.where(valid, expo, float("-inf")))
+        e = f * dt[None, :]
+        acc += e
+        tl.store(Rs + tj * slot_stride + off + rows, tl.sum(s * e, axis=1), mask=rm)
+        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(s * f, axis=0), mask=cm)
+    tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
+
+
+@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
+@triton.jit
+def chunk_bwd_pairs_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
+    dta, cum, A, dS, s_sd, s_sb, s_sg, Rs, Ks,
+    L, H, G, P, N, BHL,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    pair, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    T: tl.constexpr = Q // BLOCK
+    c = pair // (T * T)
+    ti = (pair // T) % T
+    tj = pair % T
+    r0 = c * Q + ti * BLOCK
+    j0 = c * Q + tj * BLOCK
+    if (r0 >= L) | (j0 >= L):
+        return
+    if not BIDIR:
+        if tj > ti:  # the causal scan has no upper triangle
+            return
+    rows = r0 + tl.arange(0, BLOCK)
+    cols = j0 + tl.arange(0, BLOCK)
+    rm, cm = rows < L, cols < L
+    ps, ns = tl.arange(0, BLOCK_P), tl.arange(0, BLOCK_N)
+    pm = ps < P
+    hpg = H // G
+    bc = b * s_bb + g * s_bg
+    slot_stride = (1 + BIDIR) * BHL
+    x_b, dy_b = x + b * s_xb, dy + b * s_yb
+    ds_f = dS + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
+    # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
+    if tj <= ti:
+        cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+        bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
+        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
+              rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f, BLOCK, True, SHIFT, DOT_PREC)
+    if BIDIR:
+        if tj >= ti:
+            cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+            bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g, hpg, L,
+                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f + s_sd, BLOCK, False, SHIFT, DOT_PREC)
