@@ -16,7 +16,13 @@ import triton
 import triton.language as tl
 
 from .triton_bwd_pairs import slot_sum
-from .triton_chunk_fwd import chunk_configs, chunk_tile, load_bc, prefix_values, prune_blocks
+from .triton_chunk_fwd import (
+    chunk_configs,
+    chunk_tile,
+    load_bc,
+    prefix_values,
+    prune_blocks,
+)
 from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_bc_kernel"]

@@ -15,7 +15,15 @@ import triton
 import triton.language as tl
 
 from .triton_bwd_pairs import slot_sum
-from .triton_chunk_fwd import chunk_configs, chunk_tile, load_bc, load_d, prefix_values, prune_blocks, triangle_mask
+from .triton_chunk_fwd import (
+    chunk_configs,
+    head_program,
+    load_bc,
+    load_d,
+    prefix_values,
+    prune_blocks,
+    triangle_mask,
+)
 from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_dx_kernel"]
@@ -48,15 +56,10 @@ def chunk_bwd_dx_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    g = h // (H // G)
-    c, c0, c_end, cols, cm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
-    j0 = tile * BLOCK
+    b, h, g, c, c0, c_end, j0, cols, cm, ps, ns, pm, A_h, off_f, off_b = head_program(
+        A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     nm = ns < N
     bc = b * s_bb + g * s_bg
-    A_h = tl.load(A + h).to(tl.float32)
-    off_f = b * H * L + h * L
-    off_b = BHL + off_f
     slot_stride = (1 + BIDIR) * BHL
     xj = tl.load(x + b * s_xb + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                  mask=cm[:, None] & pm[None, :], other=0.0)

@@ -40,7 +40,7 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
     or tile(pos) <= s < the chunk's tile count, with tile(pos) = (pos - c0) // SLOT_BLOCK (fp32)."""
     t = (pos - c0) // SLOT_BLOCK
     acc = tl.zeros(pos.shape, tl.float32)
-    for s in range(0, tl.cdiv(c_end - c0, SLOT_BLOCK)):
+    for s in range(tl.cdiv(c_end - c0, SLOT_BLOCK)):
         ok = mask & (s <= t) if LOWER else mask & (s >= t)
         acc += tl.load(slots + s * slot_stride + off + pos, mask=ok, other=0.0)
     return acc

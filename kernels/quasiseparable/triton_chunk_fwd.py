@@ -26,7 +26,8 @@ import triton.language as tl
 from .triton_config import interpreting, mma, mma_split
 
 __all__ = [
-    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "load_bc", "prefix_values", "prune_blocks", "triangle_mask",
+    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "head_program", "load_bc", "prefix_values", "prune_blocks",
+    "triangle_mask",
 ]
 
 
@@ -57,6 +58,19 @@ def chunk_tile(tile, L, P, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.con
     idx = tile * BLOCK + tl.arange(0, BLOCK)
     ps = tl.arange(0, BLOCK_P)
     return c, c * Q, tl.minimum(c * Q + Q, L), idx, idx < L, ps, tl.arange(0, BLOCK_N), ps < P
+
+
+@triton.jit
+def head_program(A, L, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr,
+                 BLOCK_N: tl.constexpr):
+    """For a program of a (tile, batch, head) grid: its batch, head and group; its chunk, the chunk's start
+    and end and the tile's start; the tile's positions, their mask and the P / N ranges (`chunk_tile`);
+    the head's A (fp32) and its offsets into the (direction, batch, H, L) arrays, both directions."""
+    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
+    off_f = b * H * L + h * L
+    return b, h, h // (H // G), c, c0, c_end, tile * BLOCK, idx, im, ps, ns, pm, tl.load(A + h).to(tl.float32), \
+        off_f, BHL + off_f
 
 
 @triton.jit
@@ -118,13 +132,8 @@ def chunk_fwd_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    g = h // (H // G)
-    c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
-    r0 = tile * BLOCK
-    A_h = tl.load(A + h).to(tl.float32)
-    off_f = b * H * L + h * L
-    off_b = BHL + off_f
+    b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
+        A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
