@@ -14,6 +14,7 @@ Inputs are bf16 views into one projection-like tensor, as in the model. Before t
 triton and two-pass outputs are checked against the reference (correctness gate).
 
     python benchmarks/bench_mixer.py [--lengths 197 785 ...] [--modes fwd fwdbwd] [--out FILE] [--profile]
+    ncu --profile-from-start off ... python benchmarks/bench_mixer.py --ncu-window --lengths 197   (gpu_check.sh ncu)
     python benchmarks/bench_mixer.py --table FILE      (markdown table with the target ratios, no GPU)
 """
 from __future__ import annotations
@@ -134,8 +135,8 @@ def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tenso
     return stats
 
 
-def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, rows: int = 15) -> None:
-    """torch.profiler table of the CUDA kernels of one triton forward+backward."""
+def warm_triton_step(kw: dict, chunk_size: int) -> Callable[[], None]:
+    """One triton forward+backward as a function, after three runs (compiled and autotuned)."""
     def step():
         y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="triton")
         y.backward(torch.ones_like(y))
@@ -143,7 +144,23 @@ def profile(kw: dict, leaves: list[torch.Tensor], chunk_size: int, label: str, r
     for _ in range(3):
         step()
     torch.cuda.synchronize()
+    return step
+
+
+def profile(kw: dict, chunk_size: int, label: str, rows: int = 15) -> None:
+    """torch.profiler table of the CUDA kernels of one triton forward+backward."""
+    step = warm_triton_step(kw, chunk_size)
     print(profile_table(step, label, steps=5, rows=rows, sort_by=("cuda_time_total",), cpu_ops=False))
+
+
+def ncu_window(kw: dict, chunk_size: int) -> None:
+    """One warm triton forward+backward between cudaProfilerStart and Stop, the only kernels that
+    `ncu --profile-from-start off` profiles (autotuning's launches stay outside)."""
+    step = warm_triton_step(kw, chunk_size)
+    torch.cuda.cudart().cudaProfilerStart()
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStop()
 
 
 def table(records: list[dict]) -> str:
@@ -198,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
+    parser.add_argument("--ncu-window", action="store_true",
+                        help="instead, one warm triton forward+backward per length inside cudaProfilerStart/Stop (for ncu)")
     parser.add_argument("--cold-start", action="store_true",
                         help="time the first triton forward+backward of this process (compile + autotune) "
                              "at the first length")
@@ -225,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                   "process_s": round(time.perf_counter() - PROCESS_START, 2)}, stream)
             return 0
         if args.profile:
-            profile(kw, leaves, args.chunk_size, f"B{batch}_L{L}_D{args.d_model}")
+            profile(kw, args.chunk_size, f"B{batch}_L{L}_D{args.d_model}")
+            continue
+        if args.ncu_window:
+            ncu_window(kw, args.chunk_size)
             continue
         errors = check_against_reference(kw, args.chunk_size)
         gate = all(e < 3e-2 for e in errors.values())

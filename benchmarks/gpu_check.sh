@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: install the package, then the chosen steps; logs and JSON lines go to $OUT.
-#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [models] [extract] [recompute] [graphs]
+#   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [ncu] [models] [extract] [recompute] [graphs]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
 #     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1), the
@@ -8,6 +8,9 @@
 #                device-resize tests on CUDA and selective_recompute's test under CUDA autocast
 #     bench      benchmarks/bench_mixer.py (BENCH_ARGS passes options through)
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
+#     ncu        Nsight Compute (--set full) of the mix kernels in one warm forward+backward at NCU_LENGTH (197):
+#                the details page, each kernel's source page (CSV) and its stall summary (ncu_stalls.py);
+#                needs hardware counters (KINDS.md: Firecracker machines)
 #     models     benchmarks/bench_models.py (MODEL_ARGS passes options, e.g. the models and sizes)
 #     extract    benchmarks/bench_extract.py on Imagewoof (carry .data/imagewoof2-128.tar.gz)
 #     recompute  hydra_vit_base's 224 px training step without and with selective_recompute (speed, memory)
@@ -58,6 +61,18 @@ if [[ " $steps " == *" bench "* ]]; then
 fi
 if [[ " $steps " == *" profile "* ]]; then
     timeout 120 python3 benchmarks/bench_mixer.py --profile --lengths 197 4097 2>&1 | tee "$OUT/profile.txt"
+fi
+if [[ " $steps " == *" ncu "* ]]; then
+    rep=$OUT/ncu_mix
+    timeout "$step_limit" ncu --clock-control none --profile-from-start off --set full --import-source yes \
+        -k regex:'chunk_|_states_kernel' -f -o "$rep" \
+        python3 benchmarks/bench_mixer.py --ncu-window --lengths "${NCU_LENGTH:-197}" > "$OUT/ncu.log" 2>&1
+    ncu --import "$rep.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
+    for kernel in chunk_fwd_kernel chunk_bwd_pairs_kernel chunk_bwd_dx_kernel chunk_bwd_bc_kernel; do
+        ncu --import "$rep.ncu-rep" --page source --csv --print-source sass -k "$kernel" \
+            > "$OUT/ncu_source_$kernel.csv" 2>&1
+    done
+    python3 benchmarks/ncu_stalls.py "$OUT"/ncu_source_*.csv | tee "$OUT/ncu_stalls.txt"
 fi
 if [[ " $steps " == *" models "* ]]; then
     timeout "$step_limit" python3 benchmarks/bench_models.py --out "$OUT/bench_models.jsonl" ${MODEL_ARGS:-} 2>&1 \

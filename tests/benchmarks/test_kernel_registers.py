@@ -52,5 +52,5 @@ def test_forward_kernel_reports_registers() -> None:
 def test_mix_kernels_compile_for_every_diagonal_mode(variant) -> None:
     """The compiler, unlike the interpreter, rejects e.g. a helper that returns a scalar in one branch and
     a column in the other (a per-head D once compiled only in the interpreter)."""
-    records = _report("--kernels", "mix_fwd", "mix_rows", "mix_cols", *variant)
-    assert {r["kernel"] for r in records[1:]} == {"mix_fwd", "mix_rows", "mix_cols"}
+    records = _report("--kernels", "mix_fwd", "mix_pairs", "mix_dx", "mix_bc", *variant)
+    assert {r["kernel"] for r in records[1:]} == {"mix_fwd", "mix_pairs", "mix_dx", "mix_bc"}
