@@ -265,7 +265,9 @@ def quasiseparable_mix_triton(
     Accumulates in fp32 for fp16/bf16/fp32 inputs; strided views (e.g. slices of the conv
     output) are read in place. `chunk_size` only sets the chunk length of long sequences
     (`chunk_length`; None: the fastest of 64, 128, 256 on this device, timed once per shape);
-    the result does not depend on it.
+    the result does not depend on it. The backward's fp32 workspace is dS, 4 x directions x batch
+    x G x L x Q bytes (51.6 MB for Hydra-ViT-B's batch of 128 at G = 1; it grows with G), plus R
+    and K' slots of 8 x max(1, Q / 64) x directions x batch x H x L bytes (38.7 MB there).
 
     Returns:
         y: (batch, L, H, P) in x's dtype, contiguous.
