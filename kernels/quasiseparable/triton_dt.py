@@ -100,6 +100,19 @@ def dt_forward(
 
 
 @triton.jit
+def _token_block(R, Kp, dta, base, hs, hm, blk, L, BLOCK_L: tl.constexpr):
+    """Block `blk` of BLOCK_L tokens of the heads hs (arrays (batch, H, L) from `base`): the positions,
+    the [BLOCK_H, BLOCK_L] mask, R, K', dt and v = R - dt K' (zero where masked)."""
+    t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
+    mask = hm[:, None] & (t < L)[None, :]
+    off = base + hs[:, None] * L + t[None, :]
+    r = tl.load(R + off, mask=mask, other=0.0)
+    kp = tl.load(Kp + off, mask=mask, other=0.0)
+    dt = tl.load(dta + off, mask=mask, other=0.0)
+    return t, mask, r, kp, dt, r - dt * kp
+
+
+@triton.jit
 def _dt_bwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,
     A, bias, dta, R, Kp, dA_part, dbias_part,
@@ -124,21 +137,10 @@ def _dt_bwd_kernel(
         dst = ddt_f if d == 0 else ddt_b
         carry = tl.zeros([BLOCK_H], tl.float32)  # the sum of v over the tokens the scan passes before this segment
         for blk in range(last if d == 0 else 0, nblocks if d == 0 else first):
-            t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
-            mask = hm[:, None] & (t < L)[None, :]
-            off = d * BHL + b * H * L + hs[:, None] * L + t[None, :]
-            v = tl.load(R + off, mask=mask, other=0.0) - tl.load(dta + off, mask=mask, other=0.0) * tl.load(
-                Kp + off, mask=mask, other=0.0)
-            carry += tl.sum(v, axis=1)
+            carry += tl.sum(_token_block(R, Kp, dta, d * BHL + b * H * L, hs, hm, blk, L, BLOCK_L)[5], axis=1)
         for it in range(last - first):
             blk = last - 1 - it if d == 0 else first + it  # forward scan: suffix sums; backward: prefix sums
-            t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
-            mask = hm[:, None] & (t < L)[None, :]
-            off = d * BHL + b * H * L + hs[:, None] * L + t[None, :]  # [BLOCK_H, BLOCK_L]
-            r = tl.load(R + off, mask=mask, other=0.0)
-            kp = tl.load(Kp + off, mask=mask, other=0.0)
-            dt = tl.load(dta + off, mask=mask, other=0.0)
-            v = r - dt * kp
+            t, mask, r, kp, dt, v = _token_block(R, Kp, dta, d * BHL + b * H * L, hs, hm, blk, L, BLOCK_L)
             total = tl.sum(v, axis=1)
             if d == 0:
                 scan = carry[:, None] + total[:, None] - tl.cumsum(v, axis=1) + v
