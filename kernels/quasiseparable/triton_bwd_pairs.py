@@ -50,10 +50,13 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 @triton.jit
 def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
           rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
-          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """One direction of one tile pair: dS and S (stored) and the R / K' slot parts of every head of the group."""
+          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
+          DOT_PREC: tl.constexpr):
+    """One direction of one tile pair: dS (stored), S (stored for the dx kernel when STORE_S) and the
+    R / K' slot parts of every head of the group."""
     s = mma(cs, tl.trans(bj), None, DOT_PREC)
-    tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])  # for the dx kernel
+    if STORE_S:
+        tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
@@ -83,7 +86,7 @@ def chunk_bwd_pairs_kernel(
     dta, cum, A, dS, S, s_sd, s_sb, s_sg, Rs, Ks,
     L, H, G, P, N, BHL,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
 ):
     b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK)
     if (r0 >= L) | (j0 >= L):
@@ -107,11 +110,11 @@ def chunk_bwd_pairs_kernel(
         bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
         _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
               rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
-              DOT_PREC)
+              STORE_S, DOT_PREC)
     if BIDIR:
         if tj >= ti:
             cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
             bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
             _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g, hpg, L,
                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile, BLOCK,
-                  False, SHIFT, DOT_PREC)
+                  False, SHIFT, STORE_S, DOT_PREC)
