@@ -58,6 +58,7 @@ POINTER_TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32:
 KERNELS = {
     "dt_fwd": (triton_dt, "_dt_fwd_kernel"),
     "states": (triton_states, "_states_kernel"),
+    "products": (triton_mix, "chunk_products_kernel"),
     "mix_fwd": (triton_mix, "chunk_fwd_kernel"),
     "mix_pairs": (triton_mix, "chunk_bwd_pairs_kernel"),
     "mix_dx": (triton_mix, "chunk_bwd_dx_kernel"),

@@ -7,7 +7,7 @@ Meta tensors (shape propagation, FLOP counting) take `reference` under every nam
 """
 from __future__ import annotations
 
-import functools
+import importlib.util
 import os
 
 import torch
@@ -38,14 +38,13 @@ def get_default_backend() -> str:
     return _check_name(os.environ.get(ENV_VAR, "auto") or "auto")
 
 
-@functools.lru_cache(maxsize=None)
+_TRITON_IMPORTABLE = importlib.util.find_spec("triton") is not None  # found once, at import
+
+
 def triton_available() -> bool:
-    """True when Triton imports and a CUDA device is present."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+    """True when Triton is installed and a CUDA device is present (no functools cache: torch.compile
+    warns about tracing through one)."""
+    return _TRITON_IMPORTABLE and torch.cuda.is_available()
 
 
 def available_backends(device: torch.device | str | None = None) -> list[str]:

@@ -30,19 +30,25 @@ __all__ = ["chunk_bwd_dx_kernel"]
 
 
 @triton.jit
-def _dx_tile(dyi, bt, q, dt, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, dx,
-             FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows]."""
+def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, c0,
+             Q: tl.constexpr, dx, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr,
+             S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
+    """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows]; S loaded
+    from the group's products that `triton_bwd_pairs` stored (S_STORED) or computed here."""
     if FORWARD:
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
-        cs = load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
         expo = r[None, :] - q[:, None]
     else:
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, 1 - SHIFT)
-        cs = load_bc(Cp, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_bl, s_bn, N)
         expo = q[:, None] - r[None, :]
-    valid = tl.trans(triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT))  # [cols, rows]
-    mt = mma(bt, tl.trans(cs), None, DOT_PREC) * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[:, None]
+    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
+    if S_STORED:
+        st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0))
+    else:
+        cs_rows = rows - SHIFT if FORWARD else rows + SHIFT
+        cs_mask = rm & (rows >= SHIFT) if FORWARD else rm & (rows + SHIFT < L)
+        st = mma(bt, tl.trans(load_bc(Cp, cs_rows, cs_mask, ns, s_bl, s_bn, N)), None, DOT_PREC)
+    mt = st * tl.exp(tl.where(tl.trans(valid), expo, float("-inf"))) * dt[:, None]
     return mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
 
 
@@ -51,15 +57,18 @@ def _dx_tile(dyi, bt, q, dt, Cp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_b
 @triton.jit
 def chunk_bwd_dx_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
-    Dp, s_db, s_dl, s_dh, dta, cum, A, dstates, dx, Ks, Kp, dD,
+    Dp, s_db, s_dl, s_dh, S, s_sd, s_sb, s_sg, dta, cum, A, dstates, dx, Ks, Kp, dD,
     L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    S_STORED: tl.constexpr,
 ):
     b, h, g, c, c0, c_end, j0, cols, cm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     nm = ns < N
     bc = b * s_bb + g * s_bg
+    S_f = S + b * s_sb + g * s_sg
+    S_b = S_f + s_sd
     slot_stride = (1 + BIDIR) * BHL
     xj = tl.load(x + b * s_xb + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                  mask=cm[:, None] & pm[None, :], other=0.0)
@@ -67,13 +76,13 @@ def chunk_bwd_dx_kernel(
     dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
     q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-    dxj = _dx_tile(dyj, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N, L,
-                   tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, DOT_PREC)
+    dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, q_f, dt_f, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
+                   L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
         q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-        dxj = _dx_tile(dyj, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N, L,
-                       dxj, False, True, SHIFT, DOT_PREC)
+        dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, q_b, dt_b, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
+                       N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
     if D_MODE > 0:
         dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
         tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)
@@ -81,14 +90,14 @@ def chunk_bwd_dx_kernel(
         rows = i0 + tl.arange(0, BLOCK)
         rm = rows < c_end
         dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
-        dxj = _dx_tile(dyi, b_f, q_f, dt_f, Cf + bc, cum, dta, off_f, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L,
-                       dxj, True, False, SHIFT, DOT_PREC)
+        dxj = _dx_tile(dyi, b_f, Cf + bc, S_f, q_f, dt_f, cum, dta, off_f, A_h, rows, rm, cols, cm, ns, s_bl, s_bn,
+                       N, L, c0, Q, dxj, True, False, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
             rows = i0 + tl.arange(0, BLOCK)
             dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
-            dxj = _dx_tile(dyi, b_b, q_b, dt_b, Cb + bc, cum, dta, off_b, A_h, rows, rows < L, cols, cm, ns, s_bl,
-                           s_bn, N, L, dxj, False, False, SHIFT, DOT_PREC)
+            dxj = _dx_tile(dyi, b_b, Cb + bc, S_b, q_b, dt_b, cum, dta, off_b, A_h, rows, rows < L, cols, cm, ns,
+                           s_bl, s_bn, N, L, c0, Q, dxj, False, False, SHIFT, S_STORED, DOT_PREC)
     ks_f = slot_sum(Ks, slot_stride, off_f, cols, cm, c0, c_end, SLOT_BLOCK, False)
     if STATES:  # compiled out when L fits one chunk
         st = dstates + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P]

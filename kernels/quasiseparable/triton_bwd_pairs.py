@@ -19,6 +19,7 @@ import triton.language as tl
 
 from .triton_chunk_fwd import load_bc, prefix_values, triangle_mask
 from .triton_config import interpreting, mma
+from .triton_products import tile_pair
 
 __all__ = ["chunk_bwd_pairs_kernel", "pair_block", "slot_sum"]
 
@@ -48,10 +49,14 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 
 @triton.jit
 def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
-          rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr,
-          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """One direction of one tile pair: dS (stored) and the R / K' slot parts of every head of the group."""
+          rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
+          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
+          DOT_PREC: tl.constexpr):
+    """One direction of one tile pair: dS (stored), S (stored for the dx kernel when STORE_S) and the
+    R / K' slot parts of every head of the group."""
     s = mma(cs, tl.trans(bj), None, DOT_PREC)
+    if STORE_S:
+        tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
@@ -78,18 +83,12 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, of
 @triton.jit
 def chunk_bwd_pairs_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
-    dta, cum, A, dS, s_sd, s_sb, s_sg, Rs, Ks,
+    dta, cum, A, dS, S, s_sd, s_sb, s_sg, Rs, Ks,
     L, H, G, P, N, BHL,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
 ):
-    pair, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    T: tl.constexpr = Q // BLOCK
-    c = pair // (T * T)
-    ti = (pair // T) % T
-    tj = pair % T
-    r0 = c * Q + ti * BLOCK
-    j0 = c * Q + tj * BLOCK
+    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK)
     if (r0 >= L) | (j0 >= L):
         return
     if not BIDIR:
@@ -104,16 +103,18 @@ def chunk_bwd_pairs_kernel(
     bc = b * s_bb + g * s_bg
     slot_stride = (1 + BIDIR) * BHL
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
-    ds_f = dS + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
+    tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
     if tj <= ti:
         cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
         bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
         _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
-              rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f, BLOCK, True, SHIFT, DOT_PREC)
+              rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
+              STORE_S, DOT_PREC)
     if BIDIR:
         if tj >= ti:
             cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
             bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
             _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g, hpg, L,
-                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_f + s_sd, BLOCK, False, SHIFT, DOT_PREC)
+                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile, BLOCK,
+                  False, SHIFT, STORE_S, DOT_PREC)

@@ -8,6 +8,8 @@ column tiles j of its chunk it builds the tile of the quasiseparable matrix
 
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
+With one chunk (S_STORED) the products Cs . B are loaded from `triton_products`, which computes
+them once per group; with several each head computes its own (loading measured slower there).
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
 with p the chunk-local prefix of a = dt A:
 
@@ -112,13 +114,18 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 
 
 @triton.jit
-def _mix_tile(cs, r, Bp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N,
-              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32)."""
+def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, c0, Q: tl.constexpr,
+              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, S_STORED: tl.constexpr,
+              DOT_PREC: tl.constexpr):
+    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32); its products Cs . B loaded
+    from the group's stored S (S_STORED) or computed here."""
     q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
-    s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
     expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
+    if S_STORED:
+        s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
+    else:
+        s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
     return s * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]
 
 
@@ -127,14 +134,17 @@ def _mix_tile(cs, r, Bp, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn,
 @triton.jit
 def chunk_fwd_kernel(
     x, s_xb, s_xl, s_xh, s_xp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
-    dta, cum, A, states, y,
+    S, s_sd, s_sb, s_sg, dta, cum, A, states, y,
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    S_STORED: tl.constexpr,
 ):
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
+    S_f = S + b * s_sb + g * s_sg
+    S_b = S_f + s_sd
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
     cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
@@ -145,23 +155,23 @@ def chunk_fwd_kernel(
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, cols, cols < L, ns, s_bl, s_bn, N,
-                        True, False, SHIFT, DOT_PREC)
+        mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L,
+                        ns, s_bl, s_bn, N, c0, Q, True, False, SHIFT, S_STORED, DOT_PREC)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
-    mat = _mix_tile(cs_f, r_f, Bf + bc, cum, dta, off_f, A_h, rows, rm, rows, rm, ns, s_bl, s_bn, N,
-                    True, True, SHIFT, DOT_PREC)
+    mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
+                    ns, s_bl, s_bn, N, c0, Q, True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
-        mat += _mix_tile(cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, rows, rm, ns, s_bl, s_bn, N,
-                         False, True, SHIFT, DOT_PREC)
+        mat += _mix_tile(cs_b, Bb + bc, S_b, r_b, cum, dta, off_b, A_h, rows, rm, rows, rm,
+                         ns, s_bl, s_bn, N, c0, Q, False, True, SHIFT, S_STORED, DOT_PREC)
     acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(cs_b, r_b, Bb + bc, cum, dta, off_b, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N,
-                            False, False, SHIFT, DOT_PREC)
+            mat = _mix_tile(cs_b, Bb + bc, S_b, r_b, cum, dta, off_b, A_h, rows, rm, cols, cm,
+                            ns, s_bl, s_bn, N, c0, Q, False, False, SHIFT, S_STORED, DOT_PREC)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     if STATES:  # compiled out when L fits one chunk

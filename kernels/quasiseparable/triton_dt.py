@@ -185,7 +185,8 @@ def dt_backward(
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
         A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
         L, H, batch * H * L, lo, hi,
-        BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+        BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None,
+        SOFTPLUS=dt_softplus,
         num_warps=8,  # 125 registers on sm_90; 128-token blocks in 4 warps spilled (benchmarks/kernel_registers.py)
     )
     return ddt_f, ddt_b, dA_part.sum((0, 1)), dbias_part.sum((0, 1))

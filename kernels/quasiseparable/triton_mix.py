@@ -2,14 +2,18 @@
 
 Launch sequence:
 
-    forward:  dt_forward -> [chunk_states(x), L > Q only] -> chunk_fwd_kernel
+    forward:  dt_forward -> [chunk_states(x), L > Q] or [chunk_products_kernel (S = Cs B^T per group), L <= Q]
+              -> chunk_fwd_kernel
     backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
-              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head)
+              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
-one chunk and no state launch: two launches forward, four backward.
+one chunk and no state launch: three launches forward, four backward; the per-head forward and
+dx kernels then load the group's products S instead of computing them per head (13% faster
+forward+backward at 128 x 197 on an H200; with several chunks loading S was 13-19% slower, so
+there each head computes its own: RESULTS.md, session 13).
 
 Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
 T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
@@ -61,6 +65,7 @@ from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
 from .triton_dt import dt_backward, dt_forward
+from .triton_products import chunk_products_kernel
 from .triton_states import chunk_states
 
 __all__ = ["chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
@@ -85,6 +90,21 @@ def _dims(x: torch.Tensor, B: torch.Tensor) -> dict:
                 BLOCK_N=max(16, triton.next_power_of_2(N)))
 
 
+def _group_products(Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
+                    Q: int, shift: bool, dot_prec: str) -> torch.Tensor:
+    """S = Cs B^T of every tile pair of every chunk, per group and direction: (ND, batch, G, L, Q) fp32."""
+    batch, L, G, N = Bf.shape
+    bidir = Bb is not None
+    S = torch.empty((1 + bidir, batch, G, L, Q), device=Bf.device, dtype=torch.float32)
+    block = pair_block(Q)
+    chunk_products_kernel[(triton.cdiv(L, Q) * (Q // block) ** 2, batch, G)](
+        Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), S, *S.stride()[:3], L, N,
+        Q=Q, BLOCK=block, BLOCK_N=max(16, triton.next_power_of_2(N)), BIDIR=bidir, SHIFT=int(shift),
+        DOT_PREC=dot_prec, num_warps=4,
+    )
+    return S
+
+
 def _forward(
     x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, Bf: torch.Tensor,
     Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
@@ -100,16 +120,18 @@ def _forward(
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
+    # one chunk: the group's products, loaded by every head; several: each head computes its own (dta: unused)
+    S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype)) if nchunks == 1 else dta
 
     def grid(meta):
         return (triton.cdiv(L, meta["BLOCK"]), k["batch"], H)
 
     chunk_fwd_kernel[grid](
         x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
-        dta, cum, A, states, y,
+        S, *S.stride()[:3], dta, cum, A, states, y,
         L, H, k["G"], k["P"], k["N"], k["batch"] * H * L, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
-        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
+        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype), S_STORED=nchunks == 1,
     )
     return y, dta, cum
 
@@ -144,18 +166,20 @@ def _backward(
     sizes = (L, H, G, k["P"], k["N"], batch * H * L)
     inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
     pair = pair_block(Q)
-    dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
+    dS_S = torch.empty((1 + (nchunks == 1), 1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
+    dS, S = dS_S[0], dS_S[-1]  # S stored for dx with one chunk only
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
     chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
-        *inputs, dta, cum, A, dS, *dS.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
+        *inputs, dta, cum, A, dS, S, *dS.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
+        STORE_S=nchunks == 1,
     )
 
     def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
         return lambda meta: (triton.cdiv(L, meta["BLOCK"]), batch, heads)
 
     chunk_bwd_dx_kernel[grid(H)](
-        *inputs, Dp, *d_strides, dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,
-        STATES=nchunks > 1, D_MODE=_d_mode(D), **tiles,
+        *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,
+        STATES=nchunks > 1, D_MODE=_d_mode(D), S_STORED=nchunks == 1, **tiles,
     )
     chunk_bwd_bc_kernel[grid(G)](
         *inputs, dta, cum, A, states, dstates, dS, *dS.stride()[:3], R_slots, R, dBf, dCf, dBb, dCb,

@@ -1,11 +1,13 @@
 """Backend choice: when the conv and gated-norm kernels take the Triton path."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from hydra_vision.kernels.backend import (
-    BACKENDS, get_default_backend, resolve_backend, set_default_backend, use_triton)
+    BACKENDS, get_default_backend, resolve_backend, set_default_backend, triton_available, use_triton)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 
@@ -44,3 +46,17 @@ def test_meta_tensors_take_the_reference_under_every_name():
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown kernel backend 'cuda'"):
         use_triton("cuda", torch.zeros(1))
+
+
+def test_torch_compile_traces_the_backend_choice_without_warnings():
+    """The choice runs inside compiled models; torch.compile warned about a functools cache here."""
+    @torch.compile(backend="eager", fullgraph=True)
+    def choose(x):
+        return x + 1 if triton_available() and use_triton("auto", x) else x - 1
+
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = choose(torch.zeros(3, device=DEVICE))
+    assert torch.equal(y, torch.full((3,), 1.0 if DEVICE == "cuda" else -1.0, device=DEVICE))
+    assert [str(w.message) for w in caught] == []

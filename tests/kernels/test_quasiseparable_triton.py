@@ -84,6 +84,7 @@ SHAPES = [
     _shape(1, 50, 2, 8, 1, 8, 64, diag=None),  # one chunk of 64 over two 32-row tiles
     _shape(1, 150, 2, 4, 1, 4, 64),  # ragged chunks; the dt backward carries its sums over 64-token blocks
     _shape(1, 200, 2, 4, 1, 4, 128, shift=False),  # chunks of two 64-row tiles: R and K' summed over pair slots
+    _shape(1, 110, 4, 4, 2, 4, 128),  # one chunk of two 64-row tiles: each group's S stored per tile pair
 ]
 
 

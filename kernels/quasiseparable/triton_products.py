@@ -1,0 +1,55 @@
+"""Triton stage 2b: the group's products S = Cs B^T of every tile pair of a chunk, stored for the heads.
+
+    S_f[i, j] = Cs_f[i] . B_f[j]  (tile pairs with j's tile <= i's),   S_b[i, j] = Cs_b[i] . B_b[j]  (>=)
+
+in fp32, [ND, batch, G, L, Q] (column index within the chunk). They do not depend on the head,
+so the forward and dx kernels, one program per head, load them instead of recomputing them; the
+backward's pair kernel, which computes them anyway, stores them for dx.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_chunk_fwd import load_bc
+from .triton_config import mma
+
+__all__ = ["chunk_products_kernel", "tile_pair"]
+
+
+@triton.jit
+def tile_pair(Q: tl.constexpr, BLOCK: tl.constexpr):
+    """For a program of a (tile pair of a chunk, batch, group) grid: batch, group, chunk, the row and
+    column tiles' indices within the chunk and their first positions (possibly past L)."""
+    pair, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    T: tl.constexpr = Q // BLOCK
+    c = pair // (T * T)
+    ti = (pair // T) % T
+    tj = pair % T
+    return b, g, c, ti, tj, c * Q + ti * BLOCK, c * Q + tj * BLOCK
+
+
+@triton.jit
+def chunk_products_kernel(
+    Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, S, s_sd, s_sb, s_sg, L, N,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK)
+    if (r0 >= L) | (j0 >= L):
+        return
+    rows = r0 + tl.arange(0, BLOCK)
+    cols = j0 + tl.arange(0, BLOCK)
+    rm, cm = rows < L, cols < L
+    ns = tl.arange(0, BLOCK_N)
+    bc = b * s_bb + g * s_bg
+    out = S + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
+    if tj <= ti:
+        cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+        s = mma(cs, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+        tl.store(out, s, mask=rm[:, None] & cm[None, :])
+    if BIDIR:
+        if tj >= ti:
+            cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+            s = mma(cs, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+            tl.store(out + s_sd, s, mask=rm[:, None] & cm[None, :])
