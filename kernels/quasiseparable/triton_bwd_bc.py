@@ -20,6 +20,7 @@ from .triton_chunk_fwd import (
     chunk_configs,
     chunk_tile,
     load_bc,
+    load_cs,
     prefix_values,
     prune_blocks,
 )
@@ -53,7 +54,7 @@ def chunk_bwd_bc_kernel(
     bc = b * s_bb + g * s_bg
     slot_stride = (1 + BIDIR) * BHL
     ds_f = dS + b * s_sb + g * s_sg
-    cs_f = load_bc(Cf + bc, idx - SHIFT, im & (idx >= SHIFT), ns, s_bl, s_bn, N)
+    cs_f = load_cs(Cf + bc, idx, im, ns, s_bl, s_bn, N, L, True, SHIFT)
     dc_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
     db_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
     for j0 in range(c0, t0 + BLOCK, BLOCK):  # dC: columns up to the diagonal
@@ -62,11 +63,11 @@ def chunk_bwd_bc_kernel(
         dc_f = mma(_ds_tile(ds_f, idx, cols, Q, c0, L, True).to(bj.dtype), bj, dc_f, DOT_PREC)
     for i0 in range(t0, c_end, BLOCK):  # dB: rows from the diagonal down
         rows = i0 + tl.arange(0, BLOCK)
-        ci = load_bc(Cf + bc, rows - SHIFT, (rows < L) & (rows >= SHIFT), ns, s_bl, s_bn, N)
+        ci = load_cs(Cf + bc, rows, rows < L, ns, s_bl, s_bn, N, L, True, SHIFT)
         db_f = mma(tl.trans(_ds_tile(ds_f, rows, idx, Q, c0, L, True).to(ci.dtype)), ci, db_f, DOT_PREC)
     if BIDIR:
         ds_b = ds_f + s_sd
-        cs_b = load_bc(Cb + bc, idx + SHIFT, idx + SHIFT < L, ns, s_bl, s_bn, N)
+        cs_b = load_cs(Cb + bc, idx, im, ns, s_bl, s_bn, N, L, False, SHIFT)
         dc_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
         db_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
         for j0 in range(t0, c_end, BLOCK):  # dC: columns from the diagonal right
@@ -75,7 +76,7 @@ def chunk_bwd_bc_kernel(
             dc_b = mma(_ds_tile(ds_b, idx, cols, Q, c0, L, False).to(bj.dtype), bj, dc_b, DOT_PREC)
         for i0 in range(c0, t0 + BLOCK, BLOCK):  # dB: rows up to the diagonal
             rows = i0 + tl.arange(0, BLOCK)
-            ci = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+            ci = load_cs(Cb + bc, rows, rows < L, ns, s_bl, s_bn, N, L, False, SHIFT)
             db_b = mma(tl.trans(_ds_tile(ds_b, rows, idx, Q, c0, L, False).to(ci.dtype)), ci, db_b, DOT_PREC)
     hpg = H // G
     for hh in range(hpg):

@@ -19,6 +19,7 @@ from .triton_chunk_fwd import (
     chunk_configs,
     head_program,
     load_bc,
+    load_cs,
     load_d,
     prefix_values,
     prune_blocks,
@@ -45,9 +46,7 @@ def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns,
     if S_STORED:
         st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0))
     else:
-        cs_rows = rows - SHIFT if FORWARD else rows + SHIFT
-        cs_mask = rm & (rows >= SHIFT) if FORWARD else rm & (rows + SHIFT < L)
-        st = mma(bt, tl.trans(load_bc(Cp, cs_rows, cs_mask, ns, s_bl, s_bn, N)), None, DOT_PREC)
+        st = mma(bt, tl.trans(load_cs(Cp, rows, rm, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)), None, DOT_PREC)
     mt = st * tl.exp(tl.where(tl.trans(valid), expo, float("-inf"))) * dt[:, None]
     return mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
 
@@ -61,8 +60,8 @@ def chunk_bwd_dx_kernel(
     L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
-    S_STORED: tl.constexpr,
 ):
+    S_STORED: tl.constexpr = STATES == 0  # one chunk: the pairs kernel stored the group's products
     b, h, g, c, c0, c_end, j0, cols, cm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     nm = ns < N

@@ -17,9 +17,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_chunk_fwd import load_bc, prefix_values, triangle_mask
+from .triton_chunk_fwd import prefix_values, triangle_mask
 from .triton_config import interpreting, mma
-from .triton_products import tile_pair
+from .triton_products import tile_pair, tile_products
 
 __all__ = ["chunk_bwd_pairs_kernel", "pair_block", "slot_sum"]
 
@@ -48,13 +48,12 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 
 
 @triton.jit
-def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, off0, g, hpg, L,
+def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, L,
           rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
           BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
           DOT_PREC: tl.constexpr):
-    """One direction of one tile pair: dS (stored), S (stored for the dx kernel when STORE_S) and the
-    R / K' slot parts of every head of the group."""
-    s = mma(cs, tl.trans(bj), None, DOT_PREC)
+    """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
+    STORE_S) and the R / K' slot parts of every head of the group."""
     if STORE_S:
         tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
@@ -106,15 +105,13 @@ def chunk_bwd_pairs_kernel(
     tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
     if tj <= ti:
-        cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
-        bj = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, b * H * L, g, hpg, L,
+        s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
+        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * L, g, hpg, L,
               rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
               STORE_S, DOT_PREC)
     if BIDIR:
         if tj >= ti:
-            cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
-            bj = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
-            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, cs, bj, cum, dta, A, BHL + b * H * L, g, hpg, L,
+            s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * L, g, hpg, L,
                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile, BLOCK,
                   False, SHIFT, STORE_S, DOT_PREC)

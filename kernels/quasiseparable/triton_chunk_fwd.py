@@ -8,7 +8,7 @@ column tiles j of its chunk it builds the tile of the quasiseparable matrix
 
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
-With one chunk (S_STORED) the products Cs . B are loaded from `triton_products`, which computes
+With one chunk (no states) the products Cs . B are loaded from `triton_products`, which computes
 them once per group; with several each head computes its own (loading measured slower there).
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
 with p the chunk-local prefix of a = dt A:
@@ -28,7 +28,8 @@ import triton.language as tl
 from .triton_config import interpreting, mma, mma_split
 
 __all__ = [
-    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "head_program", "load_bc", "prefix_values", "prune_blocks",
+    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "head_program", "load_bc", "load_cs", "prefix_values",
+    "prune_blocks",
     "triangle_mask",
 ]
 
@@ -90,6 +91,15 @@ def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
 
 
 @triton.jit
+def load_cs(Cp, rows, rm, ns, s_l, s_n, N, L, FORWARD: tl.constexpr, SHIFT: tl.constexpr):
+    """[len(rows), BLOCK_N] shifted C rows of one (batch, group) slice: Cs_f[i] = C_f[i - shift] (FORWARD)
+    or Cs_b[i] = C_b[i + shift]; zero where the row is masked or the shift leaves the sequence."""
+    if FORWARD:
+        return load_bc(Cp, rows - SHIFT, rm & (rows >= SHIFT), ns, s_l, s_n, N)
+    return load_bc(Cp, rows + SHIFT, rm & (rows + SHIFT < L), ns, s_l, s_n, N)
+
+
+@triton.jit
 def load_d(Dp, b, pos, mask, h, s_db, s_dl, s_dh, D_MODE: tl.constexpr):
     """[len(pos), 1] column of the diagonal term of head h: D[h] (D_MODE 1, one value read for every
     position, so that both modes give the compiler one type) or D[b, pos, h] (2)."""
@@ -138,8 +148,8 @@ def chunk_fwd_kernel(
     L, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
-    S_STORED: tl.constexpr,
 ):
+    S_STORED: tl.constexpr = STATES == 0  # one chunk: the group's products were stored (`triton_products`)
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
@@ -147,10 +157,10 @@ def chunk_fwd_kernel(
     S_b = S_f + s_sd
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
-    cs_f = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
+    cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
     if BIDIR:
         r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
-        cs_b = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
+        cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)

@@ -131,7 +131,7 @@ def _forward(
         S, *S.stride()[:3], dta, cum, A, states, y,
         L, H, k["G"], k["P"], k["N"], k["batch"] * H * L, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
-        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype), S_STORED=nchunks == 1,
+        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
     )
     return y, dta, cum
 
@@ -166,8 +166,8 @@ def _backward(
     sizes = (L, H, G, k["P"], k["N"], batch * H * L)
     inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
     pair = pair_block(Q)
-    dS_S = torch.empty((1 + (nchunks == 1), 1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
-    dS, S = dS_S[0], dS_S[-1]  # S stored for dx with one chunk only
+    dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
+    S = torch.empty_like(dS) if nchunks == 1 else dS  # stored for dx with one chunk only (else unused)
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
     chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
         *inputs, dta, cum, A, dS, S, *dS.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
@@ -179,7 +179,7 @@ def _backward(
 
     chunk_bwd_dx_kernel[grid(H)](
         *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,
-        STATES=nchunks > 1, D_MODE=_d_mode(D), S_STORED=nchunks == 1, **tiles,
+        STATES=nchunks > 1, D_MODE=_d_mode(D), **tiles,
     )
     chunk_bwd_bc_kernel[grid(G)](
         *inputs, dta, cum, A, states, dstates, dS, *dS.stride()[:3], R_slots, R, dBf, dCf, dBb, dCb,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_chunk_fwd import load_bc
+from .triton_chunk_fwd import load_bc, load_cs
 from .triton_config import mma
 
-__all__ = ["chunk_products_kernel", "tile_pair"]
+__all__ = ["chunk_products_kernel", "tile_pair", "tile_products"]
 
 
 @triton.jit
@@ -28,6 +28,14 @@ def tile_pair(Q: tl.constexpr, BLOCK: tl.constexpr):
     ti = (pair // T) % T
     tj = pair % T
     return b, g, c, ti, tj, c * Q + ti * BLOCK, c * Q + tj * BLOCK
+
+
+@triton.jit
+def tile_products(Cp, Bp, rows, rm, cols, cm, ns, s_l, s_n, N, L, FORWARD: tl.constexpr, SHIFT: tl.constexpr,
+                  DOT_PREC: tl.constexpr):
+    """[len(rows), len(cols)] S = Cs[rows] B[cols]^T of one direction (fp32)."""
+    cs = load_cs(Cp, rows, rm, ns, s_l, s_n, N, L, FORWARD, SHIFT)
+    return mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_l, s_n, N)), None, DOT_PREC)
 
 
 @triton.jit
@@ -46,11 +54,9 @@ def chunk_products_kernel(
     bc = b * s_bb + g * s_bg
     out = S + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     if tj <= ti:
-        cs = load_bc(Cf + bc, rows - SHIFT, rm & (rows >= SHIFT), ns, s_bl, s_bn, N)
-        s = mma(cs, tl.trans(load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+        s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
         tl.store(out, s, mask=rm[:, None] & cm[None, :])
     if BIDIR:
         if tj >= ti:
-            cs = load_bc(Cb + bc, rows + SHIFT, rows + SHIFT < L, ns, s_bl, s_bn, N)
-            s = mma(cs, tl.trans(load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+            s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
             tl.store(out + s_sd, s, mask=rm[:, None] & cm[None, :])
