@@ -68,7 +68,8 @@ if [[ " $steps " == *" ncu "* ]]; then
         -k regex:'chunk_|_states_kernel' -f -o "$rep" \
         python3 benchmarks/bench_mixer.py --ncu-window --lengths "${NCU_LENGTH:-197}" > "$OUT/ncu.log" 2>&1
     ncu --import "$rep.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
-    for kernel in chunk_fwd_kernel chunk_bwd_pairs_kernel chunk_bwd_dx_kernel chunk_bwd_bc_kernel; do
+    for kernel in chunk_products_kernel chunk_fwd_kernel chunk_bwd_pairs_kernel chunk_bwd_dx_kernel \
+        chunk_bwd_bc_kernel; do
         ncu --import "$rep.ncu-rep" --page source --csv --print-source sass -k "$kernel" \
             > "$OUT/ncu_source_$kernel.csv" 2>&1
     done
