@@ -374,7 +374,9 @@ class HydraVisionTransformer(nn.Module):
             not self.dynamic_img_size,
             self.patch_embed.dynamic_img_pad,
         )
-        x = self.patch_embed(x)
+        # PatchEmbed's tokens are a transposed view of its conv output; without the copy every block's
+        # norm, casts and residual adds would run on (and propagate) that column-major layout.
+        x = self.patch_embed(x).contiguous()
         pos_embed = self.pos_embed
         if self.dynamic_img_size:
             B, H, W, C = x.shape

@@ -193,6 +193,17 @@ def test_dynamic_img_size_matches_a_model_built_for_that_size(name):
         assert inter[0].shape == (2, dyn.embed_dim, size[0] // PATCH, size[1] // PATCH)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"dynamic_img_size": True}, {"pos_embed": "none"}, {"class_token": True}])
+def test_tokens_are_row_major_through_the_blocks(kwargs):
+    """PatchEmbed's tokens are a transposed view; the blocks must get (and keep) a row-major stream, else every
+    norm, cast and residual add runs on a column-major layout (non-vectorised copies on the GPU)."""
+    model = create("hydra_vit_tiny", **kwargs).eval()
+    with torch.no_grad():
+        tokens = model._embed(images())
+        assert tokens.is_contiguous(), tokens.stride()
+        assert model.blocks(tokens).is_contiguous()
+
+
 def test_dynamic_img_size_resamples_learned_pos_embed_like_set_input_size():
     dyn = create("hydra_vit_tiny", dynamic_img_size=True, pos_embed="learn", class_token=True).eval()
     fixed = create("hydra_vit_tiny", pos_embed="learn", class_token=True).eval()
