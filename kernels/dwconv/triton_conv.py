@@ -4,15 +4,15 @@ Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp
 
     forward:    pre = bias + sum_k w[:, k] x[l + k - left],  y = SiLU(pre) on the first silu_channels
     backward 1: recompute pre, dpre = dy SiLU'(pre) (dy elsewhere), SiLU'(p) = s (1 + p (1 - s));
-                store dpre in x's dtype (the reference's backward under autocast rounds it so too)
-                and the tile's partial sums, from the fp32 dpre, dw[k] = sum_l dpre[l] x[l + k - left]
-                and db = sum_l dpre[l] (added by torch: no atomics, deterministic)
+                store dpre in x's dtype (the reference's backward under autocast rounds it so too);
+                one program walks the tiles of a SEGMENT of tokens and keeps, from the fp32 dpre,
+                dw[k] = sum_l dpre[l] x[l + k - left] and db = sum_l dpre[l] in registers, stored
+                once per segment (the segments' sums are added by torch: no atomics, deterministic)
     backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
 
-The tile shape is autotuned per (L, C, K, dtypes) from `conv_configs`. The partial sums have
-cdiv(L, PART_BLOCK_L) rows per batch element (the shortest tile's, 16 tokens); longer tiles leave
-the last rows zero (the autotuner zeroes them before every timed launch), so their sum is the same
-whichever tile ran.
+The tile shape is autotuned per (L, C, K, dtypes) from `conv_configs`; the segment is a multiple of
+every tile length, so the partial sums have cdiv(L, SEGMENT) rows per batch element whichever tile ran,
+and every launch writes all of them.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -50,7 +50,7 @@ def _autotune(**kwargs):
                            prune_configs_by={"early_config_prune": _first_when_interpreting}, **kwargs)
 
 
-PART_BLOCK_L = min(c.kwargs["BLOCK_L"] for c in conv_configs())  # the partial sums' rows: cdiv(L, PART_BLOCK_L)
+SEGMENT = 512  # tokens per program of the weight-gradient kernel (a multiple of every BLOCK_L)
 
 
 @triton.jit
@@ -82,30 +82,33 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
              mask=(ls < L)[:, None] & cm[None, :])
 
 
-@_autotune(reset_to_zero=["parts"])  # rows a longer tile skips stay zero
+@_autotune()
 @triton.jit
-def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C, ROWS,
-                         K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr,
-                         BLOCK_C: tl.constexpr):
-    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
+def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
+                         K: tl.constexpr, K_PAD: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         SEGMENT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
+    seg, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cs < C
-    lm = ls < L
     x_b = x + b * s_xb
-    pre = _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
-    tile_m = lm[:, None] & cm[None, :]
-    g = tl.load(dy + b * s_yb + ls[:, None] * s_yl + cs[None, :], mask=tile_m, other=0.0).to(tl.float32)
-    s = tl.sigmoid(pre)
-    g = tl.where((cs < SILU_C)[None, :], g * s * (1.0 + pre * (1.0 - s)), g)
-    tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g.to(dpre.dtype.element_ty), mask=tile_m)
-    part = (b * ROWS + pl) * (K + 1) * C  # ROWS = cdiv(L, PART_BLOCK_L) >= the tiles per batch element
-    for k in tl.static_range(K):
-        src = ls + (k - LEFT)
-        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
-        xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
-        tl.store(parts + part + k * C + cs, tl.sum(g * xv, axis=0), mask=cm)
-    tl.store(parts + part + K * C + cs, tl.sum(g, axis=0), mask=cm)
+    ks = tl.arange(0, K_PAD)  # rows 0..K-1 of the sums: dw[k]; row K: db
+    sums = tl.zeros([K_PAD, BLOCK_C], tl.float32)
+    for l0 in range(seg * SEGMENT, tl.minimum(seg * SEGMENT + SEGMENT, L), BLOCK_L):
+        ls = l0 + tl.arange(0, BLOCK_L)
+        tile_m = (ls < L)[:, None] & cm[None, :]
+        pre = _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
+        g = tl.load(dy + b * s_yb + ls[:, None] * s_yl + cs[None, :], mask=tile_m, other=0.0).to(tl.float32)
+        s = tl.sigmoid(pre)
+        g = tl.where((cs < SILU_C)[None, :], g * s * (1.0 + pre * (1.0 - s)), g)
+        tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g.to(dpre.dtype.element_ty), mask=tile_m)
+        for k in tl.static_range(K):
+            src = ls + (k - LEFT)
+            m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
+            xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
+            sums += tl.where(ks[:, None] == k, tl.sum(g * xv, axis=0)[None, :], 0.0)
+        sums += tl.where(ks[:, None] == K, tl.sum(g, axis=0)[None, :], 0.0)
+    row = b * tl.num_programs(0) + seg
+    tl.store(parts + (row * (K + 1) + ks[:, None]) * C + cs[None, :], sums, mask=(ks <= K)[:, None] & cm[None, :])
 
 
 @_autotune()
@@ -151,17 +154,17 @@ def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias
                    causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, L, C = x.shape
     K = weight.shape[-1]
-    grid = _grid(x)
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
     dpre = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
-    rows = triton.cdiv(L, PART_BLOCK_L)
-    parts = torch.zeros((B * rows, K + 1, C), dtype=torch.float32, device=x.device)
+    segments = triton.cdiv(L, SEGMENT)
+    parts = torch.empty((B * segments, K + 1, C), dtype=torch.float32, device=x.device)  # all written
     dx = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if dx.numel():
-        _conv_bwd_pre_kernel[grid](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy,
-                                   dy.stride(0), dy.stride(1), dpre, parts, L, C, silu_channels, rows, K=K,
-                                   LEFT=_left(K, causal), HAS_BIAS=bias is not None)
-        _conv_bwd_dx_kernel[grid](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal))
+        _conv_bwd_pre_kernel[lambda meta: (segments, triton.cdiv(C, meta["BLOCK_C"]), B)](
+            x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0),
+            dy.stride(1), dpre, parts, L, C, silu_channels, K=K, K_PAD=triton.next_power_of_2(K + 1),
+            LEFT=_left(K, causal), HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
+        _conv_bwd_dx_kernel[_grid(x)](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal))
     dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
     db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dx, dw, db

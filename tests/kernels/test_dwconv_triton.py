@@ -68,8 +68,8 @@ def test_every_tile_shape_matches_reference(monkeypatch, config, L):
 
 
 def test_autotuning_leaves_no_stale_partial_sums(monkeypatch):
-    """The timed launches of a 16-token tile fill partial-sum rows that the 64-token tile picked after them
-    leaves alone: these must be zero again for the real launch, or dw and db count them twice."""
+    """The timed launches of a 16-token tile run before the 64-token tile that wins: the weight and bias
+    sums must come from the real launch alone, whichever tile ran first."""
     pre = triton_conv._conv_bwd_pre_kernel
     configs = [next(c for c in conv_configs() if c.kwargs["BLOCK_L"] == bl) for bl in (16, 64)]
     timings = iter([2.0, 1.0])  # one timed launch each; the 64-token tile wins
@@ -79,6 +79,14 @@ def test_autotuning_leaves_no_stale_partial_sums(monkeypatch):
     monkeypatch.setitem(vars(pre), "do_bench", lambda call, quantiles: (call(), next(timings))[1])  # a cached_property
     _assert_fp32_matches_reference(*_inputs(2, 70, 80, 7, torch.float32, seed=5), False, 80)
     assert list(pre.cache.values()) == [configs[1]]
+
+
+@pytest.mark.parametrize("L", [64, 150], ids=["one_segment", "three_segments"])
+def test_weight_gradient_over_several_segments(monkeypatch, L):
+    """dw and db are summed in registers over a segment of tokens, then over segments by torch: with
+    64-token segments, L = 150 takes three programs per channel tile, the last one ragged."""
+    monkeypatch.setattr(triton_conv, "SEGMENT", 64)
+    _assert_fp32_matches_reference(*_inputs(2, L, 80, 7, torch.float32, seed=L), False, 80)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
