@@ -56,11 +56,12 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
                   sort_by: tuple[str, ...] = ("self_cuda_time_total",), cpu_ops: bool = True) -> str:
     """torch.profiler tables of `steps` calls of fn() (warmed up by the caller), profiled once: one
     table of `rows` rows per key of `sort_by`; with `cpu_ops` the aten operators appear next to the
-    CUDA kernels."""
+    CUDA kernels, and one more table splits them by input shape (by the first key: a copy or an
+    elementwise op that costs much names its tensors there)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cpu_ops else [ProfilerActivity.CUDA]
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=cpu_ops) as prof:
         for _ in range(steps):
             fn()
         torch.cuda.synchronize()
@@ -68,6 +69,10 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
     tables = [f"# profile {title} ({steps} steps, by {key})\n"
               + averages.table(sort_by=key, row_limit=rows, max_name_column_width=70) for key in sort_by]
     if cpu_ops:
+        by_shape = prof.key_averages(group_by_input_shape=True)
+        tables.append(f"# profile {title} ({steps} steps, by {sort_by[0]} and input shapes)\n"
+                      + by_shape.table(sort_by=sort_by[0], row_limit=rows, max_name_column_width=50,
+                                       max_shapes_column_width=80))
         tables.append(gpu_wait_summary(prof.events(), averages))
     return "\n".join(tables)
 
