@@ -6,7 +6,8 @@ uses SDPA, flash on the GPU), mode and compile setting, one resident random batc
     train  model.train(), forward + cross-entropy + backward + AdamW step (fused on CUDA)
 under bf16 autocast on CUDA (fp32 on CPU). Reported per case: median ms per step (triton do_bench
 on CUDA, time.perf_counter on CPU), img/s = B / median, the peak memory of one step (weights,
-optimizer state and input included) and MFU = FLOPs / time / peak FLOP/s. FLOPs per image are
+optimizer state and input included), on CUDA the GPU's busy time per step (`gpu_ms`: below the
+median when the host sets the pace, as in eager steps of small batches) and MFU = FLOPs / time / peak FLOP/s. FLOPs per image are
 counted once per model and size with FlopCounterMode on a meta copy of the model (batch 1; the
 Hydra mix counted through its pure-PyTorch reference form); a training step counts 3x the forward
 (backward = 2x forward, the usual MFU convention; the counter's own conv backward count is not
@@ -37,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import (  # noqa: E402
-    emit, env_header, peak_memory_gib, profile_table, python_profile_table, sync_report, time_ms,
+    emit, env_header, gpu_busy_ms, peak_memory_gib, profile_table, python_profile_table, sync_report, time_ms,
 )
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
@@ -143,7 +144,7 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     stats = time_ms(step, warmup_ms=25 if quick else 200, rep_ms=100 if quick else 1000)
     resident = torch.cuda.memory_allocated() / 2**30
     peak = round(resident + peak_memory_gib(step), 4)
-    return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak}
+    return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak, "gpu_ms": gpu_busy_ms(step)}
 
 
 def is_oom(error: Exception) -> bool:
@@ -191,8 +192,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def table(records: list[dict]) -> str:
-    """Markdown table: per pair, size, mode and compile setting, Hydra and ViT img/s, peak GiB and
-    MFU side by side, with the ratios; the issue-4 targets next to the base pair's ratios."""
+    """Markdown table: per pair, size, mode and compile setting, Hydra and ViT img/s, peak GiB, MFU and
+    GPU ms per step side by side, with the ratios; the issue-4 targets next to the base pair's ratios."""
     header = next(r for r in records if r.get("kind") == "header")
     cases = {(r["model"], r["img_size"], r["mode"], r["compile"]): r for r in records if r.get("kind") == "case"}
     lines = [
@@ -200,8 +201,8 @@ def table(records: list[dict]) -> str:
         f"{header.get('amp', '')}; MFU against {header['peak_flops'] / 1e12:.0f} TFLOP/s.",
         "",
         "| pair | img | mode | compile | batch | Hydra img/s | ViT img/s | Hydra / ViT img/s | target | met "
-        "| Hydra GiB | ViT GiB | Hydra / ViT GiB | Hydra MFU | ViT MFU |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| Hydra GiB | ViT GiB | Hydra / ViT GiB | Hydra MFU | ViT MFU | Hydra GPU ms | ViT GPU ms |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def value(r: dict | None, key: str, fmt: str) -> str:
@@ -235,7 +236,8 @@ def table(records: list[dict]) -> str:
                 f"{'-' if speed is None else f'{speed:.2f}'} | "
                 f"{'-' if target is None else f'>= {target}' + (', GiB <= 1' if mode == 'train' else '')} | "
                 f"{', '.join(met) or '-'} | {value(h, 'peak_gib', '.2f')} | {value(v, 'peak_gib', '.2f')} | "
-                f"{'-' if mem is None else f'{mem:.2f}'} | {value(h, 'mfu', '.3g')} | {value(v, 'mfu', '.3g')} |"
+                f"{'-' if mem is None else f'{mem:.2f}'} | {value(h, 'mfu', '.3g')} | {value(v, 'mfu', '.3g')} | "
+                f"{value(h, 'gpu_ms', '.1f')} | {value(v, 'gpu_ms', '.1f')} |"
             )
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ from typing import Callable, TextIO
 
 import torch
 
-__all__ = ["emit", "env_header", "peak_memory_gib", "profile_table", "time_ms"]
+__all__ = ["emit", "env_header", "gpu_busy_ms", "peak_memory_gib", "profile_table", "time_ms"]
 
 
 def env_header() -> dict:
@@ -75,6 +75,21 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
                                        max_shapes_column_width=80))
         tables.append(gpu_wait_summary(prof.events(), averages))
     return "\n".join(tables)
+
+
+def gpu_busy_ms(fn: Callable[[], object], steps: int = 3) -> float:
+    """GPU time per call of fn() (warmed up by the caller): the union of its kernels' intervals over
+    `steps` profiled calls, divided by `steps`. Below the wall time per call when the host, not the
+    GPU, sets the pace (an A/B of GPU work must then compare this, not the wall time)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        torch.cuda.synchronize()
+    kernels = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return round(busy_time(kernels) / 1e3 / steps, 3)
 
 
 def busy_time(intervals: list[tuple[float, float]]) -> float:

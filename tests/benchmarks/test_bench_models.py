@@ -59,7 +59,7 @@ def test_table_ratios_and_targets(bench, tmp_path: Path, capsys) -> None:
 
     def case(model: str, img: int, mode: str, img_s: float, peak: float, mfu: float, status: str = "ok") -> dict:
         return {"kind": "case", "model": model, "img_size": img, "batch": 8, "mode": mode, "compile": True,
-                "img_s": img_s, "peak_gib": peak, "mfu": mfu, "status": status}
+                "img_s": img_s, "peak_gib": peak, "mfu": mfu, "status": status, "gpu_ms": 8000 / (img_s or 1)}
 
     rows = [
         header,
@@ -79,8 +79,8 @@ def test_table_ratios_and_targets(bench, tmp_path: Path, capsys) -> None:
     body = {tuple(c.strip() for c in line.strip("|").split("|")[:4]): [c.strip() for c in line.strip("|").split("|")]
             for line in lines if line.startswith("| hydra")}
     base224 = body[("hydra_vit_base / vit_base_patch16_224", "224", "train", "on")]
-    assert base224[5:15] == ["2000.0", "2500.0", f"{2000 / 2500:.2f}", ">= 0.85, GiB <= 1", "no, mem yes",
-                             "9.00", "10.00", f"{9 / 10:.2f}", "0.3", "0.4"]
+    assert base224[5:17] == ["2000.0", "2500.0", f"{2000 / 2500:.2f}", ">= 0.85, GiB <= 1", "no, mem yes",
+                             "9.00", "10.00", f"{9 / 10:.2f}", "0.3", "0.4", "4.0", "3.2"]
     base1024 = body[("hydra_vit_base / vit_base_patch16_224", "1024", "train", "on")]
     assert base1024[7:10] == [f"{100 / 80:.2f}", ">= 1.3, GiB <= 1", "no, mem no"]
     tiny = body[("hydra_vit_tiny / deit_tiny_patch16_224", "224", "infer", "on")]
