@@ -30,14 +30,16 @@ def _eager_function(name: str, forward: Callable, setup_context: Callable,
                     gradients: Callable) -> type[torch.autograd.Function]:
     """An autograd.Function running `forward(*inputs)`, saving with `setup_context(ctx, inputs, output)`
     and differentiating with `gradients(ctx, *grads)`. Outputs after the first (statistics kept for
-    backward) are marked non-differentiable; the backward is not differentiable itself (double backward
-    raises, as through the custom op)."""
+    backward) are marked non-differentiable, and their gradients reach `gradients` as None rather than
+    as zero tensors that autograd would fill (two (2, B, H, L) fp32 fills per mix backward); the backward
+    is not differentiable itself (double backward raises, as through the custom op)."""
 
     def apply_forward(ctx, *inputs):
         output = forward(*inputs)
         setup_context(ctx, inputs, output)
         if isinstance(output, tuple):
             ctx.mark_non_differentiable(*output[1:])
+            ctx.set_materialize_grads(False)
         return output
 
     @once_differentiable

@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
-from hydra_vision.kernels.eager_path import dispatcher_needed
+from hydra_vision.kernels.eager_path import FusedOp, dispatcher_needed
 from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton
 from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton
 
@@ -85,3 +85,27 @@ def test_double_backward_raises_as_through_the_custom_op(mix_inputs, cast_inputs
     (gx,) = torch.autograd.grad(gated_rmsnorm_triton(x, z, w, 1e-5).square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|differentiate"):
         gx.sum().backward()
+
+
+def test_statistics_gradients_reach_the_formula_as_none():
+    """The eager Function hands the gradients of the statistics outputs over as None: autograd would
+    otherwise fill a zero tensor for each in every backward (for the mix, two (2, B, H, L) fp32 tensors)."""
+    received = []
+
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 2 * x, x.sum(-1)
+
+    def backward(dy: torch.Tensor) -> torch.Tensor:
+        return 2 * dy
+
+    def gradients(backward_fn, ctx, dy, dstat):
+        received.append(dstat)
+        return (backward_fn(dy),)
+
+    op = FusedOp("test_statistics_gradient", forward, backward, lambda ctx, inputs, output: None, gradients)
+    x = torch.randn(3, 4, requires_grad=True)
+    y, stat = op(x)
+    assert type(y.grad_fn).__name__ == "test_statistics_gradientFunctionBackward" and not stat.requires_grad
+    y.sum().backward()
+    assert received == [None]
+    torch.testing.assert_close(x.grad, torch.full((3, 4), 2.0))
