@@ -100,7 +100,8 @@ def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: t
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
     dz = torch.empty((M, D), dtype=z.dtype, device=z.device)
     progs = max(_programs(M, x.device), 1)
-    dw_part = torch.zeros((progs, D), dtype=torch.float32, device=x.device)
+    # every program stores its row of partial sums; with no rows there is no launch, and the sum must be 0
+    dw_part = (torch.empty if M else torch.zeros)((progs, D), dtype=torch.float32, device=x.device)
     if M:
         _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz,
                                    dw_part, M, D, triton.cdiv(M, progs), BLOCK_D=triton.next_power_of_2(D),

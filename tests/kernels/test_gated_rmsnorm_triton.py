@@ -46,6 +46,14 @@ def test_fp32_matches_reference(shape, z_strided):
         torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5 * b.abs().max().item(), msg=name)
 
 
+def test_no_rows_gives_empty_outputs_and_zero_weight_gradient():
+    """With no rows nothing is launched: the weight's partial sums must be zeros, not an empty buffer."""
+    x, z, w, dy = _inputs((0, 24), torch.float32)
+    y, dx, dz, dw = _run(gated_rmsnorm_triton, x, z, w, dy)
+    assert y.shape == dx.shape == dz.shape == (0, 24)
+    assert torch.equal(dw, torch.zeros(24, dtype=torch.float64))
+
+
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(rows=st.integers(1, 9), D=st.integers(1, 300), z_strided=st.booleans())
 def test_fuzz_fp32_against_reference(rows, D, z_strided):
