@@ -158,7 +158,9 @@ def _backward(
     dBb, dCb = (torch.empty_like(dBf), torch.empty_like(dCf)) if bidir else (dBf, dCf)
     R = torch.empty_like(dta)
     Kp = torch.empty_like(dta)
-    dD = torch.empty(batch, L, H, device=x.device, dtype=torch.float32) if D is not None else dta
+    # a per-token D takes dD as the kernel stores it; a per-head one sums it over (batch, L) in fp32 first
+    dD = torch.empty(batch, L, H, device=x.device, dtype=D.dtype if D.dim() == 3 else torch.float32) \
+        if D is not None else dta
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     tiles = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
@@ -189,7 +191,7 @@ def _backward(
     if D is None:
         dD_out = None
     else:
-        dD_out = (dD.sum((0, 1)) if D.dim() == 1 else dD).to(D.dtype)
+        dD_out = dD.sum((0, 1)).to(D.dtype) if D.dim() == 1 else dD
     grads = [dx, ddt_f, ddt_b if bidir else None, dA.to(A.dtype), dBf, dCf, dBb if bidir else None,
              dCb if bidir else None, dD_out, None if dt_bias is None else dbias.to(dt_bias.dtype)]
     return [x.new_empty(0) if g is None else g for g in grads]  # distinct placeholders: outputs may not alias
