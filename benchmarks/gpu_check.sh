@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call: install the package, then the chosen steps; logs and JSON lines go to $OUT.
 #   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [ncu] [models] [extract] [recompute] [graphs]
+#                           [memory]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
 #     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1), the
@@ -16,6 +17,8 @@
 #     recompute  hydra_vit_base's 224 px training step without and with selective_recompute (speed, memory)
 #     graphs     hydra_vit_tiny and deit_tiny training at 128 px: eager vs torch.compile's CUDA-graph mode,
 #                and the eager step's profiler tables by GPU and by host time
+#     memory     what is live at the peak of hydra_vit_base's 224 px training step, eager and compiled
+#                (benchmarks/memory_peak.py)
 # PYTEST_ADDOPTS picks tests for the tests step (e.g. PYTEST_ADDOPTS='-k "not low_precision"').
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
@@ -97,5 +100,10 @@ if [[ " $steps " == *" graphs "* ]]; then
     python3 benchmarks/bench_models.py --table "$OUT/graphs.jsonl" | tee "$OUT/graphs_table.md"
     timeout 120 python3 benchmarks/bench_models.py --models hydra_vit_tiny --img-sizes 128 --modes train --compile off \
         --quick --profile >"$OUT/tiny_profile.txt" 2>&1
+fi
+if [[ " $steps " == *" memory "* ]]; then
+    for mode in off on; do
+        timeout "$step_limit" python3 benchmarks/memory_peak.py --compile "$mode" 2>&1 | tee "$OUT/memory_peak_$mode.jsonl"
+    done
 fi
 exit "$status"
