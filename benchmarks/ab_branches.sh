@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A/B of git branches in one device call: each branch runs in a fresh process from its own source tree.
+#   Here:    bash benchmarks/ab_branches.sh pack BRANCH...
+#            -> $AB_DIR/BRANCH/ (hydra_vision, kernels, benchmarks, tests, pyproject.toml of that branch;
+#            AB_DIR defaults to .ab, git-ignored: carry it with the run). Pack again after new commits.
+#   Device:  bash benchmarks/ab_branches.sh run BRANCH...
+#            AB=mixer (default): bench_mixer.py forward+backward with AB_ARGS
+#                (default "--cases triton --lengths 197 4097 16385") -> $OUT/ab_BRANCH.jsonl, "L mode case ms"
+#            AB=models: hydra_vit_base's eager 224 px training step -> $OUT/ab_models_BRANCH.jsonl,
+#                "model img/s gpu_ms GiB". The eager step at 224 px is host-bound on the H200: compare
+#                GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
+# A branch name's '/' becomes '_' in paths. The first branch pays the Triton compile and autotune of
+# every kernel it runs; later ones recompile only what changed (same Triton cache).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:?usage: ab_branches.sh pack|run BRANCH...}
+shift
+dir_root=${AB_DIR:-$PWD/.ab}
+if [ "$mode" = pack ]; then
+    for branch in "$@"; do
+        dir="$dir_root/${branch//\//_}"
+        rm -rf "$dir" && mkdir -p "$dir"
+        git archive "$branch" hydra_vision kernels benchmarks tests pyproject.toml | tar -x -C "$dir" || exit 1
+    done
+    exit 0
+fi
+[ "$mode" = run ] || { echo "unknown mode '$mode': pack or run" >&2; exit 2; }
+for branch in "$@"; do
+    [ -d "$dir_root/${branch//\//_}" ] || { echo "no packed tree for $branch in $dir_root (run 'pack' first)" >&2; exit 1; }
+done
+OUT=${OUT:-$PWD/.deviceout}
+mkdir -p "$OUT"
+# shellcheck source=run_concurrent.sh
+. benchmarks/run_concurrent.sh
+RUNS=$OUT setup_device >/dev/null 2>&1
+for branch in "$@"; do
+    name=${branch//\//_}
+    dir="$dir_root/$name"
+    echo "== $branch"
+    if [ "${AB:-mixer}" = models ]; then
+        (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_models.py \
+            --models hydra_vit_base --img-sizes 224 --modes train --compile off --quick \
+            --out "$OUT/ab_models_$name.jsonl" >/dev/null 2>&1)
+        grep '"case"' "$OUT/ab_models_$name.jsonl" | python3 -c "
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line); print(r['model'], r['img_s'], 'img/s', r.get('gpu_ms'), 'gpu_ms', r['peak_gib'], 'GiB')"
+    else
+        # shellcheck disable=SC2086  # AB_ARGS is a list of options
+        (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_mixer.py --modes fwdbwd \
+            ${AB_ARGS:---cases triton --lengths 197 4097 16385} --out "$OUT/ab_$name.jsonl" >/dev/null 2>&1)
+        grep '"case"' "$OUT/ab_$name.jsonl" | python3 -c "
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line); print(r['L'], r['mode'], r['case'], r['ms'])"
+    fi
+done
