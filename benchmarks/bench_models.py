@@ -7,11 +7,11 @@ uses SDPA, flash on the GPU), mode and compile setting, one resident random batc
 under bf16 autocast on CUDA (fp32 on CPU). Reported per case: median ms per step (triton do_bench
 on CUDA, time.perf_counter on CPU), img/s = B / median, the peak memory of one step (weights,
 optimizer state and input included), on CUDA the GPU's busy time per step (`gpu_ms`: below the
-median when the host sets the pace, as in eager steps of small batches) and MFU = FLOPs / time / peak FLOP/s. FLOPs per image are
-counted once per model and size with FlopCounterMode on a meta copy of the model (batch 1; the
-Hydra mix counted through its pure-PyTorch reference form); a training step counts 3x the forward
-(backward = 2x forward, the usual MFU convention; the counter's own conv backward count is not
-used since it overcounts grouped convolutions). Out-of-memory cases are recorded, not fatal.
+median when the host sets the pace, as in eager steps of small batches) and MFU = FLOPs / time /
+peak FLOP/s. FLOPs per image are counted once per model and size with FlopCounterMode on a meta
+copy of the model (batch 1; the Hydra mix counted through its pure-PyTorch reference form); a
+training step counts 3x the forward (backward = 2x forward, the usual MFU convention; the counter's
+own conv backward count is not used since it overcounts grouped convolutions). Out-of-memory cases are recorded, not fatal.
 
     python benchmarks/bench_models.py [--models ...] [--img-sizes 224 512 1024 2048] [--batch-sizes ...]
         [--modes infer train] [--compile off on reduce-overhead] [--device cuda] [--model-kwargs depth=2] [--out FILE]

@@ -46,14 +46,9 @@ def live_at_peak(events: list[dict]) -> tuple[int, list[dict]]:
 
 def site(frames: list[dict]) -> str:
     """`file:line function` of the innermost frame of a marked file (`SITE_MARKERS`), else the innermost."""
-    for frame in frames:  # innermost first, as torch.cuda.memory records them
-        if any(marker in frame["filename"] for marker in SITE_MARKERS):
-            break
-    else:
-        if not frames:
-            return "?"
-        frame = frames[0]
-    return f"{Path(frame['filename']).name}:{frame['line']} {frame['name']}"
+    marked = [f for f in frames if any(marker in f["filename"] for marker in SITE_MARKERS)]
+    frame = (marked or frames or [None])[0]  # innermost first, as torch.cuda.memory records them
+    return "?" if frame is None else f"{Path(frame['filename']).name}:{frame['line']} {frame['name']}"
 
 
 def by_site(blocks: list[dict]) -> list[dict]:

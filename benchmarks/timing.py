@@ -81,15 +81,20 @@ def gpu_busy_ms(fn: Callable[[], object], steps: int = 3) -> float:
     """GPU time per call of fn() (warmed up by the caller): the union of its kernels' intervals over
     `steps` profiled calls, divided by `steps`. Below the wall time per call when the host, not the
     GPU, sets the pace (an A/B of GPU work must then compare this, not the wall time)."""
-    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             fn()
         torch.cuda.synchronize()
-    kernels = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA]
-    return round(busy_time(kernels) / 1e3 / steps, 3)
+    return round(busy_time(kernel_intervals(prof.events())) / 1e3 / steps, 3)
+
+
+def kernel_intervals(events) -> list[tuple[float, float]]:
+    """(start, end) in us of the GPU events among torch.profiler's `events`."""
+    from torch.autograd import DeviceType
+
+    return [(e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA]
 
 
 def busy_time(intervals: list[tuple[float, float]]) -> float:
@@ -105,9 +110,7 @@ def busy_time(intervals: list[tuple[float, float]]) -> float:
 def gpu_wait_summary(events, averages) -> str:
     """How much of the profiled window the GPU ran kernels, and every CUDA runtime / driver call made
     (count, host ms): a synchronisation shows up here as a call whose host time is the GPU's backlog."""
-    from torch.autograd import DeviceType
-
-    kernels = [(e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA]
+    kernels = kernel_intervals(events)
     lines = ["# GPU busy and CUDA API calls"]
     if kernels:
         window = max(end for _, end in kernels) - min(start for start, _ in kernels)

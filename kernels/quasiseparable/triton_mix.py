@@ -158,9 +158,9 @@ def _backward(
     dBb, dCb = (torch.empty_like(dBf), torch.empty_like(dCf)) if bidir else (dBf, dCf)
     R = torch.empty_like(dta)
     Kp = torch.empty_like(dta)
-    # a per-token D takes dD as the kernel stores it; a per-head one sums it over (batch, L) in fp32 first
-    dD = torch.empty(batch, L, H, device=x.device, dtype=D.dtype if D.dim() == 3 else torch.float32) \
-        if D is not None else dta
+    dD = dta  # unused without D
+    if D is not None:  # a per-head D sums dD over (batch, L) in fp32; a per-token one takes it as stored
+        dD = torch.empty(batch, L, H, device=x.device, dtype=torch.float32 if D.dim() == 1 else D.dtype)
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     tiles = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
