@@ -69,7 +69,7 @@ def record_step(model_name: str, img_size: int, batch: int, compile_mode: str | 
     import hydra_vision  # noqa: F401  (registers hydra_vit_*)
 
     device = torch.device("cuda")
-    model = timm.create_model(model_name, img_size=img_size, num_classes=NUM_CLASSES)
+    model = timm.create_model(model_name, img_size=img_size, num_classes=NUM_CLASSES).to(device)
     step = make_step(model, "train", compile_mode, batch, img_size, device)
     for _ in range(3):
         step()
