@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed Triton
 
 from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
+from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
 from hydra_vision.kernels.quasiseparable import triton_dt, triton_mix, triton_states  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -159,7 +160,7 @@ def _specialise(fn: JITFunction, args: tuple, kwargs: dict, config_kwargs: dict)
 
 def _configs(launch: Launch) -> tuple[JITFunction, list]:
     """The JIT function and the configs the autotuner would time (one default config when not autotuned)."""
-    kernel = launch.kernel
+    kernel = triton_kernel(launch.kernel)
     if not isinstance(kernel, Autotuner):
         return kernel, [triton.Config({}, num_warps=launch.kwargs.get("num_warps", 4),
                                       num_stages=launch.kwargs.get("num_stages", 3))]

@@ -28,6 +28,7 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["conv_configs", "depthwise_conv1d_silu_triton"]
@@ -68,6 +69,7 @@ def _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K: tl.constexpr, LEFT: tl
     return acc
 
 
+@cached_launch
 @_autotune()
 @triton.jit
 def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, LEFT: tl.constexpr,
@@ -82,6 +84,7 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
              mask=(ls < L)[:, None] & cm[None, :])
 
 
+@cached_launch
 @_autotune()
 @triton.jit
 def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
@@ -111,6 +114,7 @@ def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L,
     tl.store(parts + (row * (K + 1) + ks[:, None]) * C + cs[None, :], sums, mask=(ks <= K)[:, None] & cm[None, :])
 
 
+@cached_launch
 @_autotune()
 @triton.jit
 def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,

@@ -20,11 +20,13 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["gated_rmsnorm_triton"]
 
 
+@cached_launch
 @triton.jit
 def _norm_fwd_kernel(x, s_x, z, s_z, w, y, rstd, M, D, eps, BLOCK_D: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
@@ -39,6 +41,7 @@ def _norm_fwd_kernel(x, s_x, z, s_z, w, y, rstd, M, D, eps, BLOCK_D: tl.constexp
     tl.store(rstd + row, r)
 
 
+@cached_launch
 @triton.jit
 def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, dw_part, M, D, ROWS_PER_PROG,
                      BLOCK_D: tl.constexpr):

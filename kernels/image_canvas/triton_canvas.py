@@ -12,12 +12,15 @@ import torch
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
+
 __all__ = ["gather_canvas_triton", "scatter_rounded_triton"]
 
 BLOCK = 128
 ROUNDING = 12582912.0  # 1.5 * 2^23
 
 
+@cached_launch
 @triton.jit(do_not_specialize=["C", "wide"])
 def _gather_kernel(data, shapes, starts, canvas, C, wide, BLOCK: tl.constexpr):
     i, y = tl.program_id(0).to(tl.int64), tl.program_id(1)
@@ -32,6 +35,7 @@ def _gather_kernel(data, shapes, starts, canvas, C, wide, BLOCK: tl.constexpr):
             tl.store(row + c * wide + x, pixels.to(tl.float32), mask=x < wide)
 
 
+@cached_launch
 @triton.jit(do_not_specialize=["C", "H", "W"])
 def _scatter_kernel(resized, rows, out, C, H, W, ROUNDING: tl.constexpr, BLOCK: tl.constexpr):
     i, y = tl.program_id(0).to(tl.int64), tl.program_id(1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_bwd_pairs import slot_sum
 from .triton_chunk_fwd import (
     chunk_configs,
@@ -37,6 +38,7 @@ def _ds_tile(ds, rows, cols, Q, c0, L, FORWARD: tl.constexpr):
     return tl.load(ds + rows[:, None] * Q + (cols - c0)[None, :], mask=ok, other=0.0)
 
 
+@cached_launch
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit

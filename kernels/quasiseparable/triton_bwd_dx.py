@@ -14,6 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_bwd_pairs import slot_sum
 from .triton_chunk_fwd import (
     chunk_configs,
@@ -51,6 +52,7 @@ def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns,
     return mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
 
 
+@cached_launch
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit

@@ -17,6 +17,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_chunk_fwd import prefix_values, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
@@ -78,6 +79,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
 
 
+@cached_launch
 @triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
 @triton.jit
 def chunk_bwd_pairs_kernel(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_config import interpreting, mma, mma_split
 
 __all__ = [
@@ -139,6 +140,7 @@ def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s
     return s * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]
 
 
+@cached_launch
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit

@@ -21,6 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
+
 __all__ = ["dt_backward", "dt_forward"]
 
 # Tokens per program of the dt backward: each program first sums v = R - dt K' over the tokens
@@ -48,6 +50,7 @@ def _activate(v, lo, hi, SOFTPLUS: tl.constexpr):
     return tl.minimum(tl.maximum(pre, lo), hi), tl.where(inside, slope, 0.0)
 
 
+@cached_launch
 @triton.jit
 def _dt_fwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, A, bias, dta, cum,
@@ -112,6 +115,7 @@ def _token_block(R, Kp, dta, base, hs, hm, blk, L, BLOCK_L: tl.constexpr):
     return t, mask, r, kp, dt, r - dt * kp
 
 
+@cached_launch
 @triton.jit
 def _dt_bwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,

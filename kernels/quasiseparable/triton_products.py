@@ -12,6 +12,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_chunk_fwd import load_bc, load_cs
 from .triton_config import mma
 
@@ -38,6 +39,7 @@ def tile_products(Cp, Bp, rows, rm, cols, cm, ns, s_l, s_n, N, L, FORWARD: tl.co
     return mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_l, s_n, N)), None, DOT_PREC)
 
 
+@cached_launch
 @triton.jit
 def chunk_products_kernel(
     Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, S, s_sd, s_sb, s_sg, L, N,

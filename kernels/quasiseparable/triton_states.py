@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..launcher import cached_launch
 from .triton_config import dot_precision, interpreting, mma_split
 
 __all__ = ["chunk_states"]
@@ -30,6 +31,7 @@ def _configs() -> list[triton.Config]:
     return [triton.Config({"BLOCK_P": p}, num_warps=w) for p, w in blocks]
 
 
+@cached_launch
 @triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "ADJOINT", "NDIR"])
 @triton.jit
 def _states_kernel(

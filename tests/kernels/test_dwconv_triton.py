@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference, triton_conv
 from hydra_vision.kernels.dwconv.triton_conv import conv_configs, depthwise_conv1d_silu_triton
+from hydra_vision.kernels.launcher import triton_kernel
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -70,7 +71,7 @@ def test_every_tile_shape_matches_reference(monkeypatch, config, L):
 def test_autotuning_leaves_no_stale_partial_sums(monkeypatch):
     """The timed launches of a 16-token tile run before the 64-token tile that wins: the weight and bias
     sums must come from the real launch alone, whichever tile ran first."""
-    pre = triton_conv._conv_bwd_pre_kernel
+    pre = triton_kernel(triton_conv._conv_bwd_pre_kernel)  # the autotuner under the cached launcher
     configs = [next(c for c in conv_configs() if c.kwargs["BLOCK_L"] == bl) for bl in (16, 64)]
     timings = iter([2.0, 1.0])  # one timed launch each; the 64-token tile wins
     monkeypatch.setattr(pre, "configs", configs)
