@@ -45,10 +45,16 @@ def live_at_peak(events: list[dict]) -> tuple[int, list[dict]]:
 
 
 def site(frames: list[dict]) -> str:
-    """`file:line function` of the innermost frame of a marked file (`SITE_MARKERS`), else the innermost."""
+    """`file:line function` of the innermost frame of a marked file (`SITE_MARKERS`), else the innermost;
+    for Inductor's generated code `inductor graph <file>`: one row per compiled graph, whose buffers
+    are allocated from hundreds of lines."""
     marked = [f for f in frames if any(marker in f["filename"] for marker in SITE_MARKERS)]
     frame = (marked or frames or [None])[0]  # innermost first, as torch.cuda.memory records them
-    return "?" if frame is None else f"{Path(frame['filename']).name}:{frame['line']} {frame['name']}"
+    if frame is None:
+        return "?"
+    if "torchinductor" in frame["filename"]:
+        return f"inductor graph {Path(frame['filename']).name}"
+    return f"{Path(frame['filename']).name}:{frame['line']} {frame['name']}"
 
 
 def by_site(blocks: list[dict]) -> list[dict]:

@@ -50,12 +50,13 @@ def test_replay_finds_the_peak_and_what_is_live_there(memory_peak):
     assert peak == 600 and sorted(b["addr"] for b in blocks) == [2, 3, 4]
 
 
-def test_blocks_are_grouped_by_their_innermost_marked_frame(memory_peak):
+def test_blocks_are_grouped_by_their_innermost_marked_frame_and_inductors_by_graph(memory_peak):
     blocks = [alloc(2, 300, KERNEL), alloc(3, 250, INDUCTOR), alloc(4, 50, KERNEL), alloc(6, 40, []),
-              alloc(7, 30, [frame("/usr/lib/torch/x.py", 3, "f")])]
+              alloc(7, 30, [frame("/usr/lib/torch/x.py", 3, "f")]),
+              alloc(8, 20, [frame("/tmp/torchinductor_root/ab/cabcd.py", 1200, "call")])]
     groups = memory_peak.by_site(blocks)
     assert [(g["site"], g["bytes"], g["blocks"]) for g in groups] == [
-        ("triton_mix.py:170 _backward", 350, 2), ("cabcd.py:900 call", 250, 1), ("?", 40, 1), ("x.py:3 f", 30, 1)]
+        ("triton_mix.py:170 _backward", 350, 2), ("inductor graph cabcd.py", 270, 2), ("?", 40, 1), ("x.py:3 f", 30, 1)]
 
 
 def test_needs_cuda(memory_peak, monkeypatch):
