@@ -28,6 +28,7 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
@@ -136,7 +137,7 @@ def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, 
 def _grid(x: torch.Tensor) -> Callable[[dict], tuple[int, int, int]]:
     """(token tiles, channel tiles, batch) of the config the autotuner launches."""
     B, L, C = x.shape
-    return lambda meta: (triton.cdiv(L, meta["BLOCK_L"]), triton.cdiv(C, meta["BLOCK_C"]), B)
+    return lambda meta: (cdiv(L, meta["BLOCK_L"]), cdiv(C, meta["BLOCK_C"]), B)
 
 
 def _left(K: int, causal: bool) -> int:
@@ -160,13 +161,13 @@ def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias
     K = weight.shape[-1]
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
     dpre = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
-    segments = triton.cdiv(L, SEGMENT)
+    segments = cdiv(L, SEGMENT)
     parts = torch.empty((B * segments, K + 1, C), dtype=torch.float32, device=x.device)  # all written
     dx = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if dx.numel():
-        _conv_bwd_pre_kernel[lambda meta: (segments, triton.cdiv(C, meta["BLOCK_C"]), B)](
+        _conv_bwd_pre_kernel[lambda meta: (segments, cdiv(C, meta["BLOCK_C"]), B)](
             x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0),
-            dy.stride(1), dpre, parts, L, C, silu_channels, K=K, K_PAD=triton.next_power_of_2(K + 1),
+            dy.stride(1), dpre, parts, L, C, silu_channels, K=K, K_PAD=next_power_of_2(K + 1),
             LEFT=_left(K, causal), HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
         _conv_bwd_dx_kernel[_grid(x)](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal))
     dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake

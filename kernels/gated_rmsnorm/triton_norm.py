@@ -20,6 +20,7 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
@@ -92,7 +93,7 @@ def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
     if M:
         _norm_fwd_kernel[(M,)](x2, x2.stride(0), z2, z2.stride(0), weight, y, rstd, M, D, eps,
-                               BLOCK_D=triton.next_power_of_2(D), num_warps=4 if D <= 2048 else 8)
+                               BLOCK_D=next_power_of_2(D), num_warps=4 if D <= 2048 else 8)
     return y.view(x.shape), rstd
 
 
@@ -107,7 +108,7 @@ def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: t
     dw_part = (torch.empty if M else torch.zeros)((progs, D), dtype=torch.float32, device=x.device)
     if M:
         _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz,
-                                   dw_part, M, D, triton.cdiv(M, progs), BLOCK_D=triton.next_power_of_2(D),
+                                   dw_part, M, D, cdiv(M, progs), BLOCK_D=next_power_of_2(D),
                                    num_warps=4 if D <= 2048 else 8)
     return dx.view(x.shape), dz.view(z.shape), dw_part.sum(0).to(weight.dtype)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 import torch
 import triton
 
+from ..host_math import next_power_of_2
 from .triton_config import interpreting
 
 __all__ = ["CANDIDATES", "DEFAULT_CHUNK", "chunk_length", "tuned_chunk_size"]
@@ -28,7 +29,7 @@ def chunk_length(L: int, chunk_size: int) -> int:
     """The kernels' chunk Q: chunk_size rounded down to a power of two in [16, 256]; one chunk of
     next_power_of_2(L) (at least 16) when the sequence fits. The result does not depend on Q."""
     Q = min(256, max(16, 1 << (max(int(chunk_size), 1).bit_length() - 1)))
-    return max(16, triton.next_power_of_2(L)) if L <= Q else Q
+    return max(16, next_power_of_2(L)) if L <= Q else Q
 
 
 def _time_ms(fn: Callable[[], object]) -> float:

@@ -21,6 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 
 __all__ = ["dt_backward", "dt_forward"]
@@ -92,8 +93,8 @@ def dt_forward(
     ndir = 1 if dt_b is None else 2
     dta = torch.empty(ndir, batch, H, L, device=dt_f.device, dtype=torch.float32)
     cum = torch.empty_like(dta)
-    BLOCK_H = min(16, triton.next_power_of_2(H))
-    grid = (triton.cdiv(L, Q), batch, triton.cdiv(H, BLOCK_H))
+    BLOCK_H = min(16, next_power_of_2(H))
+    grid = (cdiv(L, Q), batch, cdiv(H, BLOCK_H))
     _dt_fwd_kernel[grid](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), A, A if dt_bias is None else dt_bias, dta, cum,
         L, H, batch * H * L, lo, hi,
@@ -181,11 +182,11 @@ def dt_backward(
     ndir = dta.shape[0]
     ddt_f = torch.empty(dt_f.shape, device=dt_f.device, dtype=dt_f.dtype)
     ddt_b = None if dt_b is None else torch.empty(dt_b.shape, device=dt_b.device, dtype=dt_b.dtype)
-    segments = triton.cdiv(L, _SEGMENT)
+    segments = cdiv(L, _SEGMENT)
     dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)
-    BLOCK_H = min(16, triton.next_power_of_2(H))
-    _dt_bwd_kernel[(batch, triton.cdiv(H, BLOCK_H), segments)](
+    BLOCK_H = min(16, next_power_of_2(H))
+    _dt_bwd_kernel[(batch, cdiv(H, BLOCK_H), segments)](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
         A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
         L, H, batch * H * L, lo, hi,

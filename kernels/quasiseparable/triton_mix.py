@@ -53,10 +53,10 @@ import math
 from typing import Callable, Optional
 
 import torch
-import triton
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
+from ..host_math import cdiv, next_power_of_2
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
@@ -86,8 +86,8 @@ def _d_mode(D: Optional[torch.Tensor]) -> int:
 def _dims(x: torch.Tensor, B: torch.Tensor) -> dict:
     batch, L, H, P = x.shape
     G, N = B.shape[2:]
-    return dict(batch=batch, L=L, H=H, P=P, G=G, N=N, BLOCK_P=max(16, triton.next_power_of_2(P)),
-                BLOCK_N=max(16, triton.next_power_of_2(N)))
+    return dict(batch=batch, L=L, H=H, P=P, G=G, N=N, BLOCK_P=max(16, next_power_of_2(P)),
+                BLOCK_N=max(16, next_power_of_2(N)))
 
 
 def _group_products(Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
@@ -97,9 +97,9 @@ def _group_products(Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tenso
     bidir = Bb is not None
     S = torch.empty((1 + bidir, batch, G, L, Q), device=Bf.device, dtype=torch.float32)
     block = pair_block(Q)
-    chunk_products_kernel[(triton.cdiv(L, Q) * (Q // block) ** 2, batch, G)](
+    chunk_products_kernel[(cdiv(L, Q) * (Q // block) ** 2, batch, G)](
         Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), S, *S.stride()[:3], L, N,
-        Q=Q, BLOCK=block, BLOCK_N=max(16, triton.next_power_of_2(N)), BIDIR=bidir, SHIFT=int(shift),
+        Q=Q, BLOCK=block, BLOCK_N=max(16, next_power_of_2(N)), BIDIR=bidir, SHIFT=int(shift),
         DOT_PREC=dot_prec, num_warps=4,
     )
     return S
@@ -115,7 +115,7 @@ def _forward(
     Q = chunk_length(L, chunk_size)
     bidir = dt_b is not None
     dta, cum = dt_forward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, Q)
-    nchunks = triton.cdiv(L, Q)
+    nchunks = cdiv(L, Q)
     states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift) if nchunks > 1 else dta
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     Dp = x if D is None else D
@@ -124,7 +124,7 @@ def _forward(
     S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype)) if nchunks == 1 else dta
 
     def grid(meta):
-        return (triton.cdiv(L, meta["BLOCK"]), k["batch"], H)
+        return (cdiv(L, meta["BLOCK"]), k["batch"], H)
 
     chunk_fwd_kernel[grid](
         x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
@@ -146,7 +146,7 @@ def _backward(
     batch, L, H, G = k["batch"], k["L"], k["H"], k["G"]
     Q = chunk_length(L, chunk_size)
     bidir = dt_b is not None
-    nchunks = triton.cdiv(L, Q)
+    nchunks = cdiv(L, Q)
     if nchunks > 1:
         states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift)
         dstates = chunk_states(dy, Cf, Cb, dta, cum, A, Q, True, shift)
@@ -177,7 +177,7 @@ def _backward(
     )
 
     def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
-        return lambda meta: (triton.cdiv(L, meta["BLOCK"]), batch, heads)
+        return lambda meta: (cdiv(L, meta["BLOCK"]), batch, heads)
 
     chunk_bwd_dx_kernel[grid(H)](
         *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,

@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from .triton_config import dot_precision, interpreting, mma_split
 
@@ -109,17 +110,17 @@ def chunk_states(
     batch, L, H, P = u.shape
     G, N = K0.shape[2:]
     ndir = dta.shape[0]
-    nchunks = triton.cdiv(L, Q)
+    nchunks = cdiv(L, Q)
     out = torch.empty(ndir, batch, H, nchunks, P, N, device=u.device, dtype=torch.float32)
 
     def grid(meta):
-        return (triton.cdiv(P, meta["BLOCK_P"]), batch * H, ndir)
+        return (cdiv(P, meta["BLOCK_P"]), batch * H, ndir)
 
     _states_kernel[grid](
         u, *u.stride(), K0, K0 if K1 is None else K1, *K0.stride(),
         dta, cum, A, out,
         L, H, G, P, N, nchunks, batch * H * L,
-        Q=Q, BLOCK_T=min(Q, 64), BLOCK_N=max(16, triton.next_power_of_2(N)),
+        Q=Q, BLOCK_T=min(Q, 64), BLOCK_N=max(16, next_power_of_2(N)),
         NDIR=ndir, ADJOINT=adjoint, SHIFT=int(shift), DOT_PREC=dot_precision(u.dtype),
     )
     return out
