@@ -128,9 +128,7 @@ class CachedLauncher:
         return compiled
 
 
-def cached_launch(kernel: Any) -> CachedLauncher:
-    """Decorator over `@triton.jit` / `@triton.autotune`: the kernel's launches through `CachedLauncher`."""
-    return CachedLauncher(kernel)
+cached_launch = CachedLauncher  # the decorator's name: @cached_launch over @triton.jit / @triton.autotune
 
 
 def triton_kernel(kernel: Any) -> Any:
