@@ -7,7 +7,9 @@ Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp
                 store dpre in x's dtype (the reference's backward under autocast rounds it so too);
                 one program walks the tiles of a SEGMENT of tokens and keeps, from the fp32 dpre,
                 dw[k] = sum_l dpre[l] x[l + k - left] and db = sum_l dpre[l] in registers, stored
-                once per segment (the segments' sums are added by torch: no atomics, deterministic)
+                once per segment (the segments' sums are added by torch: no atomics, deterministic);
+                its tiles span 256 channels per warp, so each thread holds all the tile's tokens of
+                its channels and the sums over tokens need no other thread
     backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
 
 The tile shape is autotuned per (L, C, K, dtypes) from `conv_configs`; the segment is a multiple of
@@ -37,7 +39,7 @@ __all__ = ["conv_configs", "depthwise_conv1d_silu_triton"]
 
 def conv_configs() -> list[triton.Config]:
     """The tile shapes (BLOCK_L tokens, BLOCK_C channels) and warps the autotuner times."""
-    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4)]
+    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4), (4, 256, 1), (4, 512, 2)]
     return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w) for bl, bc, w in tiles]
 
 
@@ -50,6 +52,13 @@ def _autotune(**kwargs):
     """`triton.autotune` over `conv_configs`, per (L, C, K) and the tensors' dtypes (added by Triton)."""
     return triton.autotune(configs=conv_configs(), key=["L", "C", "K"],
                            prune_configs_by={"early_config_prune": _first_when_interpreting}, **kwargs)
+
+
+def wgrad_configs() -> list[triton.Config]:
+    """The weight-gradient kernel's tiles: BLOCK_C = 256 channels per warp, so that every thread holds all
+    BLOCK_L tokens of its channels and the sums over tokens stay in its registers."""
+    tiles = [(4, 256, 1, 1), (2, 256, 1, 1), (4, 512, 2, 1), (4, 256, 1, 3), (2, 256, 1, 3), (4, 512, 2, 3)]
+    return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w, num_stages=s) for bl, bc, w, s in tiles]
 
 
 SEGMENT = 512  # tokens per program of the weight-gradient kernel (a multiple of every BLOCK_L)
@@ -86,7 +95,8 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
 
 
 @cached_launch
-@_autotune()
+@triton.autotune(configs=wgrad_configs(), key=["L", "C", "K", "SEGMENT"],
+                 prune_configs_by={"early_config_prune": _first_when_interpreting})
 @triton.jit
 def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
                          K: tl.constexpr, K_PAD: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
