@@ -39,7 +39,7 @@ __all__ = ["conv_configs", "depthwise_conv1d_silu_triton"]
 
 def conv_configs() -> list[triton.Config]:
     """The tile shapes (BLOCK_L tokens, BLOCK_C channels) and warps the autotuner times."""
-    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4), (4, 256, 1), (4, 512, 2)]
+    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4)]
     return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w) for bl, bc, w in tiles]
 
 
