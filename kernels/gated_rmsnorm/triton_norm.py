@@ -22,7 +22,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
-from ..quasiseparable.triton_config import interpreting
+from ..row_blocks import as_rows, backward_programs
 
 __all__ = ["gated_rmsnorm_triton"]
 
@@ -72,22 +72,9 @@ def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, dw_part, M, D, R
     tl.store(dw_part + pid * D + cols, dw_acc, mask=cm)
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """(..., D) -> (M, D) with unit stride along D (a view when possible)."""
-    t = t.reshape(-1, t.shape[-1])
-    return t if t.stride(-1) == 1 else t.contiguous()
-
-
-def _programs(M: int, device: torch.device) -> int:
-    """Backward programs: a few per SM, each looping over a block of rows (one in the interpreter)."""
-    if interpreting() or device.type != "cuda":
-        return min(M, 4)
-    return min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
-
-
 def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    x2, z2 = _rows(x), _rows(z)
+    x2, z2 = as_rows(x), as_rows(z)
     M, D = x2.shape
     y = torch.empty((M, D), dtype=x.dtype, device=x.device)
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
@@ -99,11 +86,11 @@ def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
 
 def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                    rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dy2, x2, z2 = _rows(dy), _rows(x), _rows(z)
+    dy2, x2, z2 = as_rows(dy), as_rows(x), as_rows(z)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
     dz = torch.empty((M, D), dtype=z.dtype, device=z.device)
-    progs = max(_programs(M, x.device), 1)
+    progs = backward_programs(M, x.device)
     # every program stores its row of partial sums; with no rows there is no launch, and the sum must be 0
     dw_part = (torch.empty if M else torch.zeros)((progs, D), dtype=torch.float32, device=x.device)
     if M:

@@ -1,0 +1,22 @@
+"""Row views and backward program counts shared by the row-wise norm kernels (LayerNorm, gated RMSNorm)."""
+from __future__ import annotations
+
+import torch
+
+from .quasiseparable.triton_config import interpreting
+
+__all__ = ["as_rows", "backward_programs"]
+
+
+def as_rows(t: torch.Tensor) -> torch.Tensor:
+    """(..., D) -> (M, D) with unit stride along D (a view when possible)."""
+    t = t.reshape(-1, t.shape[-1])
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def backward_programs(M: int, device: torch.device) -> int:
+    """Backward programs: a few per SM, each looping over a block of rows and keeping one row of weight
+    partial sums (up to 4 in the interpreter); at least 1."""
+    if interpreting() or device.type != "cuda":
+        return max(min(M, 4), 1)
+    return max(min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count), 1)
