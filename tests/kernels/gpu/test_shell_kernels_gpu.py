@@ -1,6 +1,7 @@
 """The compiled kernels around the mix at Hydra-ViT-B's size (128 x 197 tokens; skipped without
-CUDA): gated RMSNorm over 1,536 channels and the depthwise conv + SiLU over 1,792, y and every
-gradient within twice the PyTorch reference's own error against fp64, plus one rounding."""
+CUDA): gated RMSNorm over 1,536 channels, the depthwise conv + SiLU over 1,792 and the block's
+LayerNorm over 768, y and every gradient within twice the PyTorch reference's own error against
+fp64, plus one rounding."""
 from __future__ import annotations
 
 import pytest
@@ -13,6 +14,8 @@ from hydra_vision.kernels.dwconv import depthwise_conv1d_silu_reference  # noqa:
 from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import gated_rmsnorm_reference  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton  # noqa: E402
+from hydra_vision.kernels.layernorm import layer_norm_reference  # noqa: E402
+from hydra_vision.kernels.layernorm.triton_layernorm import layer_norm_triton  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -50,3 +53,15 @@ def test_depthwise_conv_at_real_size(dtype):
     b = 0.1 * torch.randn(1792, device="cuda", generator=g)
     dy = torch.randn(128, 197, 1792, device="cuda", generator=g).to(dtype)
     _check(depthwise_conv1d_silu_triton, depthwise_conv1d_silu_reference, [x, w, b], (False, 1792), dy, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_layer_norm_at_real_size(dtype):
+    """Hydra-ViT-B's block norm: 128 x 196 tokens of 768 channels, rows read from a wider strided view."""
+    g = torch.Generator("cuda").manual_seed(2)
+    x = (2 + 3 * torch.randn(128, 196, 800, device="cuda", generator=g)).to(dtype)[..., :768]
+    w = 1 + 0.5 * torch.randn(768, device="cuda", generator=g)
+    b = 0.1 * torch.randn(768, device="cuda", generator=g)
+    dy = torch.randn(128, 196, 768, device="cuda", generator=g).to(dtype)
+    _check(lambda *t: layer_norm_triton(*t, 1e-6, t[0].dtype), lambda *t: layer_norm_reference(*t, 1e-6, t[0].dtype),
+           [x, w, b], (), dy, dtype)

@@ -1,0 +1,34 @@
+"""LayerNorm with a chosen output dtype, the norm in front of each Hydra block's mixer:
+
+    y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias        (over the last dim, fp32 inside)
+
+returned in `out_dtype` (default: x's dtype). Backends: `reference` (F.layer_norm, every device and dtype)
+and `triton` (one fused pass forward and one backward, fp16/bf16/fp32), used whenever the backend
+resolves to `triton` (`triton`, or `auto` on CUDA); fp64 stays on the reference.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..backend import use_triton
+from .reference import layer_norm_reference
+
+__all__ = ["layer_norm", "layer_norm_reference"]
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float = 1e-5, *,
+               out_dtype: Optional[torch.dtype] = None, backend: Optional[str] = None) -> torch.Tensor:
+    """Args: x (..., D); weight, bias (D,) (bias may be None); out_dtype; backend as above.
+    Returns: (..., D) in out_dtype (x's dtype when None)."""
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != x.shape[-1:]:
+            raise ValueError(f"{name} must have shape ({x.shape[-1]},) for x of shape {tuple(x.shape)}, "
+                             f"got {tuple(t.shape)}")
+    out_dtype = x.dtype if out_dtype is None else out_dtype
+    if use_triton(backend, x) and out_dtype != torch.float64:
+        from .triton_layernorm import layer_norm_triton
+
+        return layer_norm_triton(x, weight, bias, eps, out_dtype)
+    return layer_norm_reference(x, weight, bias, eps, out_dtype)
