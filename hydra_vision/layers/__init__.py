@@ -1,10 +1,12 @@
 """Layers of hydra-vision: the Hydra mixer, its parts, and the matrix-mixer family (`mixers`)."""
 from .gated_rmsnorm import GatedRMSNorm
 from .hydra_mixer import BidirectionalSSD, Hydra
+from .matmul_input_norm import MatmulInputLayerNorm
 from .matrix_mixer import MatrixMixer
 from .mixers import MIXERS, MixerType, create_mixer
 from .ssd_mixer import SSDMixer
 
 __all__ = [
-    "BidirectionalSSD", "GatedRMSNorm", "Hydra", "MIXERS", "MatrixMixer", "MixerType", "SSDMixer", "create_mixer",
+    "BidirectionalSSD", "GatedRMSNorm", "Hydra", "MIXERS", "MatmulInputLayerNorm", "MatrixMixer", "MixerType",
+    "SSDMixer", "create_mixer",
 ]

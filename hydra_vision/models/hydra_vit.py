@@ -6,6 +6,7 @@ Paper: `Hydra: Bidirectional State Space Models Through Generalized Matrix Mixer
 Patch embedding, row-major tokens, no positional embedding by default, pre-norm residual
 blocks x + DropPath(Hydra(LayerNorm(x))) with no MLP (optional), final norm, pooling, linear head.
 """
+from functools import partial
 from typing import Any, Callable, Dict, List, Literal, Optional, Set, Tuple, Type, Union, get_args
 
 import torch
@@ -34,7 +35,7 @@ from timm.models._input import get_pretrained_grid_size, update_model_args, upda
 from timm.models._manipulate import named_apply
 from timm.models.vision_transformer import get_init_weights_vit, global_pool_nlc
 
-from hydra_vision.layers import MatrixMixer, MixerType, create_mixer
+from hydra_vision.layers import MatmulInputLayerNorm, MatrixMixer, MixerType, create_mixer
 from hydra_vision.layers.recompute import RecomputedActivations, autocast_input, recomputing
 
 __all__ = ['HydraVisionTransformer']
@@ -205,7 +206,8 @@ class HydraVisionTransformer(nn.Module):
             drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
             weight_init: '' (trunc-normal 0.02 linears, as in the paper) or 'skip' (no init, e.g. for loading).
             embed_layer: Patch embedding layer.
-            norm_layer: Normalisation layer (default: timm LayerNorm).
+            norm_layer: Normalisation layer (default: timm LayerNorm for the final norm, and for the blocks
+                `MatmulInputLayerNorm`, which returns the dtype their matmuls take under autocast).
             act_layer: Activation of the MLP sub-block (default: GELU).
             mlp_layer: MLP layer of the MLP sub-block.
         """
@@ -221,6 +223,8 @@ class HydraVisionTransformer(nn.Module):
             raise ValueError(
                 f'img_size {img_size} is not divisible by patch_size {patch_size}; '
                 f'choose a multiple or set dynamic_img_pad=True')
+        # by default the blocks' norms give the dtype in_proj takes (no fp32 copies under autocast)
+        block_norm_layer = get_norm_layer(norm_layer) or partial(MatmulInputLayerNorm, backend=backend)
         norm_layer = get_norm_layer(norm_layer) or LayerNorm
         act_layer = get_act_layer(act_layer) or nn.GELU
 
@@ -267,7 +271,7 @@ class HydraVisionTransformer(nn.Module):
                 init_values=init_values,
                 drop_path=dpr[i],
                 act_layer=act_layer,
-                norm_layer=norm_layer,
+                norm_layer=block_norm_layer,
                 mlp_layer=mlp_layer,
                 **dd,
             )
