@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed Triton
 
 from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
+from hydra_vision.kernels.layernorm import triton_layernorm  # noqa: E402
 from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
 from hydra_vision.kernels.quasiseparable import triton_dt, triton_mix, triton_states  # noqa: E402
 
@@ -70,6 +71,8 @@ KERNELS = {
     "conv_bwd_dx": (triton_conv, "_conv_bwd_dx_kernel"),
     "norm_fwd": (triton_norm, "_norm_fwd_kernel"),
     "norm_bwd": (triton_norm, "_norm_bwd_kernel"),
+    "ln_fwd": (triton_layernorm, "_ln_fwd_kernel"),
+    "ln_bwd": (triton_layernorm, "_ln_bwd_kernel"),
 }
 PTXAS_LINE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 REGS_LINE = re.compile(r"Used (\d+) registers")
@@ -97,7 +100,7 @@ class _Recorder:
 
 def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_size: int, dtype: torch.dtype,
                     conv_width: int = 7, diag: str = "data", shift: bool = True) -> list[Launch]:
-    """The kernel launches of one Hydra mixer forward + backward (mix, conv, norm) at these sizes; the
+    """The kernel launches of one Hydra block forward + backward (mix, conv, norms) at these sizes; the
     mix's diagonal term D per token ("data", Hydra's), per head ("head") or absent ("none")."""
     launches: list[Launch] = []
     patches = [mock.patch.object(mod, attr, _Recorder(name, getattr(mod, attr), launches))
@@ -123,6 +126,9 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         z = torch.empty(batch, L, d_inner, dtype=dtype)
         _, rstd = triton_norm._norm_forward(z, z, torch.empty(d_inner, dtype=dtype), 1e-5)
         triton_norm._norm_backward(z, z, z, torch.empty(d_inner, dtype=dtype), rstd)
+        u, width = torch.empty(batch, L, d_inner // 2, dtype=dtype), torch.empty(d_inner // 2)  # the block's input
+        _, mean, rstd = triton_layernorm._ln_forward(u, width, width, 1e-6, dtype)
+        triton_layernorm._ln_backward(u, u, width, width, mean, rstd)
     finally:
         for p in patches:
             p.stop()
