@@ -24,7 +24,8 @@ def normalize_matmul_input(x: torch.Tensor, weight: Optional[torch.Tensor], bias
     """LayerNorm of x over its last dim in the dtype a matmul takes here (the autocast dtype under autocast,
     else x's); opaque to TorchScript and FX (a leaf in every FX trace)."""
     device = x.device.type
-    out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    out_dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
     if weight is None:
         weight = torch.ones(x.shape[-1], device=x.device, dtype=x.dtype)
     if torch.compiler.is_compiling():

@@ -13,7 +13,8 @@ def layer_norm_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[t
                          out_dtype: torch.dtype) -> torch.Tensor:
     """y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last dim, in out_dtype."""
     compute = torch.promote_types(x.dtype, torch.float32)
-    with torch.autocast(x.device.type, enabled=False):
-        y = F.layer_norm(x.to(compute), x.shape[-1:], weight.to(compute),
-                         None if bias is None else bias.to(compute), eps)
-    return y.to(out_dtype)
+    args = (x.to(compute), x.shape[-1:], weight.to(compute), None if bias is None else bias.to(compute), eps)
+    if torch.amp.is_autocast_available(x.device.type):  # CPU autocast would run it in bf16
+        with torch.autocast(x.device.type, enabled=False):
+            return F.layer_norm(*args).to(out_dtype)
+    return F.layer_norm(*args).to(out_dtype)
