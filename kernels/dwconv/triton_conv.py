@@ -34,7 +34,7 @@ from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
-__all__ = ["conv_configs", "depthwise_conv1d_silu_triton"]
+__all__ = ["conv_backward_into", "conv_configs", "depthwise_conv1d_silu_triton"]
 
 
 def conv_configs() -> list[triton.Config]:
@@ -128,7 +128,7 @@ def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L,
 @cached_launch
 @_autotune()
 @triton.jit
-def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,
+def _conv_bwd_dx_kernel(dpre, w, dx, s_dxb, s_dxl, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,
                         BLOCK_C: tl.constexpr):
     pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
@@ -140,7 +140,7 @@ def _conv_bwd_dx_kernel(dpre, w, dx, L, C, K: tl.constexpr, LEFT: tl.constexpr, 
         m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
         g = tl.load(dpre + b * L * C + src[:, None] * C + cs[None, :], mask=m, other=0.0).to(tl.float32)
         acc += g * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
-    tl.store(dx + b * L * C + ls[:, None] * C + cs[None, :], acc.to(dx.dtype.element_ty),
+    tl.store(dx + b * s_dxb + ls[:, None] * s_dxl + cs[None, :], acc.to(dx.dtype.element_ty),
              mask=(ls < L)[:, None] & cm[None, :])
 
 
@@ -167,19 +167,27 @@ def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
 
 def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    return conv_backward_into(dy, x, weight, bias, causal, silu_channels, dx)
+
+
+def conv_backward_into(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                       causal: bool, silu_channels: int,
+                       dx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dw, db) of the conv, dx written into the given (B, L, C) tensor (unit channel stride; the fused
+    layer passes a view of in_proj's gradient)."""
     B, L, C = x.shape
     K = weight.shape[-1]
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
     dpre = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     segments = cdiv(L, SEGMENT)
     parts = torch.empty((B * segments, K + 1, C), dtype=torch.float32, device=x.device)  # all written
-    dx = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if dx.numel():
         _conv_bwd_pre_kernel[lambda meta: (segments, cdiv(C, meta["BLOCK_C"]), B)](
             x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0),
             dy.stride(1), dpre, parts, L, C, silu_channels, K=K, K_PAD=next_power_of_2(K + 1),
             LEFT=_left(K, causal), HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
-        _conv_bwd_dx_kernel[_grid(x)](dpre, weight, dx, L, C, K=K, LEFT=_left(K, causal))
+        _conv_bwd_dx_kernel[_grid(x)](dpre, weight, dx, dx.stride(0), dx.stride(1), L, C, K=K, LEFT=_left(K, causal))
     dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
     db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dx, dw, db

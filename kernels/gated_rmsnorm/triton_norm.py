@@ -24,7 +24,7 @@ from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from ..row_blocks import as_rows, backward_programs
 
-__all__ = ["gated_rmsnorm_triton"]
+__all__ = ["gated_rmsnorm_triton", "norm_backward_into"]
 
 
 @cached_launch
@@ -44,7 +44,7 @@ def _norm_fwd_kernel(x, s_x, z, s_z, w, y, rstd, M, D, eps, BLOCK_D: tl.constexp
 
 @cached_launch
 @triton.jit
-def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, dw_part, M, D, ROWS_PER_PROG,
+def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, dw_part, M, D, ROWS_PER_PROG,
                      BLOCK_D: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
@@ -68,7 +68,7 @@ def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, dw_part, M, D, R
         dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
         dw_acc += dyv * xh * gate
         tl.store(dx + row * D + cols, dxv.to(dx.dtype.element_ty), mask=m)
-        tl.store(dz + row * D + cols, dzv.to(dz.dtype.element_ty), mask=m)
+        tl.store(dz + row * s_dz + cols, dzv.to(dz.dtype.element_ty), mask=m)
     tl.store(dw_part + pid * D + cols, dw_acc, mask=cm)
 
 
@@ -86,18 +86,25 @@ def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
 
 def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                    rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return norm_backward_into(dy, x, z, weight, rstd, torch.empty(z.shape, dtype=z.dtype, device=z.device))
+
+
+def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor,
+                       dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dz, dw) of the gated norm, dz written into the given tensor of z's shape (rows of unit stride that
+    can be viewed as (M, D); the fused layer passes a view of in_proj's gradient)."""
     dy2, x2, z2 = as_rows(dy), as_rows(x), as_rows(z)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
-    dz = torch.empty((M, D), dtype=z.dtype, device=z.device)
+    dz2 = dz.view(M, D)
     progs = backward_programs(M, x.device)
     # every program stores its row of partial sums; with no rows there is no launch, and the sum must be 0
     dw_part = (torch.empty if M else torch.zeros)((progs, D), dtype=torch.float32, device=x.device)
     if M:
-        _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz,
-                                   dw_part, M, D, cdiv(M, progs), BLOCK_D=next_power_of_2(D),
+        _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz2,
+                                   dz2.stride(0), dw_part, M, D, cdiv(M, progs), BLOCK_D=next_power_of_2(D),
                                    num_warps=4 if D <= 2048 else 8)
-    return dx.view(x.shape), dz.view(z.shape), dw_part.sum(0).to(weight.dtype)
+    return dx.view(x.shape), dz, dw_part.sum(0).to(weight.dtype)
 
 
 def _setup_context(ctx, inputs, output) -> None:

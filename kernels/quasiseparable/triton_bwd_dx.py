@@ -58,7 +58,7 @@ def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns,
 @triton.jit
 def chunk_bwd_dx_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
-    Dp, s_db, s_dl, s_dh, S, s_sd, s_sb, s_sg, dta, cum, A, dstates, dx, Ks, Kp, dD,
+    Dp, s_db, s_dl, s_dh, S, s_sd, s_sb, s_sg, dta, cum, A, dstates, dx, s_dxb, s_dxl, s_dxh, s_dxp, Ks, Kp, dD,
     L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
@@ -119,4 +119,5 @@ def chunk_bwd_dx_kernel(
                 ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)
                 dxj += dt_b[:, None] * dxi
         tl.store(Kp + off_b + cols, ks_b, mask=cm)
-    tl.store(dx + ((b * L + cols[:, None]) * H + h) * P + ps[None, :], dxj, mask=cm[:, None] & pm[None, :])
+    tl.store(dx + b * s_dxb + h * s_dxh + cols[:, None] * s_dxl + ps[None, :] * s_dxp, dxj,
+             mask=cm[:, None] & pm[None, :])

@@ -167,21 +167,25 @@ def _dt_bwd_kernel(
 def dt_backward(
     dt_f: torch.Tensor, dt_b: torch.Tensor | None, A: torch.Tensor, dt_bias: torch.Tensor | None,
     dt_softplus: bool, lo: float, hi: float, shift: bool,
-    dta: torch.Tensor, R: torch.Tensor, Kp: torch.Tensor,
+    dta: torch.Tensor, R: torch.Tensor, Kp: torch.Tensor, out: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Gradients of dt_raw (both directions), A and dt_bias from the per-token sums R, K'.
 
     Args:
         dt_f, dt_b: (batch, L, H) raw step sizes; A, dt_bias: (H,).
         dta, R, Kp: (NDIR, batch, H, L) fp32: final dt, row sums, column sums / dt.
+        out: [ddt_f, ddt_b] (ddt_b only with dt_b) to write into, with one set of strides; None: new tensors.
 
     Returns:
-        ddt_f, ddt_b (in dt's dtype, contiguous (batch, L, H)), dA (H,) and dbias (H,) in fp32.
+        ddt_f, ddt_b (in dt's dtype, contiguous (batch, L, H) unless given), dA (H,) and dbias (H,) in fp32.
     """
     batch, L, H = dt_f.shape
     ndir = dta.shape[0]
-    ddt_f = torch.empty(dt_f.shape, device=dt_f.device, dtype=dt_f.dtype)
-    ddt_b = None if dt_b is None else torch.empty(dt_b.shape, device=dt_b.device, dtype=dt_b.dtype)
+    if out:
+        ddt_f, ddt_b = out[0], out[1] if dt_b is not None else None
+    else:
+        ddt_f = torch.empty(dt_f.shape, device=dt_f.device, dtype=dt_f.dtype)
+        ddt_b = None if dt_b is None else torch.empty(dt_b.shape, device=dt_b.device, dtype=dt_b.dtype)
     segments = cdiv(L, _SEGMENT)
     dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)

@@ -68,7 +68,7 @@ from .triton_dt import dt_backward, dt_forward
 from .triton_products import chunk_products_kernel
 from .triton_states import chunk_states
 
-__all__ = ["chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
+__all__ = ["backward_into", "chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
 
 
 def _same_strides(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
@@ -142,6 +142,20 @@ def _backward(
     D: Optional[torch.Tensor], dt_bias: Optional[torch.Tensor], dta: torch.Tensor, cum: torch.Tensor,
     dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
 ) -> list[torch.Tensor]:
+    return backward_into(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, dt_softplus, lo, hi, shift,
+                         chunk_size, None)
+
+
+def backward_into(
+    dy: torch.Tensor, x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor,
+    Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
+    D: Optional[torch.Tensor], dt_bias: Optional[torch.Tensor], dta: torch.Tensor, cum: torch.Tensor,
+    dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
+    out: Optional[tuple[torch.Tensor, ...]],
+) -> list[torch.Tensor]:
+    """The mix backward (gradients in `_MIX`'s input order); `out` = (dx, dB_f, dC_f, dB_b, dC_b, ddt_f,
+    ddt_b) are tensors (any strides; ddt_f and ddt_b share theirs) the gradients are written into instead of
+    new ones (the fused layer passes views of one buffer, so that no concatenation follows)."""
     k = _dims(x, Bf)
     batch, L, H, G = k["batch"], k["L"], k["H"], k["G"]
     Q = chunk_length(L, chunk_size)
@@ -153,9 +167,13 @@ def _backward(
     else:
         states = dstates = dta
     Bb_, Cb_ = (Bb, Cb) if bidir else (Bf, Cf)
-    dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
-    dBf, dCf = (torch.empty(Bf.shape, device=x.device, dtype=Bf.dtype) for _ in range(2))
-    dBb, dCb = (torch.empty_like(dBf), torch.empty_like(dCf)) if bidir else (dBf, dCf)
+    if out is None:
+        dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+        dBf, dCf = (torch.empty(Bf.shape, device=x.device, dtype=Bf.dtype) for _ in range(2))
+        dBb, dCb = (torch.empty_like(dBf), torch.empty_like(dCf)) if bidir else (dBf, dCf)
+        ddt_out = None
+    else:
+        dx, dBf, dCf, dBb, dCb, *ddt_out = out
     R = torch.empty_like(dta)
     Kp = torch.empty_like(dta)
     dD = dta  # unused without D
@@ -180,14 +198,15 @@ def _backward(
         return lambda meta: (cdiv(L, meta["BLOCK"]), batch, heads)
 
     chunk_bwd_dx_kernel[grid(H)](
-        *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, K_slots, Kp, dD, *sizes, nchunks, pair,
+        *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, *dx.stride(), K_slots, Kp, dD, *sizes,
+        nchunks, pair,
         STATES=nchunks > 1, D_MODE=_d_mode(D), **tiles,
     )
     chunk_bwd_bc_kernel[grid(G)](
         *inputs, dta, cum, A, states, dstates, dS, *dS.stride()[:3], R_slots, R, dBf, dCf, dBb, dCb,
         *dCf.stride(), *sizes, nchunks, pair, STATES=nchunks > 1, **tiles,
     )
-    ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp)
+    ddt_f, ddt_b, dA, dbias = dt_backward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, shift, dta, R, Kp, ddt_out)
     if D is None:
         dD_out = None
     else:
