@@ -160,6 +160,17 @@ class MatrixMixer(nn.Module):
         return self.out_proj(self.norm(self.mix(x, f, r).flatten(2), z))
 
     @torch.jit.unused
+    def fuses_layer(self, u: torch.Tensor) -> bool:
+        """Whether this call runs everything between in_proj and out_proj as one fused autograd node
+        (`fused_layer`); mixers that have one say when."""
+        return False
+
+    @torch.jit.unused
+    def fused_layer(self, zxr: torch.Tensor) -> torch.Tensor:
+        """in_proj's output -> the gated norm's output (B, L, d_inner), where `fuses_layer` allows it."""
+        raise NotImplementedError
+
+    @torch.jit.unused
     def mix_and_project_recomputing(self, xf: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """`mix_and_project`, with the conv and norm outputs recomputed in backward instead of stored."""
         with RecomputedActivations() as recomputed:
@@ -168,6 +179,8 @@ class MatrixMixer(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
+        if not torch.jit.is_scripting() and self.fuses_layer(u):
+            return self.out_proj(self.fused_layer(self.in_proj(u)))
         z, xf, r = self.split_projection(u)
         if not torch.jit.is_scripting() and recomputing(self.selective_recompute, u):
             return self.mix_and_project_recomputing(xf, z, r)

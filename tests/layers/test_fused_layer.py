@@ -1,0 +1,86 @@
+"""The Hydra layer's fused eager path (conv, mix and gated norm as one autograd node,
+`hydra_vision.kernels.fused_layer`) against the same layer run as separate ops: equal outputs and
+gradients, no concatenated gradients, the conv output not stored, and the cases that must not fuse.
+Triton's CPU interpreter without CUDA (tests/conftest.py sets TRITON_INTERPRET)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hydra_vision.layers import Hydra
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _layer(seed: int = 0, **kwargs) -> Hydra:
+    torch.manual_seed(seed)
+    layer = Hydra(32, d_state=8, headdim=8, **{"backend": "triton", "chunk_size": 16, **kwargs}).to(DEVICE)
+    with torch.no_grad():  # non-trivial values for the parameters the init sets to constants
+        layer.A_log.uniform_(-1, 1)
+        layer.D.normal_()
+        layer.norm.weight.normal_(1, 0.3)
+    return layer
+
+
+def _run(layer: Hydra, u: torch.Tensor, fused: bool, autocast: bool = False) -> list[torch.Tensor]:
+    layer.fuse_layer = fused
+    u = u.detach().requires_grad_()
+    with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=autocast):
+        assert layer.fuses_layer(u) == fused
+        out = layer(u)
+    grads = torch.autograd.grad(out.float().square().sum(), [u, *layer.parameters()])
+    return [out.detach().float(), *(g.float() for g in grads)]
+
+
+@pytest.mark.parametrize("L", [19, 7, 1], ids=["two_chunks", "one_chunk", "one_token"])
+def test_fp32_equals_the_separate_ops(L):
+    layer = _layer()
+    u = torch.randn(2, L, 32, device=DEVICE)
+    names = ["out", "u", *(n for n, _ in layer.named_parameters())]
+    for name, a, b in zip(names, _run(layer, u, True), _run(layer, u, False), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item() + 1e-7, msg=name)
+
+
+def test_bf16_autocast_within_a_few_roundings_of_the_separate_ops():
+    """Same launchers; dx += dD w_D is one fused multiply-add here (two roundings there) and D's gradient is
+    summed in fp32 (in bf16 there)."""
+    layer = _layer(seed=1)
+    u = torch.randn(2, 19, 32, device=DEVICE)
+    names = ["out", "u", *(n for n, _ in layer.named_parameters())]
+    eps = torch.finfo(torch.bfloat16).eps
+    for name, a, b in zip(names, _run(layer, u, True, True), _run(layer, u, False, True), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=8 * eps * b.abs().max().item(), msg=name)
+
+
+def _backward_cats_and_saved_bytes(layer: Hydra, u: torch.Tensor, fused: bool) -> tuple[int, int]:
+    layer.fuse_layer = fused
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = layer(u.detach().requires_grad_())
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in saved}
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out.sum().backward()
+    cats = sum(e.count for e in prof.key_averages() if e.key == "aten::cat")
+    return cats, sum(storages.values())
+
+
+def test_backward_concatenates_nothing_and_the_conv_output_is_not_stored():
+    layer = _layer(seed=2)
+    u = torch.randn(2, 19, 32, device=DEVICE)
+    cats_fused, bytes_fused = _backward_cats_and_saved_bytes(layer, u, True)
+    cats_plain, bytes_plain = _backward_cats_and_saved_bytes(layer, u, False)
+    conv_output = u.shape[0] * u.shape[1] * layer.conv1d.out_channels * u.element_size()
+    assert cats_fused == 0 < cats_plain
+    assert bytes_fused <= bytes_plain - conv_output
+
+
+@pytest.mark.parametrize("case", ["reference_backend", "switched_off", "selective_recompute", "tuned_chunk",
+                                  "no_grad_mode_still_fuses"])
+def test_when_it_fuses(case):
+    layer = _layer(**({"backend": "reference"} if case == "reference_backend" else {}),
+                   **({"chunk_size": None} if case == "tuned_chunk" else {}))
+    u = torch.randn(1, 5, 32, device=DEVICE)
+    layer.fuse_layer = case != "switched_off"
+    layer.selective_recompute = case == "selective_recompute"
+    with torch.set_grad_enabled(case != "no_grad_mode_still_fuses"):
+        assert layer.fuses_layer(u) == (case == "no_grad_mode_still_fuses")
