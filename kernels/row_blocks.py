@@ -15,8 +15,9 @@ def as_rows(t: torch.Tensor) -> torch.Tensor:
 
 
 def backward_programs(M: int, device: torch.device) -> int:
-    """Backward programs: a few per SM, each looping over a block of rows and keeping one row of weight
-    partial sums (up to 4 in the interpreter); at least 1."""
+    """Backward programs: 8 per SM, each looping over a block of rows and keeping one row of weight partial
+    sums (up to 4 in the interpreter); at least 1. On an H200 at hydra_vit_base's shapes 8 per SM beat 4, 16
+    and 32 (gated norm 184 -> 146 us, LayerNorm 82 -> 60 us against 4: benchmarks/RESULTS.md, session 16)."""
     if interpreting() or device.type != "cuda":
         return max(min(M, 4), 1)
-    return max(min(M, 4 * torch.cuda.get_device_properties(device).multi_processor_count), 1)
+    return max(min(M, 8 * torch.cuda.get_device_properties(device).multi_processor_count), 1)
