@@ -4,8 +4,8 @@
 #                           [memory]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
-#     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1), the
-#                CUDA-graph extraction tests,
+#     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1), the fused
+#                Hydra layer against the separate ops, the CUDA-graph extraction tests,
 #                device-resize tests on CUDA and selective_recompute's test under CUDA autocast
 #     bench      benchmarks/bench_mixer.py (BENCH_ARGS passes options through)
 #     profile    torch.profiler table of the triton forward+backward at L = 197 and 4,097
@@ -48,7 +48,8 @@ if [[ " $steps " == *" tests "* ]]; then
     # with pytest-xdist (carry its wheel in .whl), TEST_WORKERS processes compile the kernels' autotune
     # configs side by side; -v names each test as it ends, so a step cut by its limit still says what passed
     workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-6}")
-    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/features/test_device_resize.py tests/features/test_cuda_graphs.py \
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/layers/test_fused_layer.py \
+        tests/features/test_device_resize.py tests/features/test_cuda_graphs.py \
         tests/models/test_selective_recompute.py::test_on_cuda_under_autocast_the_layernorm_copy_is_dropped_and_gradients_are_exact \
         -m "$marker" -v \
         $workers -p no:cacheprovider --durations=10 2>&1 \
