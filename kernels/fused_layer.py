@@ -74,7 +74,7 @@ class _HydraLayer(torch.autograd.Function):
         out, rstd = _norm_forward(y.flatten(2), z, norm_weight, spec.eps)
         ctx.save_for_backward(zxr, conv_weight, conv_bias, fc_D_weight, D, A, dt_bias, norm_weight, diag, y, dta, cum,
                               rstd)
-        ctx.spec = spec
+        ctx.spec, ctx.A_log_dtype = spec, A_log.dtype
         return out
 
     @staticmethod
@@ -100,7 +100,7 @@ class _HydraLayer(torch.autograd.Function):
         dD = ddiag2.float().sum(0).to(D.dtype)
         _, dconv_w, dconv_b = conv_backward_into(dxbc, xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1],
                                                  dxf)
-        dA_log = (dA * A).to(A.dtype)  # A = -exp(A_log)
+        dA_log = (dA * A).to(ctx.A_log_dtype)  # A = -exp(A_log)
         return (dzxr, dconv_w, None if conv_bias is None else dconv_b, dfc_D, dD, dA_log,
                 ddt_bias.to(dt_bias.dtype), dnorm, None)
 

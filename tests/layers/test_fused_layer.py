@@ -52,6 +52,20 @@ def test_bf16_autocast_within_a_few_roundings_of_the_separate_ops():
         torch.testing.assert_close(a, b, rtol=0, atol=8 * eps * b.abs().max().item(), msg=name)
 
 
+def test_a_bf16_layer_gets_bf16_gradients_close_to_the_separate_ops():
+    """Parameters in bf16 (model.to(torch.bfloat16), no autocast): every gradient in its parameter's dtype."""
+    layer = _layer(seed=3).to(torch.bfloat16)
+    u = torch.randn(2, 19, 32, device=DEVICE, dtype=torch.bfloat16)
+    fused, plain = _run(layer, u, True), _run(layer, u, False)
+    layer.fuse_layer = True
+    out = layer(u.detach().requires_grad_())
+    grads = torch.autograd.grad(out.float().square().sum(), list(layer.parameters()))
+    assert all(g.dtype == torch.bfloat16 for g in grads)
+    eps = torch.finfo(torch.bfloat16).eps
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=8 * eps * b.abs().max().item())
+
+
 def _backward_cats_and_saved_bytes(layer: Hydra, u: torch.Tensor, fused: bool) -> tuple[int, int]:
     layer.fuse_layer = fused
     saved = []
