@@ -52,16 +52,17 @@ def test_bf16_autocast_within_a_few_roundings_of_the_separate_ops():
         torch.testing.assert_close(a, b, rtol=0, atol=8 * eps * b.abs().max().item(), msg=name)
 
 
-def test_a_bf16_layer_gets_bf16_gradients_close_to_the_separate_ops():
-    """Parameters in bf16 (model.to(torch.bfloat16), no autocast): every gradient in its parameter's dtype."""
-    layer = _layer(seed=3).to(torch.bfloat16)
-    u = torch.randn(2, 19, 32, device=DEVICE, dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_a_low_precision_layer_gets_gradients_in_its_dtype_close_to_the_separate_ops(dtype):
+    """Parameters in bf16 or fp16 (model.to(dtype), no autocast): every gradient in its parameter's dtype."""
+    layer = _layer(seed=3).to(dtype)
+    u = torch.randn(2, 19, 32, device=DEVICE, dtype=dtype)
     fused, plain = _run(layer, u, True), _run(layer, u, False)
     layer.fuse_layer = True
     out = layer(u.detach().requires_grad_())
     grads = torch.autograd.grad(out.float().square().sum(), list(layer.parameters()))
-    assert all(g.dtype == torch.bfloat16 for g in grads)
-    eps = torch.finfo(torch.bfloat16).eps
+    assert all(g.dtype == dtype for g in grads)
+    eps = torch.finfo(dtype).eps
     for a, b in zip(fused, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=8 * eps * b.abs().max().item())
 
