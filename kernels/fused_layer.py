@@ -94,9 +94,9 @@ class _HydraLayer(torch.autograd.Function):
                                   *_mix_options(spec), (dx, dBf, dCf, dBb, dCb, *dr.chunk(2, dim=-1)))
         dA, ddiag, ddt_bias = grads[3], grads[8], grads[9]
         # diag = x . w_D + D per token: dx += dD w_D (in place, in dxbc), dw_D = dD^T x, dD_head = sum of dD
-        ddiag2, x2 = ddiag.reshape(-1, ddiag.shape[-1]), x.flatten(2).flatten(0, 1)
+        ddiag2 = ddiag.reshape(-1, ddiag.shape[-1])
         dxbc[..., :spec.d_inner].view(-1, spec.d_inner).addmm_(ddiag2, fc_D_weight.to(ddiag2.dtype))  # a view
-        dfc_D = (ddiag2.t() @ x2).to(fc_D_weight.dtype)
+        dfc_D = (ddiag2.t() @ xbc[..., :spec.d_inner].view(-1, spec.d_inner)).to(fc_D_weight.dtype)
         dD = ddiag2.float().sum(0).to(D.dtype)
         _, dconv_w, dconv_b = conv_backward_into(dxbc, xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1],
                                                  dxf)

@@ -87,10 +87,10 @@ class BidirectionalSSD(SSDMixer):
 
     @torch.jit.unused
     def fuses_layer(self, u: torch.Tensor) -> bool:
-        """Plain eager Triton calls of a mixer with the per-token diagonal (Hydra's) and SiLU on B, C, at a fixed
-        chunk length, without selective recompute: then conv, mix and gated norm run as one autograd node
+        """Plain eager Triton calls of a mixer with the per-token diagonal (Hydra's), at a fixed chunk length,
+        without selective recompute: then conv, mix and gated norm run as one autograd node
         (`hydra_vision.kernels.fused_layer`: no concatenated gradients, the conv output recomputed)."""
-        return (self.fuse_layer and isinstance(u, torch.Tensor) and self.fc_D is not None and self.silu_features
+        return (self.fuse_layer and isinstance(u, torch.Tensor) and self.fc_D is not None
                 and self.chunk_size is not None and use_triton(self.backend, u) and not dispatcher_needed(u)
                 and not recomputing(self.selective_recompute, u))
 

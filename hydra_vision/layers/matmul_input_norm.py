@@ -14,6 +14,8 @@ from timm.layers import LayerNorm, register_notrace_function
 
 from hydra_vision.kernels.layernorm import layer_norm
 
+from .recompute import matmul_dtype
+
 __all__ = ["MatmulInputLayerNorm", "normalize_matmul_input"]
 
 
@@ -23,14 +25,11 @@ def normalize_matmul_input(x: torch.Tensor, weight: Optional[torch.Tensor], bias
                            backend: Optional[str]) -> torch.Tensor:
     """LayerNorm of x over its last dim in the dtype a matmul takes here (the autocast dtype under autocast,
     else x's); opaque to TorchScript and FX (a leaf in every FX trace)."""
-    device = x.device.type
-    autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-    out_dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
     if weight is None:
         weight = torch.ones(x.shape[-1], device=x.device, dtype=x.dtype)
     if torch.compiler.is_compiling():
         backend = "reference"
-    return layer_norm(x, weight, bias, eps, out_dtype=out_dtype, backend=backend)
+    return layer_norm(x, weight, bias, eps, out_dtype=matmul_dtype(x), backend=backend)
 
 
 torch.fx.wrap("normalize_matmul_input")

@@ -21,7 +21,7 @@ import torch
 
 from hydra_vision.kernels.eager_path import dispatcher_needed
 
-__all__ = ["RecomputedActivations", "autocast_input", "recomputing"]
+__all__ = ["RecomputedActivations", "autocast_input", "matmul_dtype", "recomputing"]
 
 
 @torch.jit.unused
@@ -37,11 +37,18 @@ def recomputing(enabled: bool, x: torch.Tensor) -> bool:
     return hooks is None or isinstance(getattr(hooks[0], "__self__", None), RecomputedActivations)
 
 
-def autocast_input(t: torch.Tensor) -> torch.Tensor:
-    """t as autocast's matmuls take it: cast to the autocast dtype when autocast is on. The copy such an
-    op saves for backward is then this tensor, which `RecomputedActivations.run` can mark."""
+def matmul_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype autocast's matmuls take t in: the autocast dtype when autocast is on for t's device, else t's."""
     device = t.device.type
-    return t.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else t
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return t.dtype
+
+
+def autocast_input(t: torch.Tensor) -> torch.Tensor:
+    """t as autocast's matmuls take it (`matmul_dtype`). The copy such an op saves for backward is then this
+    tensor, which `RecomputedActivations.run` can mark."""
+    return t.to(matmul_dtype(t))
 
 
 class _Recipe:

@@ -48,10 +48,10 @@ def _first_when_interpreting(configs: list[triton.Config], named_args: dict, **k
     return configs[:1] if interpreting() else configs
 
 
-def _autotune(**kwargs):
-    """`triton.autotune` over `conv_configs`, per (L, C, K) and the tensors' dtypes (added by Triton)."""
-    return triton.autotune(configs=conv_configs(), key=["L", "C", "K"],
-                           prune_configs_by={"early_config_prune": _first_when_interpreting}, **kwargs)
+def _autotune(configs: Callable[[], list[triton.Config]] = conv_configs, key: tuple[str, ...] = ("L", "C", "K")):
+    """`triton.autotune` over `configs()`, per `key` and the tensors' dtypes (added by Triton)."""
+    return triton.autotune(configs=configs(), key=list(key),
+                           prune_configs_by={"early_config_prune": _first_when_interpreting})
 
 
 def wgrad_configs() -> list[triton.Config]:
@@ -95,8 +95,7 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
 
 
 @cached_launch
-@triton.autotune(configs=wgrad_configs(), key=["L", "C", "K", "SEGMENT"],
-                 prune_configs_by={"early_config_prune": _first_when_interpreting})
+@_autotune(wgrad_configs, ("L", "C", "K", "SEGMENT"))
 @triton.jit
 def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
                          K: tl.constexpr, K_PAD: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
