@@ -6,6 +6,7 @@ For in_proj's output zxr (B, L, d_inner + conv_dim + 2H), conv_dim = d_inner + 4
     xbc            = SiLU(conv1d(xf))                 xbc = [x, B_f, C_f, B_b, C_b]
     y              = QS(x) with the diagonal x . w_D + D (per token, Hydra's)
     out            = GatedRMSNorm(y, z)               (B, L, d_inner) in zxr's dtype
+    [out_proj(out)                                    (B, L, dim), with out_proj's parameters given]
 
 Run as separate autograd nodes (the layer's other path), the gradients of the views z, xf, r and of x, B, C
 are concatenated by autograd (four copies per block: ~3.4 ms of hydra_vit_base's 95 ms training step on an
@@ -13,7 +14,9 @@ H200) and the conv output is stored for the mix's backward. Here the backward wr
 (conv) and ddt (mix) into one buffer shaped like zxr and the mix's dx, dB, dC into one shaped like xbc,
 adds the diagonal's x-gradient into dx in place (dx += dD w_D), and recomputes xbc from xf instead of
 storing it. The values are the separate path's: the same launchers in the same order; only dD's sum over
-tokens for D is taken in fp32. torch.compile and dispatch modes keep the separate custom ops.
+tokens for D is taken in fp32. Ending with out_proj (selective recompute), it stores y and z but not out,
+which out_proj's weight gradient needs: backward recomputes out (one gated-norm forward). torch.compile and
+dispatch modes keep the separate custom ops.
 """
 from __future__ import annotations
 
@@ -61,9 +64,25 @@ def _mix_options(spec: LayerSpec) -> tuple:
     return True, float(spec.dt_limit[0]), float(spec.dt_limit[1]), spec.shift, spec.chunk_size  # softplus on
 
 
+def _project(out: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """out_proj: out W^T + b in out's dtype (as autocast's linear takes the gated norm's output)."""
+    return F.linear(out, weight.to(out.dtype), None if bias is None else bias.to(out.dtype))
+
+
+def _project_backward(dres: torch.Tensor, out: torch.Tensor, weight: torch.Tensor, bias_dtype: Optional[torch.dtype]
+                      ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Gradients of `_project` for its output gradient dres (B, L, dim): d out = dres W, dW = dres^T out and
+    db = sum of dres (None without a bias), products in out's dtype, dW and db in the parameters' dtypes."""
+    dres2 = dres.reshape(-1, dres.shape[-1]).to(out.dtype)
+    dout = (dres2 @ weight.to(out.dtype)).view(out.shape)
+    dweight = (dres2.t() @ out.reshape(-1, out.shape[-1])).to(weight.dtype)
+    return dout, dweight, None if bias_dtype is None else dres2.sum(0).to(bias_dtype)
+
+
 class _HydraLayer(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, zxr, conv_weight, conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight, spec):
+    def forward(ctx, zxr, conv_weight, conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight, out_weight, out_bias,
+                spec):
         z, xf, r = _split_projection(zxr, spec)
         xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])
         x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
@@ -73,15 +92,23 @@ class _HydraLayer(torch.autograd.Function):
         y, dta, cum = mix_forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, diag, dt_bias, *_mix_options(spec))
         out, rstd = _norm_forward(y.flatten(2), z, norm_weight, spec.eps)
         ctx.save_for_backward(zxr, conv_weight, conv_bias, fc_D_weight, D, A, dt_bias, norm_weight, diag, y, dta, cum,
-                              rstd)
+                              rstd, out_weight)
         ctx.spec, ctx.A_log_dtype = spec, A_log.dtype
-        return out
+        ctx.out_bias_dtype = None if out_bias is None else out_bias.dtype  # its gradient needs no values
+        if out_weight is None:
+            return out
+        return _project(out, out_weight, out_bias)  # out is not saved: backward recomputes it from y and z
 
     @staticmethod
     def backward(ctx, dout):
-        zxr, conv_weight, conv_bias, fc_D_weight, D, A, dt_bias, norm_weight, diag, y, dta, cum, rstd = ctx.saved_tensors
+        (zxr, conv_weight, conv_bias, fc_D_weight, D, A, dt_bias, norm_weight, diag, y, dta, cum, rstd,
+         out_weight) = ctx.saved_tensors
         spec = ctx.spec
         z, xf, r = _split_projection(zxr, spec)
+        dout_weight = dout_bias = None
+        if out_weight is not None:  # dout is out_proj's output gradient
+            dout, dout_weight, dout_bias = _project_backward(
+                dout, _norm_forward(y.flatten(2), z, norm_weight, spec.eps)[0], out_weight, ctx.out_bias_dtype)
         xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])  # recomputed, not stored
         x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
         dt_f, dt_b = r.chunk(2, dim=-1)
@@ -102,16 +129,21 @@ class _HydraLayer(torch.autograd.Function):
                                                  dxf)
         dA_log = (dA * A).to(ctx.A_log_dtype)  # A = -exp(A_log)
         return (dzxr, dconv_w, None if conv_bias is None else dconv_b, dfc_D, dD, dA_log,
-                ddt_bias.to(dt_bias.dtype), dnorm, None)
+                ddt_bias.to(dt_bias.dtype), dnorm, dout_weight, dout_bias, None)
 
 
 def hydra_layer_triton(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: Optional[torch.Tensor],
                        fc_D_weight: torch.Tensor, D: torch.Tensor, A_log: torch.Tensor, dt_bias: torch.Tensor,
-                       norm_weight: torch.Tensor, spec: LayerSpec) -> torch.Tensor:
+                       norm_weight: torch.Tensor, spec: LayerSpec, out_weight: Optional[torch.Tensor] = None,
+                       out_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """GatedRMSNorm(QS(SiLU(conv(xf))), z) from in_proj's output zxr (fp16/bf16/fp32, unit channel stride), as
     above; the parameters are the Hydra layer's (conv1d's weight (C, 1, K) and bias, fc_D's weight (H, d_inner),
-    D, A_log, dt_bias (H,), the gated norm's weight (d_inner,)). Returns (B, L, d_inner) in zxr's dtype."""
+    D, A_log, dt_bias (H,), the gated norm's weight (d_inner,)). Returns (B, L, d_inner) in zxr's dtype.
+
+    With out_proj's weight (dim, d_inner) (and bias) the node ends with out_proj too and returns (B, L, dim):
+    the gated norm's output is then not stored for out_proj's backward but recomputed from the stored y and z
+    (one norm forward more; selective recompute's path)."""
     if zxr.stride(-1) != 1:
         zxr = zxr.contiguous()
     return _HydraLayer.apply(zxr, conv_weight.contiguous(), conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight,
-                             spec)
+                             out_weight, out_bias, spec)

@@ -23,7 +23,6 @@ from hydra_vision.kernels.backend import use_triton
 from hydra_vision.kernels.eager_path import dispatcher_needed
 from hydra_vision.kernels.quasiseparable.naive import quasiseparable_matrix
 
-from .recompute import recomputing
 from .ssd_mixer import SSDMixer
 
 __all__ = ["BidirectionalSSD", "Hydra"]
@@ -64,12 +63,13 @@ torch.fx.wrap("mix_sequence")  # a leaf in every FX trace, also when the tracing
 @torch.jit.ignore
 def fused_hydra_layer(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: Optional[torch.Tensor],
                       fc_D_weight: torch.Tensor, D: torch.Tensor, A_log: torch.Tensor, dt_bias: torch.Tensor,
-                      norm_weight: torch.Tensor, spec: Tuple) -> torch.Tensor:
+                      norm_weight: torch.Tensor, spec: Tuple, out_weight: Optional[torch.Tensor],
+                      out_bias: Optional[torch.Tensor]) -> torch.Tensor:
     """`hydra_vision.kernels.fused_layer.hydra_layer_triton` (imported on first use: it needs Triton)."""
     from hydra_vision.kernels.fused_layer import LayerSpec, hydra_layer_triton
 
     return hydra_layer_triton(zxr, conv_weight, conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight,
-                              LayerSpec(*spec))
+                              LayerSpec(*spec), out_weight, out_bias)
 
 
 torch.fx.wrap("fused_hydra_layer")
@@ -87,19 +87,20 @@ class BidirectionalSSD(SSDMixer):
 
     @torch.jit.unused
     def fuses_layer(self, u: torch.Tensor) -> bool:
-        """Plain eager Triton calls of a mixer with the per-token diagonal (Hydra's), at a fixed chunk length,
-        without selective recompute: then conv, mix and gated norm run as one autograd node
-        (`hydra_vision.kernels.fused_layer`: no concatenated gradients, the conv output recomputed)."""
+        """Plain eager Triton calls of a mixer with the per-token diagonal (Hydra's), at a fixed chunk length:
+        then conv, mix and gated norm run as one autograd node (`hydra_vision.kernels.fused_layer`: no
+        concatenated gradients, the conv output recomputed; with selective recompute out_proj joins it and the
+        norm output is recomputed too)."""
         return (self.fuse_layer and isinstance(u, torch.Tensor) and self.fc_D is not None
-                and self.chunk_size is not None and use_triton(self.backend, u) and not dispatcher_needed(u)
-                and not recomputing(self.selective_recompute, u))
+                and self.chunk_size is not None and use_triton(self.backend, u) and not dispatcher_needed(u))
 
     @torch.jit.unused
-    def fused_layer(self, zxr: torch.Tensor) -> torch.Tensor:
+    def fused_layer(self, zxr: torch.Tensor, project: bool = False) -> torch.Tensor:
         spec = (self.d_inner, self.headdim, self.ngroups, self.d_state, self.causal_conv, self.dt_limit, self.shift,
                 int(self.chunk_size), self.norm.eps)
+        out_weight, out_bias = (self.out_proj.weight, self.out_proj.bias) if project else (None, None)
         return fused_hydra_layer(zxr, self.conv1d.weight, self.conv1d.bias, self.fc_D.weight, self.D, self.A_log,
-                                 self.dt_bias, self.norm.weight, spec)
+                                 self.dt_bias, self.norm.weight, spec, out_weight, out_bias)
 
     def _diag(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """x . w_D + D: (B, L, H) for values x (B, L, H, P), or None without the diagonal term."""

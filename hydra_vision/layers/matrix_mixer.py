@@ -14,7 +14,8 @@ order are the official Hydra layer's (`in_proj`, `conv1d`, the mixer's own modul
 Table 2): one block, only the matrix class changes.
 
 With `selective_recompute` the conv and norm outputs are not stored for backward but recomputed
-there (`recompute.RecomputedActivations`); everything else, the mix's work included, is kept.
+there (`recompute.RecomputedActivations`, or inside the fused layer where `fuses_layer` allows it);
+everything else, the mix's work included, is kept.
 """
 from typing import Optional
 
@@ -166,8 +167,9 @@ class MatrixMixer(nn.Module):
         return False
 
     @torch.jit.unused
-    def fused_layer(self, zxr: torch.Tensor) -> torch.Tensor:
-        """in_proj's output -> the gated norm's output (B, L, d_inner), where `fuses_layer` allows it."""
+    def fused_layer(self, zxr: torch.Tensor, project: bool = False) -> torch.Tensor:
+        """in_proj's output -> the gated norm's output (B, L, d_inner), where `fuses_layer` allows it; with
+        `project`, out_proj's output (B, L, dim), the norm output recomputed in backward instead of stored."""
         raise NotImplementedError
 
     @torch.jit.unused
@@ -179,10 +181,13 @@ class MatrixMixer(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
+        recompute = not torch.jit.is_scripting() and recomputing(self.selective_recompute, u)
         if not torch.jit.is_scripting() and self.fuses_layer(u):
+            if recompute:
+                return self.fused_layer(self.in_proj(u), project=True)
             return self.out_proj(self.fused_layer(self.in_proj(u)))
         z, xf, r = self.split_projection(u)
-        if not torch.jit.is_scripting() and recomputing(self.selective_recompute, u):
+        if recompute:
             return self.mix_and_project_recomputing(xf, z, r)
         return self.mix_and_project(xf, z, r)
 

@@ -68,6 +68,7 @@ def test_a_low_precision_layer_gets_gradients_in_its_dtype_close_to_the_separate
 
 
 def _backward_cats_and_saved_bytes(layer: Hydra, u: torch.Tensor, fused: bool) -> tuple[int, int]:
+    """(aten::cat calls in backward, bytes of the storages the layer's forward saves for backward)."""
     layer.fuse_layer = fused
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
@@ -98,4 +99,44 @@ def test_when_it_fuses(case):
     layer.fuse_layer = case != "switched_off"
     layer.selective_recompute = case == "selective_recompute"
     with torch.set_grad_enabled(case != "no_grad_mode_still_fuses"):
-        assert layer.fuses_layer(u) == (case == "no_grad_mode_still_fuses")
+        assert layer.fuses_layer(u) == (case in ("selective_recompute", "no_grad_mode_still_fuses"))
+
+
+def _graph_saved_bytes(out: torch.Tensor) -> int:
+    """Bytes of the storages the autograd graph behind `out` holds for backward (read from its nodes, since
+    saved-tensor hooks would switch selective recompute off)."""
+    storages, seen, nodes = {}, set(), [out.grad_fn]
+    while nodes:
+        node = nodes.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        tensors = list(getattr(node, "saved_tensors", None) or ())
+        for name in dir(node):
+            value = getattr(node, name) if name.startswith("_saved_") else None
+            tensors += [v for v in (value if isinstance(value, (tuple, list)) else [value])
+                        if isinstance(v, torch.Tensor)]
+        storages.update({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                         for t in tensors if t is not None})
+        nodes.extend(fn for fn, _ in node.next_functions)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16_autocast"])
+def test_selective_recompute_ends_the_node_with_out_proj_and_stores_no_norm_output(autocast):
+    """With selective recompute the fused node runs out_proj too and recomputes the gated norm's output in
+    backward: the same output and gradients as the fused layer followed by out_proj (fp32: to rounding; bf16
+    autocast: within a few bf16 roundings) and one norm output fewer stored."""
+    layer = _layer(seed=4, bias=True)
+    u = torch.randn(2, 19, 32, device=DEVICE)
+    runs, saved = [], []
+    for recompute in (False, True):
+        layer.selective_recompute = recompute
+        runs.append(_run(layer, u, True, autocast))
+        saved.append(_graph_saved_bytes(layer(u.detach().requires_grad_())))
+    names = ["out", "u", *(n for n, _ in layer.named_parameters())]
+    scale = 8 * torch.finfo(torch.bfloat16).eps if autocast else 1e-5
+    for name, a, b in zip(names, runs[1], runs[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=scale * b.abs().max().item() + 1e-7, msg=name)
+    norm_output = u.shape[0] * u.shape[1] * layer.d_inner * u.element_size()
+    assert saved[1] <= saved[0] - norm_output

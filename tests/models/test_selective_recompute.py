@@ -118,9 +118,9 @@ def _layernorm_runs_and_grads(device: str, **kwargs) -> list[tuple[int, list[tor
 @pytest.mark.parametrize("backend", ["reference", "triton"])
 def test_layernorm_output_is_rerun_not_stored_and_gradients_are_exact_under_autocast(backend, monkeypatch):
     """bf16 autocast, as in training: with recomputation each block's LayerNorm runs again in backward (the
-    bf16 copy in_proj saves is dropped), and the gradients equal the stored-activation run's. Recomputation
-    runs the layer as separate ops, so the run without it does too (the fused layer rounds dx += dD w_D
-    once, not twice: tests/layers/test_fused_layer.py)."""
+    bf16 copy in_proj saves is dropped), and the gradients equal the stored-activation run's. Both runs take
+    the separate ops, so that the gradients compare exactly (the fused layer with recompute ends with
+    out_proj and rounds its products differently: tests/layers/test_fused_layer.py)."""
     monkeypatch.setattr(BidirectionalSSD, "fuse_layer", False)
     (calls_plain, grads_plain), (calls_recomputing, grads_recomputing) = _layernorm_runs_and_grads(
         "cpu", backend=backend, chunk_size=16)
