@@ -85,6 +85,7 @@ SHAPES = [
     _shape(1, 150, 2, 4, 1, 4, 64),  # ragged chunks; the dt backward carries its sums over 64-token blocks
     _shape(1, 200, 2, 4, 1, 4, 128, shift=False),  # chunks of two 64-row tiles: R and K' summed over pair slots
     _shape(1, 110, 4, 4, 2, 4, 128),  # one chunk of two 64-row tiles: each group's S stored per tile pair
+    _shape(1, 196, 2, 8, 1, 8, 256),  # Hydra-ViT's 14 x 14 tokens: one chunk of 256, its last tile 4 positions
 ]
 
 
