@@ -18,7 +18,8 @@ the compiler rejects.
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_pairs mix_dx mix_bc
 
 One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
-n_spill_loads (bytes), shared (bytes), num_warps, num_stages, the block sizes.
+n_spill_loads (bytes), shared (bytes), the global load / store instructions by width (ld_vector,
+ld_scalar, st_vector, st_scalar), num_warps, num_stages, the block sizes.
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ KERNELS = {
 }
 PTXAS_LINE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 REGS_LINE = re.compile(r"Used (\d+) registers")
+GLOBAL_ACCESS = re.compile(r"^\s*(?:@%p\d+\s+)?(ld|st)\.global\S*", re.MULTILINE)
 
 
 @dataclass
@@ -203,6 +205,17 @@ def ptxas_usage(ptx: str, arch: int) -> dict:
     return {"n_regs": int(regs.group(1)), "n_spill_stores": int(spill.group(1)), "n_spill_loads": int(spill.group(2))}
 
 
+def global_accesses(ptx: str) -> dict:
+    """Global loads and stores in the PTX by width: vector (.v2 / .v4) or one element each. Triton vectorizes
+    only where it can prove alignment and a uniform mask over the vector, e.g. not for a row offset h * L or a
+    mask pos < L when the int L is not a multiple of 16 (the only divisibility it specializes on)."""
+    counts = {"ld_vector": 0, "ld_scalar": 0, "st_vector": 0, "st_scalar": 0}
+    for match in GLOBAL_ACCESS.finditer(ptx):
+        op = match.group(0)
+        counts[f"{match.group(1)}_{'vector' if '.v2' in op or '.v4' in op else 'scalar'}"] += 1
+    return counts
+
+
 def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
     """One row per config of this launch: its resources on the target."""
     fn, configs = _configs(launch)
@@ -218,6 +231,7 @@ def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
         blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                      **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
+                     **global_accesses(compiled.asm["ptx"]),
                      **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")}})
     return rows
 

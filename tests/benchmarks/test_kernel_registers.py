@@ -54,3 +54,17 @@ def test_mix_kernels_compile_for_every_diagonal_mode(variant) -> None:
     a column in the other (a per-head D once compiled only in the interpreter)."""
     records = _report("--kernels", "mix_fwd", "mix_pairs", "mix_dx", "mix_bc", *variant)
     assert {r["kernel"] for r in records[1:]} == {"mix_fwd", "mix_pairs", "mix_dx", "mix_bc"}
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_global_accesses_show_where_a_length_off_16_loses_vector_stores() -> None:
+    """The pair kernel's fp32 dS and S tiles are stored in vectors when L is a multiple of 16 and element by
+    element when it is not (the int L then carries no divisibility hint, so neither the row offsets nor the
+    mask cols < L are known to be uniform over a vector): what the session-17 note on L = 196 rests on."""
+    def stores(length: int) -> list[tuple[int, int]]:
+        rows = _report("--length", str(length), "--kernels", "mix_pairs")[1:]
+        assert rows and all(r["ld_vector"] + r["ld_scalar"] > 0 for r in rows)
+        return [(r["st_vector"], r["st_scalar"]) for r in rows]
+
+    assert all(vector > 0 for vector, _ in stores(32))
+    assert all(vector == 0 and scalar > 0 for vector, scalar in stores(30))
