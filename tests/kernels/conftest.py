@@ -102,6 +102,22 @@ def mix_inputs():
 
 
 @pytest.fixture
+def poison_allocations(monkeypatch):
+    """A switch: once called, every floating-point tensor from torch.empty / torch.empty_like starts as NaN,
+    so that a kernel that reads an element nothing wrote turns its result into NaN."""
+    empty, empty_like = torch.empty, torch.empty_like
+
+    def nan_filled(t: torch.Tensor) -> torch.Tensor:
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    def switch_on() -> None:
+        monkeypatch.setattr(torch, "empty", lambda *a, **k: nan_filled(empty(*a, **k)))
+        monkeypatch.setattr(torch, "empty_like", lambda *a, **k: nan_filled(empty_like(*a, **k)))
+
+    return switch_on
+
+
+@pytest.fixture
 def cast_inputs():
     """The helper `cast_mix_inputs`."""
     return cast_mix_inputs
