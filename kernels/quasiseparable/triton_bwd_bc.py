@@ -45,7 +45,7 @@ def _ds_tile(ds, rows, cols, Q, c0, L, FORWARD: tl.constexpr):
 def chunk_bwd_bc_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
     dta, cum, A, states, dstates, dS, s_sd, s_sb, s_sg, Rs, R, dBf, dCf, dBb, dCb, s_ob, s_ol, s_og, s_on,
-    L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
+    L, LS, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
@@ -83,7 +83,7 @@ def chunk_bwd_bc_kernel(
     hpg = H // G
     for hh in range(hpg):
         h = g * hpg + hh
-        off_f = b * H * L + h * L
+        off_f = b * H * LS + h * LS
         off_b = BHL + off_f
         rs_f = slot_sum(Rs, slot_stride, off_f, idx, im, c0, c_end, SLOT_BLOCK, True)
         if BIDIR:
@@ -98,7 +98,7 @@ def chunk_bwd_bc_kernel(
             st_mask = pm[:, None] & nm[None, :]
             fwd_states = states + (b * H + h) * nchunks * P * N + c * P * N + st_pn
             fwd_dstates = dstates + (b * H + h) * nchunks * P * N + c * P * N + st_pn
-            back = BHL // L * nchunks * P * N
+            back = BHL // LS * nchunks * P * N
             r_f, _ = prefix_values(cum, dta, off_f, idx, im, A_h, SHIFT)
             q_f, dt_f = prefix_values(cum, dta, off_f, idx, im, A_h, 0)
             if c > 0:  # the forward state enters this chunk

@@ -59,13 +59,13 @@ def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns,
 def chunk_bwd_dx_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
     Dp, s_db, s_dl, s_dh, S, s_sd, s_sb, s_sg, dta, cum, A, dstates, dx, s_dxb, s_dxl, s_dxh, s_dxp, Ks, Kp, dD,
-    L, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
+    L, LS, H, G, P, N, BHL, nchunks, SLOT_BLOCK,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     S_STORED: tl.constexpr = STATES == 0  # one chunk: the pairs kernel stored the group's products
     b, h, g, c, c0, c_end, j0, cols, cm, ps, ns, pm, A_h, off_f, off_b = head_program(
-        A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
+        A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     nm = ns < N
     bc = b * s_bb + g * s_bg
     S_f = S + b * s_sb + g * s_sg
@@ -113,7 +113,7 @@ def chunk_bwd_dx_kernel(
         ks_b = slot_sum(Ks, slot_stride, off_b, cols, cm, c0, c_end, SLOT_BLOCK, True)
         if STATES:
             if c > 0:
-                off = BHL // L * nchunks * P * N + c * P * N
+                off = BHL // LS * nchunks * P * N + c * P * N
                 dxi = tl.exp(q_b)[:, None] * mma_split(b_b, tl.load(st + off, mask=st_mask, other=0.0), None,
                                                        DOT_PREC)
                 ks_b += tl.sum(xj.to(tl.float32) * dxi, axis=1)

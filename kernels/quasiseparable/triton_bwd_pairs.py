@@ -49,7 +49,7 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 
 
 @triton.jit
-def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, L,
+def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS,
           rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
           BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
           DOT_PREC: tl.constexpr):
@@ -62,7 +62,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     for hh in range(hpg):
         h = g * hpg + hh
         A_h = tl.load(A + h).to(tl.float32)
-        off = off0 + h * L
+        off = off0 + h * LS
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT if FORWARD else 1 - SHIFT)
         q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
         dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
@@ -85,7 +85,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
 def chunk_bwd_pairs_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
     dta, cum, A, dS, S, s_sd, s_sb, s_sg, Rs, Ks,
-    L, H, G, P, N, BHL,
+    L, LS, H, G, P, N, BHL,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
 ):
@@ -108,12 +108,12 @@ def chunk_bwd_pairs_kernel(
     # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
     if tj <= ti:
         s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * L, g, hpg, L,
+        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
               rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
               STORE_S, DOT_PREC)
     if BIDIR:
         if tj >= ti:
             s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * L, g, hpg, L,
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile, BLOCK,
                   False, SHIFT, STORE_S, DOT_PREC)

@@ -65,14 +65,14 @@ def chunk_tile(tile, L, P, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.con
 
 
 @triton.jit
-def head_program(A, L, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr,
+def head_program(A, L, LS, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr,
                  BLOCK_N: tl.constexpr):
     """For a program of a (tile, batch, head) grid: its batch, head and group; its chunk, the chunk's start
     and end and the tile's start; the tile's positions, their mask and the P / N ranges (`chunk_tile`);
-    the head's A (fp32) and its offsets into the (direction, batch, H, L) arrays, both directions."""
+    the head's A (fp32) and its offsets into the (direction, batch, H, LS) arrays (rows padded to LS), both directions."""
     tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
-    off_f = b * H * L + h * L
+    off_f = b * H * LS + h * LS
     return b, h, h // (H // G), c, c0, c_end, tile * BLOCK, idx, im, ps, ns, pm, tl.load(A + h).to(tl.float32), \
         off_f, BHL + off_f
 
@@ -147,13 +147,13 @@ def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s
 def chunk_fwd_kernel(
     x, s_xb, s_xl, s_xh, s_xp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
     S, s_sd, s_sb, s_sg, dta, cum, A, states, y,
-    L, H, G, P, N, BHL, nchunks,
+    L, LS, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     S_STORED: tl.constexpr = STATES == 0  # one chunk: the group's products were stored (`triton_products`)
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
-        A, L, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
+        A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
     S_f = S + b * s_sb + g * s_sg
     S_b = S_f + s_sd
@@ -195,7 +195,7 @@ def chunk_fwd_kernel(
         if BIDIR:
             if c < nchunks - 1:
                 T_b = tl.load(cum + off_b + c_end - 1)
-                s_in = tl.load(st + BHL // L * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                s_in = tl.load(st + BHL // LS * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
                 acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:
         acc += load_d(Dp, b, rows, rm, h, s_db, s_dl, s_dh, D_MODE) * xi.to(tl.float32)

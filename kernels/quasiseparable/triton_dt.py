@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..host_math import cdiv, next_power_of_2
+from ..host_math import cdiv, next_power_of_2, padded_length
 from ..launcher import cached_launch
 
 __all__ = ["dt_backward", "dt_forward"]
@@ -55,7 +55,7 @@ def _activate(v, lo, hi, SOFTPLUS: tl.constexpr):
 @triton.jit
 def _dt_fwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, A, bias, dta, cum,
-    L, H, BHL, lo, hi,
+    L, LS, H, BHL, lo, hi,
     Q: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
 ):
     pid_c, b, pid_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
@@ -66,14 +66,15 @@ def _dt_fwd_kernel(
     v0 = tl.zeros([BLOCK_H], tl.float32)
     if HAS_BIAS:
         v0 = tl.load(bias + hs, mask=hs < H, other=0.0).to(tl.float32)
-    out = b * H * L + hs[None, :] * L + t[:, None]  # [Q, BLOCK_H] into (NDIR, B, H, L)
+    out = b * H * LS + hs[None, :] * LS + t[:, None]  # [Q, BLOCK_H] into (NDIR, B, H, LS)
+    rows = (t < LS)[:, None] & (hs < H)[None, :]  # the padded rows whole (dt 0 past L): vector stores
     for d in tl.static_range(NDIR):
         src = dt_f if d == 0 else dt_b
         raw = tl.load(src + b * s_b + t[:, None] * s_l + hs[None, :] * s_h, mask=mask, other=0.0).to(tl.float32)
         dt, _ = _activate(raw + v0[None, :], lo, hi, SOFTPLUS)
         dt = tl.where(mask, dt, 0.0)
-        tl.store(dta + d * BHL + out, dt, mask=mask)
-        tl.store(cum + d * BHL + out, tl.cumsum(dt * A_h[None, :], axis=0), mask=mask)
+        tl.store(dta + d * BHL + out, dt, mask=rows)
+        tl.store(cum + d * BHL + out, tl.cumsum(dt * A_h[None, :], axis=0), mask=rows)
 
 
 def dt_forward(
@@ -87,32 +88,35 @@ def dt_forward(
         A, dt_bias: (H,). Q: the chunk length (a power of two).
 
     Returns:
-        dta, cum: (NDIR, batch, L... ) laid out (NDIR, batch, H, L), fp32.
+        dta, cum: (NDIR, batch, H, padded_length(L)) fp32; past L, dt is 0 and the prefix sum constant.
     """
     batch, L, H = dt_f.shape
     ndir = 1 if dt_b is None else 2
-    dta = torch.empty(ndir, batch, H, L, device=dt_f.device, dtype=torch.float32)
+    LS = padded_length(L)
+    dta = torch.empty(ndir, batch, H, LS, device=dt_f.device, dtype=torch.float32)
     cum = torch.empty_like(dta)
     BLOCK_H = min(16, next_power_of_2(H))
     grid = (cdiv(L, Q), batch, cdiv(H, BLOCK_H))
     _dt_fwd_kernel[grid](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), A, A if dt_bias is None else dt_bias, dta, cum,
-        L, H, batch * H * L, lo, hi,
+        L, LS, H, batch * H * LS, lo, hi,
         Q=Q, BLOCK_H=BLOCK_H, NDIR=ndir, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
     )
     return dta, cum
 
 
 @triton.jit
-def _token_block(R, Kp, dta, base, hs, hm, blk, L, BLOCK_L: tl.constexpr):
-    """Block `blk` of BLOCK_L tokens of the heads hs (arrays (batch, H, L) from `base`): the positions,
-    the [BLOCK_H, BLOCK_L] mask, R, K', dt and v = R - dt K' (zero where masked)."""
+def _token_block(R, Kp, dta, base, hs, hm, blk, L, LS, BLOCK_L: tl.constexpr):
+    """Block `blk` of BLOCK_L tokens of the heads hs (arrays (batch, H, LS) from `base`): the positions,
+    the [BLOCK_H, BLOCK_L] mask, R, K', dt and v = R - dt K' (zero where masked). The padded rows are read
+    whole (vector loads) and what lies past L is zeroed after the load (R and K' are not written there)."""
     t = blk * BLOCK_L + tl.arange(0, BLOCK_L)
     mask = hm[:, None] & (t < L)[None, :]
-    off = base + hs[:, None] * L + t[None, :]
-    r = tl.load(R + off, mask=mask, other=0.0)
-    kp = tl.load(Kp + off, mask=mask, other=0.0)
-    dt = tl.load(dta + off, mask=mask, other=0.0)
+    rows = hm[:, None] & (t < LS)[None, :]
+    off = base + hs[:, None] * LS + t[None, :]
+    r = tl.where(mask, tl.load(R + off, mask=rows, other=0.0), 0.0)
+    kp = tl.where(mask, tl.load(Kp + off, mask=rows, other=0.0), 0.0)
+    dt = tl.where(mask, tl.load(dta + off, mask=rows, other=0.0), 0.0)
     return t, mask, r, kp, dt, r - dt * kp
 
 
@@ -121,7 +125,7 @@ def _token_block(R, Kp, dta, base, hs, hm, blk, L, BLOCK_L: tl.constexpr):
 def _dt_bwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,
     A, bias, dta, R, Kp, dA_part, dbias_part,
-    L, H, BHL, lo, hi,
+    L, LS, H, BHL, lo, hi,
     BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, SHIFT: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
 ):
@@ -142,10 +146,10 @@ def _dt_bwd_kernel(
         dst = ddt_f if d == 0 else ddt_b
         carry = tl.zeros([BLOCK_H], tl.float32)  # the sum of v over the tokens the scan passes before this segment
         for blk in range(last if d == 0 else 0, nblocks if d == 0 else first):
-            carry += tl.sum(_token_block(R, Kp, dta, d * BHL + b * H * L, hs, hm, blk, L, BLOCK_L)[5], axis=1)
+            carry += tl.sum(_token_block(R, Kp, dta, d * BHL + b * H * LS, hs, hm, blk, L, LS, BLOCK_L)[5], axis=1)
         for it in range(last - first):
             blk = last - 1 - it if d == 0 else first + it  # forward scan: suffix sums; backward: prefix sums
-            t, mask, r, kp, dt, v = _token_block(R, Kp, dta, d * BHL + b * H * L, hs, hm, blk, L, BLOCK_L)
+            t, mask, r, kp, dt, v = _token_block(R, Kp, dta, d * BHL + b * H * LS, hs, hm, blk, L, LS, BLOCK_L)
             total = tl.sum(v, axis=1)
             if d == 0:
                 scan = carry[:, None] + total[:, None] - tl.cumsum(v, axis=1) + v
@@ -173,7 +177,7 @@ def dt_backward(
 
     Args:
         dt_f, dt_b: (batch, L, H) raw step sizes; A, dt_bias: (H,).
-        dta, R, Kp: (NDIR, batch, H, L) fp32: final dt, row sums, column sums / dt.
+        dta, R, Kp: (NDIR, batch, H, padded_length(L)) fp32: final dt, row sums, column sums / dt.
         out: [ddt_f, ddt_b] (ddt_b only with dt_b) to write into, with one set of strides; None: new tensors.
 
     Returns:
@@ -193,7 +197,7 @@ def dt_backward(
     _dt_bwd_kernel[(batch, cdiv(H, BLOCK_H), segments)](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
         A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
-        L, H, batch * H * L, lo, hi,
+        L, dta.shape[-1], H, batch * H * dta.shape[-1], lo, hi,
         BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None,
         SOFTPLUS=dt_softplus,
         num_warps=8,  # 125 registers on sm_90; 128-token blocks in 4 warps spilled (benchmarks/kernel_registers.py)

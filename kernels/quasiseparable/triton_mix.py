@@ -56,7 +56,7 @@ import torch
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
-from ..host_math import cdiv, next_power_of_2
+from ..host_math import cdiv, next_power_of_2, padded_length
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
@@ -129,7 +129,7 @@ def _forward(
     chunk_fwd_kernel[grid](
         x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
         S, *S.stride()[:3], dta, cum, A, states, y,
-        L, H, k["G"], k["P"], k["N"], k["batch"] * H * L, nchunks,
+        L, dta.shape[-1], H, k["G"], k["P"], k["N"], k["batch"] * H * dta.shape[-1], nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
         D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
     )
@@ -183,7 +183,7 @@ def backward_into(
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     tiles = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
                  DOT_PREC=dot_precision(x.dtype))
-    sizes = (L, H, G, k["P"], k["N"], batch * H * L)
+    sizes = (L, dta.shape[-1], H, G, k["P"], k["N"], batch * H * dta.shape[-1])
     inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
     pair = pair_block(Q)
     dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
@@ -237,7 +237,7 @@ _MIX = FusedOp("ssd_mix", _forward, _backward, _setup_context, _mix_gradients)
 @_MIX.op.register_fake
 def _mix_fake(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dt_softplus, lo, hi, shift, chunk_size):
     batch, L, H, _ = x.shape
-    aux = x.new_empty((1 if dt_b is None else 2, batch, H, L), dtype=torch.float32)
+    aux = x.new_empty((1 if dt_b is None else 2, batch, H, padded_length(L)), dtype=torch.float32)
     return torch.empty_like(x, memory_format=torch.contiguous_format), aux, torch.empty_like(aux)
 
 

@@ -38,7 +38,7 @@ def _configs() -> list[triton.Config]:
 def _states_kernel(
     u, s_ub, s_ul, s_uh, s_up, K0, K1, s_kb, s_kl, s_kg, s_kn,
     dta, cum, A, out,
-    L, H, G, P, N, nchunks, BHL,
+    L, LS, H, G, P, N, nchunks, BHL,
     Q: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     NDIR: tl.constexpr, ADJOINT: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
@@ -49,7 +49,7 @@ def _states_kernel(
     ps = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     ns = tl.arange(0, BLOCK_N)
     A_h = tl.load(A + h).to(tl.float32)
-    base = d * BHL + b * H * L + h * L
+    base = d * BHL + b * H * LS + h * LS
     # direction-dependent walking order, K row offset and decay coefficient (module docstring)
     if ADJOINT:
         rightward = d == 1
@@ -64,7 +64,7 @@ def _states_kernel(
         kp = K1
     u_base = u + b * s_ub + h * s_uh + ps[None, :] * s_up
     k_base = kp + b * s_kb + g * s_kg + ns[None, :] * s_kn
-    out_base = out + (base // L) * nchunks * P * N + ps[:, None] * N + ns[None, :]
+    out_base = out + (base // LS) * nchunks * P * N + ps[:, None] * N + ns[None, :]
     out_mask = (ps < P)[:, None] & (ns < N)[None, :]
     state = tl.zeros([BLOCK_P, BLOCK_N], tl.float32)
     for i in range(nchunks):
@@ -101,7 +101,7 @@ def chunk_states(
     Args:
         u: (batch, L, H, P) x (adjoint=False) or dy (adjoint=True).
         K0, K1: (batch, L, G, N) B_f, B_b (or C_f, C_b when adjoint), same strides; K1 None when causal.
-        dta, cum: (NDIR, batch, H, L) final dt and chunk-local prefix sums of dt A.
+        dta, cum: (NDIR, batch, H, padded L) final dt and chunk-local prefix sums of dt A.
         Q: chunk length.
 
     Returns:
@@ -119,7 +119,7 @@ def chunk_states(
     _states_kernel[grid](
         u, *u.stride(), K0, K0 if K1 is None else K1, *K0.stride(),
         dta, cum, A, out,
-        L, H, G, P, N, nchunks, batch * H * L,
+        L, dta.shape[-1], H, G, P, N, nchunks, batch * H * dta.shape[-1],
         Q=Q, BLOCK_T=min(Q, 64), BLOCK_N=max(16, next_power_of_2(N)),
         NDIR=ndir, ADJOINT=adjoint, SHIFT=int(shift), DOT_PREC=dot_precision(u.dtype),
     )

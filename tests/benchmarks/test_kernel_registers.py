@@ -67,3 +67,16 @@ def test_tile_stores_are_vectors_at_any_length() -> None:
         assert {r["kernel"] for r in rows} == {"mix_pairs", "products"}
         for r in rows:
             assert r["st_vector"] > 0 and r["st_vector"] >= r["st_scalar"], (length, r)
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_dt_kernels_move_their_rows_in_vectors_at_any_length() -> None:
+    """The per-token fp32 rows (dt, prefix sums, R, K') are allocated at L rounded up to 16 and read and
+    written whole, so the dt kernels' accesses along the sequence are vectors at L = 30 as at 32 (with rows of
+    length L they were element by element: 0 vector stores in the forward, 52 scalar loads in the backward)."""
+    counts = {}
+    for length in (32, 30):
+        for r in _report("--length", str(length), "--heads", "16", "--kernels", "dt_fwd", "dt_bwd")[1:]:
+            counts[length, r["kernel"]] = (r["ld_vector"], r["ld_scalar"], r["st_vector"], r["st_scalar"])
+    assert counts[30, "dt_fwd"] == counts[32, "dt_fwd"] and counts[30, "dt_fwd"][2] > counts[30, "dt_fwd"][3]
+    assert counts[30, "dt_bwd"] == counts[32, "dt_bwd"] and counts[30, "dt_bwd"][0] > counts[30, "dt_bwd"][1]
