@@ -1,17 +1,23 @@
-"""Row views and backward program counts shared by the row-wise norm kernels (LayerNorm, gated RMSNorm)."""
+"""Row views, warps per row and backward program counts shared by the row-wise norm kernels (LayerNorm, gated
+RMSNorm)."""
 from __future__ import annotations
 
 import torch
 
 from .quasiseparable.triton_config import interpreting
 
-__all__ = ["as_rows", "backward_programs"]
+__all__ = ["as_rows", "backward_programs", "row_warps"]
 
 
 def as_rows(t: torch.Tensor) -> torch.Tensor:
     """(..., D) -> (M, D) with unit stride along D (a view when possible)."""
     t = t.reshape(-1, t.shape[-1])
     return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def row_warps(D: int) -> int:
+    """Warps of a program that holds one row of D values."""
+    return 4 if D <= 2048 else 8
 
 
 def backward_programs(M: int, device: torch.device) -> int:

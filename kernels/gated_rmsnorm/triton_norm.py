@@ -22,7 +22,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
-from ..row_blocks import as_rows, backward_programs
+from ..row_blocks import as_rows, backward_programs, row_warps
 
 __all__ = ["gated_rmsnorm_triton", "norm_backward_into"]
 
@@ -80,7 +80,7 @@ def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
     if M:
         _norm_fwd_kernel[(M,)](x2, x2.stride(0), z2, z2.stride(0), weight, y, rstd, M, D, eps,
-                               BLOCK_D=next_power_of_2(D), num_warps=4 if D <= 2048 else 8)
+                               BLOCK_D=next_power_of_2(D), num_warps=row_warps(D))
     return y.view(x.shape), rstd
 
 
@@ -103,7 +103,7 @@ def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weigh
     if M:
         _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz2,
                                    dz2.stride(0), dw_part, M, D, cdiv(M, progs), BLOCK_D=next_power_of_2(D),
-                                   num_warps=4 if D <= 2048 else 8)
+                                   num_warps=row_warps(D))
     return dx.view(x.shape), dz, dw_part.sum(0).to(weight.dtype)
 
 

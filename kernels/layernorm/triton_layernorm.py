@@ -24,7 +24,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
-from ..row_blocks import as_rows, backward_programs
+from ..row_blocks import as_rows, backward_programs, row_warps
 
 __all__ = ["layer_norm_triton"]
 
@@ -76,10 +76,6 @@ def _ln_bwd_kernel(dy, s_dy, x, s_x, w, mean, rstd, dx, dw_part, db_part, M, D, 
     tl.store(db_part + pid * D + cols, db_acc, mask=cm)
 
 
-def _warps(D: int) -> int:
-    return 4 if D <= 2048 else 8
-
-
 def _ln_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float,
                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x2 = as_rows(x)
@@ -89,7 +85,7 @@ def _ln_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
     if M:
         _ln_fwd_kernel[(M,)](x2, x2.stride(0), weight, weight if bias is None else bias, y, mean, rstd, M, D, eps,
-                             HAS_BIAS=bias is not None, BLOCK_D=next_power_of_2(D), num_warps=_warps(D))
+                             HAS_BIAS=bias is not None, BLOCK_D=next_power_of_2(D), num_warps=row_warps(D))
     return y.view(x.shape), mean, rstd
 
 
@@ -103,7 +99,7 @@ def _ln_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: 
     dw_part, db_part = (torch.empty if M else torch.zeros)((2, progs, D), dtype=torch.float32, device=x.device)
     if M:
         _ln_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), weight, mean, rstd, dx, dw_part, db_part, M, D,
-                                 cdiv(M, progs), BLOCK_D=next_power_of_2(D), num_warps=_warps(D))
+                                 cdiv(M, progs), BLOCK_D=next_power_of_2(D), num_warps=row_warps(D))
     db = db_part.sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
     return dx.view(x.shape), dw_part.sum(0).to(weight.dtype), db
 

@@ -69,7 +69,8 @@ def head_program(A, L, LS, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, B
                  BLOCK_N: tl.constexpr):
     """For a program of a (tile, batch, head) grid: its batch, head and group; its chunk, the chunk's start
     and end and the tile's start; the tile's positions, their mask and the P / N ranges (`chunk_tile`);
-    the head's A (fp32) and its offsets into the (direction, batch, H, LS) arrays (rows padded to LS), both directions."""
+    the head's A (fp32) and its offsets into the (direction, batch, H, LS) arrays (rows padded to LS), both
+    directions."""
     tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     off_f = b * H * LS + h * LS

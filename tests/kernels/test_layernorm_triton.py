@@ -64,7 +64,8 @@ def test_no_rows_gives_empty_outputs_and_zero_parameter_gradients():
     x, w, b, dy = _inputs((0, 24), torch.float32)
     y, dx, dw, db = _run(layer_norm_triton, x, w, b, dy)
     assert y.shape == dx.shape == (0, 24)
-    assert torch.equal(dw, torch.zeros(24, dtype=torch.float64)) and torch.equal(db, torch.zeros(24, dtype=torch.float64))
+    zeros = torch.zeros(24, dtype=torch.float64)
+    assert torch.equal(dw, zeros) and torch.equal(db, zeros)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
