@@ -45,7 +45,7 @@ def _dx_tile(dyi, bt, Cp, Sp, q, dt, cum, dta, off, A_h, rows, rm, cols, cm, ns,
         expo = q[:, None] - r[None, :]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
     if S_STORED:
-        st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=rm[:, None], other=0.0))
+        st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0))
     else:
         st = mma(bt, tl.trans(load_cs(Cp, rows, rm, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)), None, DOT_PREC)
     mt = st * tl.exp(tl.where(tl.trans(valid), expo, float("-inf"))) * dt[:, None]

@@ -56,7 +56,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
     STORE_S) and the R / K' slot parts of every head of the group."""
     if STORE_S:
-        tl.store(s_ptr, s, mask=rm[:, None])  # whole rows (zeros past L): vector stores for any L
+        tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
@@ -76,7 +76,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         acc += e
         tl.store(Rs + tj * slot_stride + off + rows, tl.sum(s * e, axis=1), mask=rm)
         tl.store(Ks + ti * slot_stride + off + cols, tl.sum(s * f, axis=0), mask=cm)
-    tl.store(ds_ptr, acc, mask=rm[:, None])
+    tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
 
 
 @cached_launch

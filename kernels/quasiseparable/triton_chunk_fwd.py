@@ -135,7 +135,7 @@ def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s
     expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
     if S_STORED:
-        s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=rm[:, None], other=0.0)
+        s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
     else:
         s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
     return s * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]

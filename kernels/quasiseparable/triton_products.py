@@ -57,8 +57,8 @@ def chunk_products_kernel(
     out = S + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     if tj <= ti:
         s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        tl.store(out, s, mask=rm[:, None])  # whole rows (zeros past L): vector stores for any L
+        tl.store(out, s, mask=rm[:, None] & cm[None, :])
     if BIDIR:
         if tj >= ti:
             s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-            tl.store(out + s_sd, s, mask=rm[:, None])
+            tl.store(out + s_sd, s, mask=rm[:, None] & cm[None, :])

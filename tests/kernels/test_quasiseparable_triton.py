@@ -139,8 +139,8 @@ def test_strided_views_are_read_in_place(mix_inputs, cast_inputs):
 @pytest.mark.parametrize("L, Q", [(196, 256), (70, 32)], ids=["one_chunk", "chunks"])
 def test_no_kernel_reads_memory_no_kernel_wrote(mix_inputs, cast_inputs, poison_allocations, L, Q):
     """Every float buffer the launchers allocate starts as NaN: y and the gradients stay what they are with
-    fresh memory, so no kernel reads an element nothing wrote (the group products S and dS are stored in
-    whole rows, their columns past L as zeros, and read in whole rows)."""
+    fresh memory, so no kernel reads an element nothing wrote (e.g. a tile of the group products S or dS
+    read past what its masked store wrote)."""
     kw = mix_inputs(1, L, 2, 8, 1, 8, seed=9, device=DEVICE)
     grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(8)).to(DEVICE)
     plain = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=Q)
