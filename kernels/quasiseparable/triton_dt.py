@@ -24,7 +24,7 @@ import triton.language as tl
 from ..host_math import cdiv, next_power_of_2, padded_length
 from ..launcher import cached_launch
 
-__all__ = ["dt_backward", "dt_forward"]
+__all__ = ["dt_backward", "dt_forward", "token_rows"]
 
 # Tokens per program of the dt backward: each program first sums v = R - dt K' over the tokens
 # its scan passes before its segment (the carry), so long sequences run in parallel segments.
@@ -75,6 +75,12 @@ def _dt_fwd_kernel(
         dt = tl.where(mask, dt, 0.0)
         tl.store(dta + d * BHL + out, dt, mask=rows)
         tl.store(cum + d * BHL + out, tl.cumsum(dt * A_h[None, :], axis=0), mask=rows)
+
+
+def token_rows(dta: torch.Tensor) -> tuple[int, int]:
+    """(LS, BHL) of the per-token fp32 arrays (NDIR, batch, H, LS) that `dt_forward` lays out: the padded row
+    length and the offset of the second direction, batch * H * LS; the kernels take both after L."""
+    return dta.shape[-1], dta[0].numel()
 
 
 def dt_forward(
@@ -194,10 +200,11 @@ def dt_backward(
     dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)
     BLOCK_H = min(16, next_power_of_2(H))
+    LS, BHL = token_rows(dta)
     _dt_bwd_kernel[(batch, cdiv(H, BLOCK_H), segments)](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
         A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
-        L, dta.shape[-1], H, batch * H * dta.shape[-1], lo, hi,
+        L, LS, H, BHL, lo, hi,
         BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None,
         SOFTPLUS=dt_softplus,
         num_warps=8,  # 125 registers on sm_90; 128-token blocks in 4 warps spilled (benchmarks/kernel_registers.py)

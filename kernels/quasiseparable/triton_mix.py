@@ -64,7 +64,7 @@ from .triton_bwd_dx import chunk_bwd_dx_kernel
 from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision
-from .triton_dt import dt_backward, dt_forward
+from .triton_dt import dt_backward, dt_forward, token_rows
 from .triton_products import chunk_products_kernel
 from .triton_states import chunk_states
 
@@ -126,10 +126,11 @@ def _forward(
     def grid(meta):
         return (cdiv(L, meta["BLOCK"]), k["batch"], H)
 
+    LS, BHL = token_rows(dta)
     chunk_fwd_kernel[grid](
         x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
         S, *S.stride()[:3], dta, cum, A, states, y,
-        L, dta.shape[-1], H, k["G"], k["P"], k["N"], k["batch"] * H * dta.shape[-1], nchunks,
+        L, LS, H, k["G"], k["P"], k["N"], BHL, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
         D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
     )
@@ -183,7 +184,8 @@ def backward_into(
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     tiles = dict(Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift),
                  DOT_PREC=dot_precision(x.dtype))
-    sizes = (L, dta.shape[-1], H, G, k["P"], k["N"], batch * H * dta.shape[-1])
+    LS, BHL = token_rows(dta)
+    sizes = (L, LS, H, G, k["P"], k["N"], BHL)
     inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
     pair = pair_block(Q)
     dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)

@@ -23,6 +23,7 @@ import triton.language as tl
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
 from .triton_config import dot_precision, interpreting, mma_split
+from .triton_dt import token_rows
 
 __all__ = ["chunk_states"]
 
@@ -116,10 +117,11 @@ def chunk_states(
     def grid(meta):
         return (cdiv(P, meta["BLOCK_P"]), batch * H, ndir)
 
+    LS, BHL = token_rows(dta)
     _states_kernel[grid](
         u, *u.stride(), K0, K0 if K1 is None else K1, *K0.stride(),
         dta, cum, A, out,
-        L, dta.shape[-1], H, G, P, N, nchunks, batch * H * dta.shape[-1],
+        L, LS, H, G, P, N, nchunks, BHL,
         Q=Q, BLOCK_T=min(Q, 64), BLOCK_N=max(16, next_power_of_2(N)),
         NDIR=ndir, ADJOINT=adjoint, SHIFT=int(shift), DOT_PREC=dot_precision(u.dtype),
     )
