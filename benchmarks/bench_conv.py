@@ -8,7 +8,7 @@ the model. One header line, then one JSON line per (shape, pass): median ms (do_
 device time per call (torch.profiler), the bytes the pass must move (forward: read x, write y;
 backward: read x and dy, write dx) and what fraction of the device's copy bandwidth that is.
 
-    python benchmarks/bench_conv.py [--shapes 128x196 8x4096] [--channels 1792] [--out FILE]
+    python benchmarks/bench_conv.py [--shapes 128x196 8x4096] [--channels 1792] [--segment 128] [--out FILE]
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from timing import emit, env_header, time_ms  # noqa: E402
 
 from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
-
-KERNELS = ("_conv_fwd_kernel", "_conv_bwd_pre_kernel", "_conv_bwd_dx_kernel")
 
 
 def min_bytes(batch: int, L: int, C: int, itemsize: int, mode: str) -> int:
@@ -54,8 +52,10 @@ def kernel_us(fn, steps: int = 10) -> dict[str, float]:
 
 
 def picked_configs() -> dict[str, str]:
-    """The autotuner's choice per conv kernel so far (at the last shape it tuned)."""
-    return {name: str(getattr(triton_kernel(getattr(triton_conv, name)), "best_config", None)) for name in KERNELS}
+    """The autotuner's choice per conv kernel so far (at the last shape it tuned), whatever kernels this
+    source tree has (`_conv_*_kernel`)."""
+    names = sorted(n for n in vars(triton_conv) if n.startswith("_conv_") and n.endswith("_kernel"))
+    return {name: str(getattr(triton_kernel(getattr(triton_conv, name)), "best_config", None)) for name in names}
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=1792)
     parser.add_argument("--width", type=int, default=7, help="kernel size K")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    parser.add_argument("--segment", type=int, help="override the kernels' SEGMENT (tokens per program)")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.error("bench_conv.py times CUDA kernels: no CUDA device")
     dtype, C, K = getattr(torch, args.dtype), args.channels, args.width
+    if args.segment:
+        triton_conv.SEGMENT = args.segment
     stream = args.out.open("a") if args.out else None
     emit({**env_header(), "bench": "conv", "C": C, "K": K, "dtype": args.dtype,
           "segment": triton_conv.SEGMENT}, stream)

@@ -29,3 +29,9 @@ def test_without_cuda_it_says_so(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         bench_conv.main([])
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_picked_configs_names_every_conv_kernel_of_the_tree():
+    names = set(bench_conv.picked_configs())
+    assert names and all(n.startswith("_conv_") and n.endswith("_kernel") for n in names)
+    assert "_conv_fwd_kernel" in names
