@@ -9,8 +9,8 @@
 #            AB=models: hydra_vit_base's eager 224 px training step -> $OUT/ab_models_BRANCH.jsonl,
 #                "model img/s gpu_ms GiB". The eager step at 224 px is host-bound on the H200: compare
 #                GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
-#            AB=conv: bench_conv.py (the depthwise conv alone) with AB_ARGS -> $OUT/ab_conv_BRANCH.jsonl,
-#                "batch L mode ms kernels_us"
+#            AB=shell: bench_shell.py (conv, gated norm, LayerNorm alone) with AB_ARGS -> $OUT/ab_shell_BRANCH.jsonl,
+#                "op batch L mode ms kernels_us"
 # A branch name's '/' becomes '_' in paths. The first branch pays the Triton compile and autotune of
 # every kernel it runs; later ones recompile only what changed (same Triton cache).
 set -uo pipefail
@@ -47,14 +47,14 @@ for branch in "$@"; do
 import json, sys
 for line in sys.stdin:
     r = json.loads(line); print(r['model'], r['img_s'], 'img/s', r.get('gpu_ms'), 'gpu_ms', r['peak_gib'], 'GiB')"
-    elif [ "${AB:-mixer}" = conv ]; then
+    elif [ "${AB:-mixer}" = shell ]; then
         # shellcheck disable=SC2086  # AB_ARGS is a list of options
-        (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_conv.py ${AB_ARGS:-} \
-            --out "$OUT/ab_conv_$name.jsonl" >/dev/null 2>&1)
-        grep '"case"' "$OUT/ab_conv_$name.jsonl" | python3 -c "
+        (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_shell.py ${AB_ARGS:-} \
+            --out "$OUT/ab_shell_$name.jsonl" >/dev/null 2>&1)
+        grep '"case"' "$OUT/ab_shell_$name.jsonl" | python3 -c "
 import json, sys
 for line in sys.stdin:
-    r = json.loads(line); print(r['batch'], r['L'], r['mode'], r['ms'], r['kernels_us'])"
+    r = json.loads(line); print(r['op'], r['batch'], r['L'], r['mode'], r['ms'], r['kernels_us'])"
     else
         # shellcheck disable=SC2086  # AB_ARGS is a list of options
         (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_mixer.py --modes fwdbwd \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: install the package, then the chosen steps; logs and JSON lines go to $OUT.
 #   benchmarks/gpu_check.sh [coldstart] [tests] [bench] [profile] [ncu] [models] [extract] [recompute] [graphs]
-#                           [memory] [conv]
+#                           [memory] [shell]
 #   (default: the first four, ~9 min on an H100)
 #     coldstart  two fresh processes on one empty Triton cache: first forward+backward (compile + autotune)
 #     tests      tests/kernels/gpu at real sizes (not the `slow` L = 65,536 case: add ALL_TESTS=1), the fused
@@ -19,7 +19,7 @@
 #                and the eager step's profiler tables by GPU and by host time
 #     memory     what is live at the peak of hydra_vit_base's 224 px training step, eager and compiled
 #                (benchmarks/memory_peak.py)
-#     conv       benchmarks/bench_conv.py: the depthwise conv's kernels alone at hydra_vit_base's shapes
+#     shell      benchmarks/bench_shell.py: the conv, gated norm and LayerNorm kernels alone at hydra_vit_base's shapes
 # PYTEST_ADDOPTS picks tests for the tests step (e.g. PYTEST_ADDOPTS='-k "not low_precision"').
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
@@ -64,8 +64,8 @@ if [[ " $steps " == *" bench "* ]]; then
         | tee "$OUT/bench_mixer.log"
     python3 benchmarks/bench_mixer.py --table "$OUT/bench_mixer.jsonl" | tee "$OUT/bench_mixer_table.md"
 fi
-if [[ " $steps " == *" conv "* ]]; then
-    timeout "$step_limit" python3 benchmarks/bench_conv.py --out "$OUT/bench_conv.jsonl" 2>&1 | tee "$OUT/bench_conv.log"
+if [[ " $steps " == *" shell "* ]]; then
+    timeout "$step_limit" python3 benchmarks/bench_shell.py --out "$OUT/bench_shell.jsonl" 2>&1 | tee "$OUT/bench_shell.log"
 fi
 if [[ " $steps " == *" profile "* ]]; then
     timeout 120 python3 benchmarks/bench_mixer.py --profile --lengths 197 4097 2>&1 | tee "$OUT/profile.txt"
