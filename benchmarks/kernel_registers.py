@@ -16,10 +16,13 @@ the compiler rejects.
 
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_pairs mix_dx mix_bc
+    python benchmarks/kernel_registers.py --dtypes bf16 --kernels conv_fwd --sass   # + each loop's SASS
 
 One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
 n_spill_loads (bytes), shared (bytes), the global load / store instructions by width (ld_vector,
-ld_scalar, st_vector, st_scalar), num_warps, num_stages, the block sizes.
+ld_scalar, st_vector, st_scalar), num_warps, num_stages, the block sizes. With --sass also the
+machine code's size and, per loop (a backward branch in nvdisasm's listing), its instruction count
+and most frequent opcodes: what one step of the loop issues per thread.
 """
 from __future__ import annotations
 
@@ -78,6 +81,9 @@ KERNELS = {
 PTXAS_LINE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 REGS_LINE = re.compile(r"Used (\d+) registers")
 GLOBAL_ACCESS = re.compile(r"^\s*(?:@%p\d+\s+)?(ld|st)\.global\S*", re.MULTILINE)
+SASS_LINE = re.compile(r"^\s+/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)")
+SASS_LABEL = re.compile(r"^\.L_x_(\d+):")
+SASS_BRANCH = re.compile(r"\bBRA\b.*\.L_x_(\d+)")
 
 
 @dataclass
@@ -216,7 +222,42 @@ def global_accesses(ptx: str) -> dict:
     return counts
 
 
-def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
+def sass_loops(listing: str, top: int = 8) -> dict:
+    """Size of nvdisasm's listing and, per loop (a branch back to an earlier label), its instruction count
+    and its `top` most frequent opcodes, innermost loops first."""
+    ops: list[str] = []
+    labels: dict[str, int] = {}
+    loops = []
+    for line in listing.splitlines():
+        label = SASS_LABEL.match(line)
+        if label:
+            labels[label.group(1)] = len(ops)
+            continue
+        op = SASS_LINE.match(line)
+        if not op:
+            continue
+        ops.append(op.group(1))
+        back = SASS_BRANCH.search(line)
+        if back and back.group(1) in labels and labels[back.group(1)] < len(ops) - 1:
+            body = ops[labels[back.group(1)]:]
+            counts: dict[str, int] = {}
+            for name in body:
+                counts[name] = counts.get(name, 0) + 1
+            loops.append({"instructions": len(body),
+                          "top": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])})
+    return {"sass_instructions": len(ops), "loops": sorted(loops, key=lambda lp: lp["instructions"])}
+
+
+def disassemble(cubin: bytes, arch: int) -> str:
+    """nvdisasm's listing of a cubin (the nvdisasm next to Triton's ptxas)."""
+    tool = Path(ptxas_path(arch)).with_name("nvdisasm")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        return subprocess.run([str(tool), "-c", f.name], capture_output=True, text=True, check=True).stdout
+
+
+def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False) -> list[dict]:
     """One row per config of this launch: its resources on the target."""
     fn, configs = _configs(launch)
     kwargs = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
@@ -232,7 +273,8 @@ def compile_launch(launch: Launch, target: GPUTarget) -> list[dict]:
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                      **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
                      **global_accesses(compiled.asm["ptx"]),
-                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")}})
+                     **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")},
+                     **(sass_loops(disassemble(compiled.asm["cubin"], target.arch)) if sass else {})})
     return rows
 
 
@@ -252,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-shift", dest="shift", action="store_false", help="the unshifted bidirectional mix")
     ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 for H100")
     ap.add_argument("--warp-size", type=int, default=32)
+    ap.add_argument("--sass", action="store_true", help="also each loop's SASS instruction count and opcodes")
     args = ap.parse_args(argv)
     target = GPUTarget("cuda", args.arch, args.warp_size)
     shape = dict(batch=args.batch, L=args.length, H=args.heads, P=args.headdim, N=args.d_state, G=args.ngroups,
@@ -268,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             if launch.name not in args.kernels or key in seen:
                 continue
             seen.add(key)
-            for row in compile_launch(launch, target):
+            for row in compile_launch(launch, target, args.sass):
                 print(json.dumps({"dtype": dname, **row}), flush=True)
 
 

@@ -82,3 +82,18 @@ def test_dt_kernels_move_their_rows_in_vectors_at_any_length() -> None:
             counts[length, r["kernel"]] = (r["ld_vector"], r["ld_scalar"], r["st_vector"], r["st_scalar"])
     assert counts[30, "dt_fwd"] == counts[32, "dt_fwd"] and counts[30, "dt_fwd"][2] > counts[30, "dt_fwd"][3]
     assert counts[30, "dt_bwd"] == counts[32, "dt_bwd"] and counts[30, "dt_bwd"][0] > counts[30, "dt_bwd"][1]
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_sass_reports_the_loops_of_a_kernel_that_walks_rows() -> None:
+    """--sass: the gated norm's backward walks its rows in a loop, the LayerNorm's forward (a row per program)
+    has none; each loop's instruction count is within the kernel's and its opcodes are SASS mnemonics."""
+    records = [r for r in _report("--kernels", "norm_bwd", "ln_fwd", "--sass") if r.get("kernel")]
+    walking = [r for r in records if r["kernel"] == "norm_bwd"]
+    assert walking and all(r["loops"] for r in walking)
+    for r in walking:
+        for loop in r["loops"]:
+            assert 0 < loop["instructions"] < r["sass_instructions"]
+            assert sum(loop["top"].values()) <= loop["instructions"]
+            assert all(op.isupper() for op in loop["top"])
+    assert all(not r["loops"] for r in records if r["kernel"] == "ln_fwd")
