@@ -229,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     H = 2 * args.d_model // args.headdim
     P, N, G = args.headdim, args.d_state, args.ngroups
     stream = args.out.open("a") if args.out else None
+    chunk = args.chunk_size or "auto"
     emit({**env_header(), "bench": "mixer", "d_model": args.d_model, "H": H, "P": P, "N": N, "G": G,
-          "dtype": args.dtype, "tokens": args.tokens, "chunk_size": args.chunk_size or "auto"}, stream)
+          "dtype": args.dtype, "tokens": args.tokens, "chunk_size": chunk}, stream)
     for L in args.lengths:
         batch = max(1, args.tokens // L)
         inputs = make_inputs(batch, L, H, P, G, N, dtype)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 if case in ("triton", "two_pass") and not gate:
                     continue
                 record = {"kind": "case", "name": f"B{batch}_L{L}_D{args.d_model}", "L": L, "batch": batch,
-                          "mode": mode, "chunk_size": args.chunk_size or "auto"}
+                          "mode": mode, "chunk_size": chunk}
                 if case == "sdpa":
                     for heads in sorted({args.d_model // 64, H}):
                         qkv = sdpa_inputs(batch, L, heads, dtype)

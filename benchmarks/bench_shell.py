@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, time_ms  # noqa: E402
+from timing import copy_gbps, emit, env_header, kernel_us, time_ms  # noqa: E402
 
 from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
@@ -68,25 +68,6 @@ def passes(op: str, batch: int, L: int, dtype: torch.dtype,
     _, mean, rstd = triton_layernorm._ln_forward(x, w, b, 1e-6, dtype)
     return {"fwd": lambda: triton_layernorm._ln_forward(x, w, b, 1e-6, dtype),
             "bwd": lambda: triton_layernorm._ln_backward(dy, x, w, b, mean, rstd)}
-
-
-def copy_gbps(numel: int, dtype: torch.dtype) -> float:
-    """The device's achieved copy bandwidth (GB/s, read + write) on a tensor of this size: the yardstick."""
-    src = torch.empty(numel, device="cuda", dtype=dtype)
-    dst = torch.empty_like(src)
-    ms = time_ms(lambda: dst.copy_(src))["ms"]
-    return 2 * numel * src.element_size() / ms / 1e6
-
-
-def kernel_us(fn: Callable[[], object], steps: int = 10) -> dict[str, float]:
-    """Device time per call of fn() (us) of every kernel it launches, by name."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            fn()
-        torch.cuda.synchronize()
-    return {e.key: round(e.device_time_total / steps, 1) for e in prof.key_averages() if e.device_time_total > 0}
 
 
 def picked_configs() -> dict[str, str]:

@@ -33,6 +33,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
@@ -240,11 +241,7 @@ def sass_loops(listing: str, top: int = 8) -> dict:
         back = SASS_BRANCH.search(line)
         if back and back.group(1) in labels and labels[back.group(1)] < len(ops) - 1:
             body = ops[labels[back.group(1)]:]
-            counts: dict[str, int] = {}
-            for name in body:
-                counts[name] = counts.get(name, 0) + 1
-            loops.append({"instructions": len(body),
-                          "top": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])})
+            loops.append({"instructions": len(body), "top": dict(Counter(body).most_common(top))})
     return {"sass_instructions": len(ops), "loops": sorted(loops, key=lambda lp: lp["instructions"])}
 
 

@@ -10,7 +10,8 @@ from typing import Callable, TextIO
 
 import torch
 
-__all__ = ["emit", "env_header", "gpu_busy_ms", "peak_memory_gib", "profile_table", "time_ms"]
+__all__ = ["copy_gbps", "emit", "env_header", "gpu_busy_ms", "kernel_us", "peak_memory_gib", "profile_table",
+           "time_ms"]
 
 
 def env_header() -> dict:
@@ -77,17 +78,37 @@ def profile_table(fn: Callable[[], object], title: str, steps: int, rows: int,
     return "\n".join(tables)
 
 
-def gpu_busy_ms(fn: Callable[[], object], steps: int = 3) -> float:
-    """GPU time per call of fn() (warmed up by the caller): the union of its kernels' intervals over
-    `steps` profiled calls, divided by `steps`. Below the wall time per call when the host, not the
-    GPU, sets the pace (an A/B of GPU work must then compare this, not the wall time)."""
+def _cuda_profile(fn: Callable[[], object], steps: int):
+    """torch.profiler's CUDA activity over `steps` calls of fn() (warmed up by the caller)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             fn()
         torch.cuda.synchronize()
+    return prof
+
+
+def gpu_busy_ms(fn: Callable[[], object], steps: int = 3) -> float:
+    """GPU time per call of fn() (warmed up by the caller): the union of its kernels' intervals over
+    `steps` profiled calls, divided by `steps`. Below the wall time per call when the host, not the
+    GPU, sets the pace (an A/B of GPU work must then compare this, not the wall time)."""
+    prof = _cuda_profile(fn, steps)
     return round(busy_time(kernel_intervals(prof.events())) / 1e3 / steps, 3)
+
+
+def kernel_us(fn: Callable[[], object], steps: int = 10) -> dict[str, float]:
+    """Device time per call of fn() (us, warmed up by the caller) of every kernel it launches, by name."""
+    averages = _cuda_profile(fn, steps).key_averages()
+    return {e.key: round(e.device_time_total / steps, 1) for e in averages if e.device_time_total > 0}
+
+
+def copy_gbps(numel: int, dtype: torch.dtype) -> float:
+    """The device's achieved copy bandwidth (GB/s, read + write) on a tensor of numel elements: the
+    yardstick for memory-bound kernels."""
+    src = torch.empty(numel, device="cuda", dtype=dtype)
+    dst = torch.empty_like(src)
+    return 2 * numel * src.element_size() / time_ms(lambda: dst.copy_(src))["ms"] / 1e6
 
 
 def kernel_intervals(events) -> list[tuple[float, float]]:
