@@ -54,8 +54,9 @@ def quasiseparable_mix(
         dt_softplus: apply softplus to dt (+ dt_bias).
         dt_limit: (min, max) clamp of the final dt.
         shift: fold the one-position shift in (Hydra); False gives the "add" ablation.
-        chunk_size: the chunk length Q of the chunked algorithm (reference/triton); None: triton
-            times 64, 128 and 256 once per device and shape and keeps the fastest (reference: 256).
+        chunk_size: the chunk length Q of the chunked algorithm; None: triton times 64, 128 and 256
+            once per device and shape and keeps the fastest. On a CPU the reference takes it (256 for
+            None) as an upper bound and runs shorter chunks where they are faster (`reference_chunk`).
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
     Returns:
@@ -69,9 +70,10 @@ def quasiseparable_mix(
 
         return quasiseparable_mix_naive(*args, **kwargs)
     if name == "reference":
-        from .reference import quasiseparable_mix_reference
+        from .reference import quasiseparable_mix_reference, reference_chunk
 
-        return quasiseparable_mix_reference(*args, **kwargs, chunk_size=chunk_size or DEFAULT_CHUNK)
+        Q = reference_chunk(x.shape[1], B_fwd.shape[-1], chunk_size or DEFAULT_CHUNK, x.device)
+        return quasiseparable_mix_reference(*args, **kwargs, chunk_size=Q)
     from .triton_mix import quasiseparable_mix_triton
 
     return quasiseparable_mix_triton(*args, **kwargs, chunk_size=chunk_size)

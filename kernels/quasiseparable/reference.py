@@ -22,12 +22,33 @@ from .checks import check_mix_inputs, compute_dtype
 from .dt import activate_dt
 from .segsum import segment_sums
 
-__all__ = ["quasiseparable_mix_reference"]
+__all__ = ["quasiseparable_mix_reference", "reference_chunk"]
+
+
+def reference_chunk(L: int, N: int, chunk_size: int, device: torch.device) -> int:
+    """The chunk length the dispatchers run the reference with. On a CPU: `chunk_size`, shortened to the
+    power of two nearest (L N / 16)^(1/3) (at least 16). Per head the Q x Q blocks cost O(L Q) elementwise
+    work and the states passed between chunks O((L / Q)^2 N P) products; on a CPU the blocks' elementwise
+    passes dominate at image lengths, so short chunks win (RESULTS.md, "The PyTorch path on a CPU").
+    Elsewhere `chunk_size` itself: on the meta device FLOPs are counted at the kernels' chunk length,
+    and on GPUs the choice is not measured. The result does not depend on Q."""
+    if device.type != "cpu":
+        return chunk_size
+    return min(chunk_size, max(16, 1 << round(math.log2(max(L * N, 16) / 16) / 3)))
 
 
 def _rows_down(m: torch.Tensor) -> torch.Tensor:
     """Row i of the result is row i-1 of m (row 0 is -inf): S[i-1, j] = sum_{k=j+1}^{i-1} a[k], j < i."""
     return F.pad(m, (0, 0, 1, 0), value=-math.inf)[..., :-1, :]
+
+
+def _chunked(t: torch.Tensor, Q: int) -> torch.Tensor:
+    """(batch, L, G, R, ...) -> (batch, G, R, nchunks, Q, ...), zero-padded to whole chunks, contiguous:
+    head-major, so every product below is a batched matmul over (batch, G, R, chunk) with no copy."""
+    pad = (-t.shape[1]) % Q
+    t = F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad))
+    t = t.unflatten(1, (t.shape[1] // Q, Q))  # (batch, c, Q, G, R, ...)
+    return t.movedim((1, 2), (3, 4)).contiguous()
 
 
 def _causal_mix(
@@ -42,40 +63,46 @@ def _causal_mix(
     Returns:
         (batch, L, H, P).
     """
-    batch, L, H, P = x.shape
-    G, N = B.shape[2:]
+    L, H, G = x.shape[1], x.shape[2], B.shape[2]
     Q = min(chunk_size, L)
-    pad = (-L) % Q
-    nchunks = (L + pad) // Q
     if shift:
         C = F.pad(C, (0, 0, 0, 0, 1, 0))[:, :L]  # output i reads C[i-1]; zero row at i = 0
     # Padding after the dt activation: padded tokens have dt = 0 (no decay, no input).
-    x_dt = F.pad(x * dt[..., None], (0, 0, 0, 0, 0, pad)).reshape(batch, nchunks, Q, G, H // G, P)
-    B = F.pad(B, (0, 0, 0, 0, 0, pad)).reshape(batch, nchunks, Q, G, N)
-    C = F.pad(C, (0, 0, 0, 0, 0, pad)).reshape(batch, nchunks, Q, G, N)
-    a = F.pad(dt * A, (0, 0, 0, pad)).reshape(batch, nchunks, Q, G, H // G).permute(0, 3, 4, 1, 2)  # [b, g, r, c, Q]
+    x_dt = _chunked((x * dt[..., None]).unflatten(2, (G, H // G)), Q)  # [b, g, r, c, Q, P]
+    B = _chunked(B[:, :, :, None], Q)  # [b, g, 1, c, Q, N]
+    C = _chunked(C[:, :, :, None], Q)
+    a = _chunked((dt * A).unflatten(2, (G, H // G)), Q)  # [b, g, r, c, Q]
     log_decay = segment_sums(a)  # [b, g, r, c, Q, Q]: sum_{k=s+1}^{l} a[k], s <= l
     to_end = torch.exp(log_decay[..., -1, :])  # [b, g, r, c, Q]: decay from token s to the chunk's end
-    from_start = a.cumsum(-1)  # [b, g, r, c, Q]: sum_{k<=l} a[k], decay of the incoming state
     if shift:  # output l reads the state after token l-1: exclusive sums, strictly causal
         log_decay = _rows_down(log_decay)
-        from_start = F.pad(from_start, (1, 0))[..., :-1]
 
     # Intra-chunk: y[l] = sum_{s (<) l} C[l] . B[s] exp(log_decay[l, s]) dt[s] x[s]
-    cb = torch.einsum("bclgn,bcsgn->bgcls", C, B)  # [b, g, c, Q, Q]
-    y = torch.einsum("bgrcls,bcsgrp->bclgrp", cb[:, :, None] * torch.exp(log_decay), x_dt)
+    y = (C @ B.transpose(-1, -2) * torch.exp(log_decay)) @ x_dt  # [b, g, r, c, Q, P]
+    if x_dt.shape[3] > 1:
+        y = y + _from_earlier_chunks(x_dt, a, to_end, B, C, shift)
+    return y.movedim((3, 4), (1, 2)).flatten(1, 2).flatten(2, 3)[:, :L]
 
+
+def _from_earlier_chunks(
+    x_dt: torch.Tensor, a: torch.Tensor, to_end: torch.Tensor, B: torch.Tensor, C: torch.Tensor, shift: bool
+) -> torch.Tensor:
+    """The inter-chunk part of `_causal_mix`: what the states of earlier chunks add to each output.
+
+    Args: x_dt [b, g, r, c, Q, P] (dt x); a [b, g, r, c, Q] (dt A); to_end [b, g, r, c, Q]
+    (exp(a[s+1] + ... + a[Q-1])); B, C [b, g, 1, c, Q, N].
+    Returns: [b, g, r, c, Q, P].
+    """
     # Chunk states from the chunk's own tokens: sum_s to_end[s] dt[s] x[s] B[s]^T
-    states = torch.einsum("bcsgn,bgrcs,bcsgrp->bcgrpn", B, to_end, x_dt)  # [b, c, g, r, P, N]
-
+    states = (x_dt * to_end[..., None]).transpose(-1, -2) @ B  # [b, g, r, c, P, N]
     # State entering chunk z: sum_{c < z} exp(total[c+1] + ... + total[z-1]) states[c]
-    total = a.sum(-1)  # [b, g, r, c]
-    passing = torch.exp(_rows_down(segment_sums(total)))  # [b, g, r, z, c]
-    incoming = torch.einsum("bgrzc,bcgrpn->bzgrpn", passing, states)
-
-    # Its contribution: C[l] . exp(from_start[l]) incoming
-    y = y + torch.einsum("bclgn,bgrcl,bcgrpn->bclgrp", C, torch.exp(from_start), incoming)
-    return y.reshape(batch, nchunks * Q, H, P)[:, :L]
+    passing = torch.exp(_rows_down(segment_sums(a.sum(-1))))  # [b, g, r, z, c]
+    incoming = (passing @ states.flatten(-2)).unflatten(-1, states.shape[-2:])  # [b, g, r, z, P, N]
+    # Its contribution: C[l] . exp(a[0] + ... + a[l]) incoming (exclusive of a[l] with the shift)
+    from_start = a.cumsum(-1)
+    if shift:  # exclusive sums
+        from_start = F.pad(from_start, (1, 0))[..., :-1]
+    return torch.exp(from_start)[..., None] * (C @ incoming.transpose(-1, -2))
 
 
 def quasiseparable_mix_reference(

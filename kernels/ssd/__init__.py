@@ -42,8 +42,8 @@ def ssd_causal_mix(
         B, C: (batch, L, G, N); G divides H.
         D: (batch, L, H), (H,) or None.
         dt_bias, dt_softplus, dt_limit: dt = clamp(softplus?(dt + dt_bias), *dt_limit).
-        chunk_size: chunk length of the chunked algorithm (reference/triton); None: chosen by
-            timing on triton, as in `quasiseparable_mix` (reference: 256).
+        chunk_size: chunk length of the chunked algorithm; None: chosen by timing on triton; an
+            upper bound on the reference's chunks on a CPU; as in `quasiseparable_mix`.
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
     Returns:
@@ -58,9 +58,11 @@ def ssd_causal_mix(
 
         return ssd_causal_mix_naive(x, dt, A, B, C, D, **kwargs)
     if name == "reference":
+        from ..quasiseparable.reference import reference_chunk
         from .reference import ssd_causal_mix_reference
 
-        return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=chunk_size or DEFAULT_CHUNK)
+        Q = reference_chunk(x.shape[1], B.shape[-1], chunk_size or DEFAULT_CHUNK, x.device)
+        return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=Q)
     from ..quasiseparable.triton_mix import ssd_mix_triton
 
     return ssd_mix_triton(x, dt, None, A, B, C, None, None, D, **kwargs, shift=False, chunk_size=chunk_size)

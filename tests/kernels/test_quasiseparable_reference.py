@@ -21,7 +21,7 @@ from hydra_vision.kernels.quasiseparable.naive import (
     quasiseparable_mix_scan,
     semiseparable_matrix,
 )
-from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
+from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference, reference_chunk
 
 GRAD_INPUTS = ("x", "dt_fwd", "dt_bwd", "A", "B_fwd", "C_fwd", "B_bwd", "C_bwd", "D", "dt_bias")
 MATRIX_KEYS = GRAD_INPUTS[1:] + ("dt_softplus", "dt_limit", "shift")
@@ -59,6 +59,36 @@ def _grads(fn, kw: dict, grad_out: torch.Tensor, **extra) -> dict:
     names = [n for n in GRAD_INPUTS if kw[n] is not None]
     grads = torch.autograd.grad(y, [kw[n] for n in names], grad_out.to(y.dtype))
     return dict(zip(names, grads))
+
+
+@pytest.mark.parametrize(
+    "L, N, chunk_size, expected",
+    [(196, 64, 256, 16), (1025, 64, 256, 16), (4096, 64, 256, 32), (16384, 64, 256, 32), (65536, 64, 256, 64),
+     (10**6, 128, 256, 256), (196, 64, 8, 8), (1, 4, 256, 16)],
+)
+def test_reference_chunk(L, N, chunk_size, expected):
+    """On a CPU the power of two nearest (L N / 16)^(1/3), at least 16, at most the chunk_size asked for;
+    elsewhere the chunk_size itself (FLOPs on the meta device are counted at the kernels' chunk length)."""
+    assert reference_chunk(L, N, chunk_size, torch.device("cpu")) == expected
+    assert reference_chunk(L, N, chunk_size, torch.device("meta")) == chunk_size
+
+
+@pytest.mark.parametrize("chunk_size, expected", [(256, 16), (None, 16), (8, 8)])
+def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch, chunk_size, expected):
+    """`quasiseparable_mix` hands the reference `reference_chunk(L, N, chunk_size)`: 16 at ViT-B's
+    L = 196, N = 64 unless a shorter chunk is asked for; the result is still the naive one."""
+    seen = []
+    real = reference_module.quasiseparable_mix_reference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["chunk_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reference_module, "quasiseparable_mix_reference", spy)
+    kw = mix_inputs(1, 196, 2, 4, 1, 64)
+    y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="reference")
+    assert seen == [expected]
+    torch.testing.assert_close(y, quasiseparable_mix_naive(**kw), **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("shift", [True, False], ids=["shift", "noshift"])

@@ -14,6 +14,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 from hydra_vision.kernels import ssd_causal_mix
 from hydra_vision.kernels.quasiseparable.dt import activate_dt
+from hydra_vision.kernels.ssd import reference as ssd_reference_module
 from hydra_vision.kernels.ssd.naive import ssd_causal_mix_naive
 from hydra_vision.kernels.ssd.reference import ssd_causal_mix_reference
 
@@ -64,6 +65,22 @@ def test_naive_and_reference_match_the_recurrence(mix_inputs, dims, Q, diag):
     torch.testing.assert_close(ssd_causal_mix_reference(**kw, chunk_size=Q), expected, **tol)
     torch.testing.assert_close(ssd_causal_mix(**kw, backend="naive"), expected, **tol)
     torch.testing.assert_close(ssd_causal_mix(**kw, chunk_size=Q, backend="reference"), expected, **tol)
+
+
+def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch):
+    """As for `quasiseparable_mix`: the reference runs chunks of `reference_chunk` (16 at L = 196, N = 64)."""
+    seen = []
+    real = ssd_reference_module.ssd_causal_mix_reference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["chunk_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssd_reference_module, "ssd_causal_mix_reference", spy)
+    kw = _causal_inputs(mix_inputs, 1, 196, 2, 4, 1, 64)
+    y = ssd_causal_mix(**kw, chunk_size=256, backend="reference")
+    assert seen == [16]
+    torch.testing.assert_close(y, ssd_causal_mix_naive(**kw), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dims, Q, diag", [((1, 1, 2, 8, 1, 8), 64, "head"), ((2, 30, 4, 8, 2, 16), 64, "data"),
