@@ -53,15 +53,16 @@ def mixer_flops(batch: int, L: int, H: int, P: int, G: int, N: int, Q: int) -> f
     return float(intra + states)
 
 
-def make_inputs(batch: int, L: int, H: int, P: int, G: int, N: int, dtype: torch.dtype, seed: int = 0) -> dict:
+def make_inputs(batch: int, L: int, H: int, P: int, G: int, N: int, dtype: torch.dtype, seed: int = 0,
+                device: str = "cuda") -> dict:
     """Leaves (requires_grad) and the mix's keyword arguments as strided views of them."""
-    gen = torch.Generator(device="cuda").manual_seed(seed)
-    dev = dict(device="cuda", dtype=dtype)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    dev = dict(device=device, dtype=dtype)
     xbc = (torch.randn(batch, L, H * P + 4 * G * N, generator=gen, **dev) * 0.5).requires_grad_()
     dt = (torch.randn(batch, L, 2 * H, generator=gen, **dev) - 4.0).requires_grad_()
     D = torch.randn(batch, L, H, generator=gen, **dev).requires_grad_()
-    A = (-torch.exp(torch.rand(H, device="cuda") * math.log(16))).requires_grad_()
-    dt_bias = (torch.rand(H, device="cuda") - 2.0).requires_grad_()
+    A = (-torch.exp(torch.rand(H, device=device) * math.log(16))).requires_grad_()
+    dt_bias = (torch.rand(H, device=device) - 2.0).requires_grad_()
     x, B_f, C_f, B_b, C_b = xbc.split([H * P, G * N, G * N, G * N, G * N], dim=-1)
     kw = dict(
         x=x.unflatten(-1, (H, P)), dt_fwd=dt[..., :H], dt_bwd=dt[..., H:], A=A,

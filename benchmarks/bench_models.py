@@ -24,9 +24,7 @@ import argparse
 import ast
 import copy
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import (  # noqa: E402
-    emit, env_header, gpu_busy_ms, peak_memory_gib, profile_table, python_profile_table, sync_report, time_ms,
+    cpu_time_ms, emit, env_header, gpu_busy_ms, peak_memory_gib, profile_table, python_profile_table, sync_report,
+    time_ms,
 )
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
@@ -76,19 +75,6 @@ def forward_flops(model: torch.nn.Module, img_size: int) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         meta(torch.empty(1, 3, img_size, img_size, device="meta"))
     return counter.get_total_flops()
-
-
-def cpu_time_ms(fn: Callable[[], object], warmup: int, reps: int) -> dict:
-    """Median and 20/80% quantiles (ms) of fn() by time.perf_counter (do_bench needs CUDA)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - start))
-    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
-    return {"ms": round(statistics.median(times), 4), "ms_q20": round(q[1], 4), "ms_q80": round(q[7], 4)}
 
 
 def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import statistics
 import sys
+import time
 from typing import Callable, TextIO
 
 import torch
 
-__all__ = ["copy_gbps", "emit", "env_header", "gpu_busy_ms", "kernel_us", "peak_memory_gib", "profile_table",
-           "time_ms"]
+__all__ = ["copy_gbps", "cpu_time_ms", "emit", "env_header", "gpu_busy_ms", "kernel_us", "peak_memory_gib",
+           "profile_table", "time_ms"]
 
 
 def env_header() -> dict:
@@ -41,6 +43,19 @@ def time_ms(fn: Callable[[], object], warmup_ms: float = 25.0, rep_ms: float = 1
 
     med, q20, q80 = do_bench(fn, warmup=warmup_ms, rep=rep_ms, grad_to_none=grad_to_none, quantiles=[0.5, 0.2, 0.8])
     return {"ms": round(med, 4), "ms_q20": round(q20, 4), "ms_q80": round(q80, 4)}
+
+
+def cpu_time_ms(fn: Callable[[], object], warmup: int, reps: int) -> dict:
+    """Median and 20/80% quantiles (ms) of fn() by time.perf_counter (do_bench needs CUDA)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
+    return {"ms": round(statistics.median(times), 4), "ms_q20": round(q[1], 4), "ms_q80": round(q[7], 4)}
 
 
 def peak_memory_gib(fn: Callable[[], object]) -> float:
