@@ -27,14 +27,14 @@ __all__ = ["quasiseparable_mix_reference", "reference_chunk"]
 
 def reference_chunk(L: int, N: int, chunk_size: int, device: torch.device) -> int:
     """The chunk length the dispatchers run the reference with. On a CPU: `chunk_size`, shortened to the
-    power of two nearest (L N / 16)^(1/3) (at least 16). Per head the Q x Q blocks cost O(L Q) elementwise
-    work and the states passed between chunks O((L / Q)^2 N P) products; on a CPU the blocks' elementwise
-    passes dominate at image lengths, so short chunks win (RESULTS.md, "The PyTorch path on a CPU").
+    power of two nearest (L N)^(1/3) (at least 16), where per head the Q x Q blocks (O(L Q P) work, with
+    several elementwise passes) and the passing of states between chunks (O((L / Q)^2 N P)) balance:
+    32 at ViT lengths, 128 at 16,384 tokens (RESULTS.md, "The PyTorch path on a CPU").
     Elsewhere `chunk_size` itself: on the meta device FLOPs are counted at the kernels' chunk length,
     and on GPUs the choice is not measured. The result does not depend on Q."""
     if device.type != "cpu":
         return chunk_size
-    return min(chunk_size, max(16, 1 << round(math.log2(max(L * N, 16) / 16) / 3)))
+    return min(chunk_size, max(16, 1 << round(math.log2(max(L * N, 1)) / 3)))
 
 
 def _rows_down(m: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,6 @@ def test_every_case_is_one_line_with_its_chunk(tmp_path, capsys):
     assert [(r["L"], r["mode"], r["case"]) for r in cases] == [
         (L, mode, case) for L in (40, 70) for mode in ("fwd", "fwdbwd") for case in ("Q16", "Q32", "dispatch")]
     assert {r["batch"] for r in cases if r["L"] == 40} == {2} and {r["batch"] for r in cases if r["L"] == 70} == {1}
-    assert all(r["Q"] == 16 for r in cases if r["case"] == "dispatch")  # reference_chunk(L, 8, 256) at L < 4,096
+    assert all(r["Q"] == 16 for r in cases if r["case"] == "dispatch")  # reference_chunk(L, 8, 256): (L N)^(1/3) < 11
     assert all(r["ms"] > 0 and r["tokens_s"] == round(r["batch"] * r["L"] / r["ms"] * 1e3) for r in cases)
     assert capsys.readouterr().out.count("\n") == len(records)

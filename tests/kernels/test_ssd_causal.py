@@ -68,7 +68,7 @@ def test_naive_and_reference_match_the_recurrence(mix_inputs, dims, Q, diag):
 
 
 def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch):
-    """As for `quasiseparable_mix`: the reference runs chunks of `reference_chunk` (16 at L = 196, N = 64)."""
+    """As for `quasiseparable_mix`: the reference runs chunks of `reference_chunk` (32 at L = 196, N = 64)."""
     seen = []
     real = ssd_reference_module.ssd_causal_mix_reference
 
@@ -79,7 +79,7 @@ def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch):
     monkeypatch.setattr(ssd_reference_module, "ssd_causal_mix_reference", spy)
     kw = _causal_inputs(mix_inputs, 1, 196, 2, 4, 1, 64)
     y = ssd_causal_mix(**kw, chunk_size=256, backend="reference")
-    assert seen == [16]
+    assert seen == [32]
     torch.testing.assert_close(y, ssd_causal_mix_naive(**kw), rtol=1e-4, atol=1e-5)
 
 
