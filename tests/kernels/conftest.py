@@ -140,3 +140,21 @@ class OperatorLog(TorchDispatchMode):
 def operator_log():
     """The dispatch mode `OperatorLog`."""
     return OperatorLog
+
+
+@pytest.fixture
+def spy_chunk_size(monkeypatch):
+    """spy_chunk_size(module, name) wraps module.name, a reference backend, and returns the list of the
+    chunk_size each call received."""
+    def install(module, name: str) -> list:
+        seen = []
+        real = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            seen.append(kwargs["chunk_size"])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+        return seen
+
+    return install

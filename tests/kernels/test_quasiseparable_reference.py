@@ -74,17 +74,10 @@ def test_reference_chunk(L, N, chunk_size, expected):
 
 
 @pytest.mark.parametrize("chunk_size, expected", [(256, 32), (None, 32), (8, 8)])
-def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch, chunk_size, expected):
+def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, spy_chunk_size, chunk_size, expected):
     """`quasiseparable_mix` hands the reference `reference_chunk(L, N, chunk_size)`: 32 at ViT-B's
     L = 196, N = 64 unless a shorter chunk is asked for; the result is still the naive one."""
-    seen = []
-    real = reference_module.quasiseparable_mix_reference
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["chunk_size"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reference_module, "quasiseparable_mix_reference", spy)
+    seen = spy_chunk_size(reference_module, "quasiseparable_mix_reference")
     kw = mix_inputs(1, 196, 2, 4, 1, 64)
     y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="reference")
     assert seen == [expected]

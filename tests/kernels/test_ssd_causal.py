@@ -67,16 +67,9 @@ def test_naive_and_reference_match_the_recurrence(mix_inputs, dims, Q, diag):
     torch.testing.assert_close(ssd_causal_mix(**kw, chunk_size=Q, backend="reference"), expected, **tol)
 
 
-def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, monkeypatch):
+def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, spy_chunk_size):
     """As for `quasiseparable_mix`: the reference runs chunks of `reference_chunk` (32 at L = 196, N = 64)."""
-    seen = []
-    real = ssd_reference_module.ssd_causal_mix_reference
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["chunk_size"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ssd_reference_module, "ssd_causal_mix_reference", spy)
+    seen = spy_chunk_size(ssd_reference_module, "ssd_causal_mix_reference")
     kw = _causal_inputs(mix_inputs, 1, 196, 2, 4, 1, 64)
     y = ssd_causal_mix(**kw, chunk_size=256, backend="reference")
     assert seen == [32]
