@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
+from timing import cpu_time_ms, emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
 from hydra_vision.kernels.quasiseparable.chunk_tuning import DEFAULT_CHUNK  # noqa: E402
@@ -116,7 +116,10 @@ def check_against_reference(kw: dict, chunk_size: int) -> dict:
     return out
 
 
-def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tensor], mode: str) -> dict:
+def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tensor], mode: str,
+             cpu_reps: int = 0) -> dict:
+    """Time fn() without grad (fwd) or fn().backward (fwdbwd): do_bench and the peak memory on CUDA;
+    with cpu_reps, the median of that many runs by the host clock, the leaves' grads dropped after each."""
     if mode == "fwd":
         def step():
             with torch.no_grad():
@@ -131,6 +134,13 @@ def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tenso
                 grad = torch.randn_like(y)
             y.backward(grad)
     step()  # compile / autotune outside the timed region
+    if cpu_reps:
+        def clean_step():
+            step()
+            for t in leaves:
+                t.grad = None
+
+        return cpu_time_ms(clean_step, warmup=0, reps=cpu_reps)
     stats = time_ms(step, grad_to_none=leaves)
     stats["peak_gib"] = peak_memory_gib(step)
     return stats

@@ -20,28 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mixer import make_inputs  # noqa: E402
-from timing import cpu_time_ms, emit, env_header, peak_memory_gib, time_ms  # noqa: E402
+from bench_mixer import make_inputs, run_case  # noqa: E402
+from timing import emit, env_header  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix  # noqa: E402
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference, reference_chunk  # noqa: E402
-
-
-def timed(fn, leaves: list[torch.Tensor], mode: str, device: str, reps: int) -> dict:
-    """Median time of fn() (fwd, no grad) or of fn().backward (fwdbwd); peak memory on CUDA."""
-    def step():
-        if mode == "fwd":
-            with torch.no_grad():
-                fn()
-        else:
-            fn().backward(grad)
-            for t in leaves:
-                t.grad = None
-
-    grad = torch.ones_like(fn().detach())
-    if device == "cpu":
-        return cpu_time_ms(step, warmup=1, reps=reps)
-    return {**time_ms(step, grad_to_none=leaves), "peak_gib": peak_memory_gib(step)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                              lambda: quasiseparable_mix(**kw, chunk_size=256, backend="reference"))
         for mode in args.modes:
             for case, (q, fn) in cases.items():
-                stats = timed(fn, leaves, mode, args.device, args.reps)
+                stats = run_case(case, fn, leaves, mode, cpu_reps=args.reps if args.device == "cpu" else 0)
                 emit({"kind": "case", "L": L, "batch": batch, "mode": mode, "case": case, "Q": min(q, L), **stats,
                       "tokens_s": round(batch * L / stats["ms"] * 1e3)}, stream)
     return 0

@@ -73,14 +73,14 @@ def _causal_mix(
     C = _chunked(C[:, :, :, None], Q)
     a = _chunked((dt * A).unflatten(2, (G, H // G)), Q)  # [b, g, r, c, Q]
     log_decay = segment_sums(a)  # [b, g, r, c, Q, Q]: sum_{k=s+1}^{l} a[k], s <= l
-    to_end = log_decay[..., -1, :]  # [b, g, r, c, Q]: log decay from token s to the chunk's end
+    log_to_end = log_decay[..., -1, :]  # [b, g, r, c, Q]: log decay from token s to the chunk's end
     if shift:  # output l reads the state after token l-1: exclusive sums, strictly causal
         log_decay = _rows_down(log_decay)
 
     # Intra-chunk: y[l] = sum_{s (<) l} C[l] . B[s] exp(log_decay[l, s]) dt[s] x[s]
     y = (C @ B.transpose(-1, -2) * torch.exp(log_decay)) @ x_dt  # [b, g, r, c, Q, P]
     if x_dt.shape[3] > 1:
-        y = y + _from_earlier_chunks(x_dt, a, torch.exp(to_end), B, C, shift)
+        y = y + _from_earlier_chunks(x_dt, a, torch.exp(log_to_end), B, C, shift)
     return y.movedim((3, 4), (1, 2)).flatten(1, 2).flatten(2, 3)[:, :L]
 
 
