@@ -1,20 +1,20 @@
 """The `triton` backend of the depthwise conv1d + SiLU, on channel-last tokens (no transposes).
 
-Tiles of BLOCK_L tokens x BLOCK_C channels of one batch element; per tile, in fp32:
+Each program walks a run of tokens of BLOCK_C channels of one batch element, one token at a time, in fp32,
+keeping the K rows of its window in registers (a rolling tuple: each token loads one new row, the next
+one's row is loaded a step ahead):
 
-    forward:    pre = bias + sum_k w[:, k] x[l + k - left],  y = SiLU(pre) on the first silu_channels
-    backward 1: recompute pre, dpre = dy SiLU'(pre) (dy elsewhere), SiLU'(p) = s (1 + p (1 - s));
-                store dpre in x's dtype (the reference's backward under autocast rounds it so too);
-                one program walks the tiles of a SEGMENT of tokens and keeps, from the fp32 dpre,
-                dw[k] = sum_l dpre[l] x[l + k - left] and db = sum_l dpre[l] in registers, stored
-                once per segment (the segments' sums are added by torch: no atomics, deterministic);
-                its tiles span 256 channels per warp, so each thread holds all the tile's tokens of
-                its channels and the sums over tokens need no other thread
-    backward 2: dx[l] = sum_k w[:, k] dpre[l - k + left]
+    forward:  pre[l] = bias + sum_k w[k] x[l + k - left],  y[l] = SiLU(pre[l]) on the first silu_channels
+    backward: one kernel, per SEGMENT of tokens: recompute pre[m] and dpre[m] = dy[m] SiLU'(pre[m]) (dy
+              elsewhere), SiLU'(p) = s (1 + p (1 - s)); keep the last K dpre rows and write
+              dx[m - left] = sum_k w[k] dpre[m - k] one row behind; sum dw[k] = sum_m dpre[m] x[m + k - left]
+              and db = sum_m dpre[m] in registers over the segment's own tokens, stored once per segment
+              (added by torch: no atomics, deterministic). The K - 1 halo rows of dpre that dx needs from the
+              neighbouring segments are recomputed, so dpre never goes to memory.
 
-The tile shape is autotuned per (L, C, K, dtypes) from `conv_configs`; the segment is a multiple of
-every tile length, so the partial sums have cdiv(L, SEGMENT) rows per batch element whichever tile ran,
-and every launch writes all of them.
+Runs are K tokens a loop step, unrolled, so the rolling window needs no register moves. Forward runs are
+STEPS * K tokens, autotuned with the channel tile; the backward segment is fixed, so that the partial
+sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -30,17 +30,25 @@ import triton.language as tl
 
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
-from ..host_math import cdiv, next_power_of_2
+from ..host_math import cdiv
 from ..launcher import cached_launch
 from ..quasiseparable.triton_config import interpreting
 
-__all__ = ["conv_backward_into", "conv_configs", "depthwise_conv1d_silu_triton"]
+__all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_triton", "forward_configs"]
+
+SEGMENT = 64  # tokens per backward program: 64 + K - 1 steps, 10 loop steps of K = 7 (Hydra's conv)
 
 
-def conv_configs() -> list[triton.Config]:
-    """The tile shapes (BLOCK_L tokens, BLOCK_C channels) and warps the autotuner times."""
-    tiles = [(32, 64, 4), (64, 64, 4), (32, 128, 4), (64, 128, 8), (16, 128, 4)]
-    return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w) for bl, bc, w in tiles]
+def forward_configs() -> list[triton.Config]:
+    """Runs of STEPS * K tokens x BLOCK_C channels (4 or 2 channels a thread) and warps, timed by the autotuner."""
+    tiles = [(128, 1), (256, 2), (256, 1)]
+    return [triton.Config({"STEPS": steps, "BLOCK_C": bc}, num_warps=w) for steps in (5, 9) for bc, w in tiles]
+
+
+def backward_configs() -> list[triton.Config]:
+    """Channel tiles of the backward, 4 channels a thread (8 spill: the window, the dpre rows, the taps and the
+    weight sums are 4 K + 1 registers a channel)."""
+    return [triton.Config({"BLOCK_C": bc}, num_warps=w) for bc, w in [(128, 1), (256, 2), (512, 4)]]
 
 
 def _first_when_interpreting(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
@@ -48,105 +56,142 @@ def _first_when_interpreting(configs: list[triton.Config], named_args: dict, **k
     return configs[:1] if interpreting() else configs
 
 
-def _autotune(configs: Callable[[], list[triton.Config]] = conv_configs, key: tuple[str, ...] = ("L", "C", "K")):
+def _autotune(configs: Callable[[], list[triton.Config]], key: tuple[str, ...]):
     """`triton.autotune` over `configs()`, per `key` and the tensors' dtypes (added by Triton)."""
     return triton.autotune(configs=configs(), key=list(key),
                            prune_configs_by={"early_config_prune": _first_when_interpreting})
 
 
-def wgrad_configs() -> list[triton.Config]:
-    """The weight-gradient kernel's tiles: BLOCK_C = 256 channels per warp, so that every thread holds all
-    BLOCK_L tokens of its channels and the sums over tokens stay in its registers."""
-    tiles = [(4, 256, 1, 1), (2, 256, 1, 1), (4, 512, 2, 1), (4, 256, 1, 3), (2, 256, 1, 3), (4, 512, 2, 3)]
-    return [triton.Config({"BLOCK_L": bl, "BLOCK_C": bc}, num_warps=w, num_stages=s) for bl, bc, w, s in tiles]
-
-
-SEGMENT = 512  # tokens per program of the weight-gradient kernel (a multiple of every BLOCK_L)
+@triton.jit
+def _row(ptr, l, stride, L, cs, cm):
+    """Row l of a tile of channels cs (mask cm): [BLOCK_C] in fp32, zero outside 0 <= l < L."""
+    return tl.load(ptr + l * stride + cs, mask=cm & (l >= 0) & (l < L), other=0.0).to(tl.float32)
 
 
 @triton.jit
-def _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
-    """[BLOCK_L, BLOCK_C] bias + sum_k w[c, k] x[l + k - LEFT, c] in fp32."""
-    acc = tl.zeros([BLOCK_L, BLOCK_C], tl.float32)
+def _window(ptr, first, stride, L, cs, cm, N: tl.constexpr):
+    """Rows first .. first + N - 1 (`_row`), a tuple of N."""
+    rows = ()
+    for i in tl.static_range(N):
+        rows = rows + (_row(ptr, first + i, stride, L, cs, cm),)
+    return rows
+
+
+@triton.jit
+def _taps(w, cs, cm, K: tl.constexpr):
+    """The weight's K columns w[c, k] of weight (C, 1, K), a tuple of [BLOCK_C] in fp32."""
+    ws = ()
     for k in tl.static_range(K):
-        src = ls + (k - LEFT)
-        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
-        xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
-        acc += xv * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
+        ws = ws + (tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32),)
+    return ws
+
+
+@triton.jit
+def _bias(bias, cs, cm, HAS_BIAS: tl.constexpr, BLOCK_C: tl.constexpr):
+    """[BLOCK_C] fp32 bias, zero without one."""
+    b0 = tl.zeros([BLOCK_C], tl.float32)
     if HAS_BIAS:
-        acc += tl.load(bias + cs, mask=cm, other=0.0).to(tl.float32)[None, :]
+        b0 += tl.load(bias + cs, mask=cm, other=0.0).to(tl.float32)
+    return b0
+
+
+@triton.jit
+def _zeros(N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """A tuple of N [BLOCK_C] fp32 zeros."""
+    rows = ()
+    for _ in tl.static_range(N):
+        rows = rows + (tl.zeros([BLOCK_C], tl.float32),)
+    return rows
+
+
+@triton.jit
+def _dot(acc, ws, vs, N: tl.constexpr, REVERSED: tl.constexpr):
+    """acc + sum_i ws[i] vs[i], or ws[i] vs[N - 1 - i] when REVERSED."""
+    for i in tl.static_range(N):
+        if REVERSED:
+            acc += ws[i] * vs[N - 1 - i]
+        else:
+            acc += ws[i] * vs[i]
     return acc
 
 
+@triton.jit
+def _accumulate(sums, g, rows, N: tl.constexpr):
+    """(sums[i] + g rows[i] for i < N)."""
+    out = ()
+    for i in tl.static_range(N):
+        out = out + (sums[i] + g * rows[i],)
+    return out
+
+
 @cached_launch
-@_autotune()
+@_autotune(forward_configs, ("L", "C", "K"))
 @triton.jit
 def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, LEFT: tl.constexpr,
-                     HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
-    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
+                     HAS_BIAS: tl.constexpr, STEPS: tl.constexpr, BLOCK_C: tl.constexpr):
+    run, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cs < C
-    pre = _pre_activation(x + b * s_xb, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
-    out = tl.where((cs < SILU_C)[None, :], pre * tl.sigmoid(pre), pre)
-    tl.store(y + b * L * C + ls[:, None] * C + cs[None, :], out.to(y.dtype.element_ty),
-             mask=(ls < L)[:, None] & cm[None, :])
+    x_b, y_b = x + b * s_xb, y + b * L * C
+    ws = _taps(w, cs, cm, K)
+    b0 = _bias(bias, cs, cm, HAS_BIAS, BLOCK_C)
+    silu = cs < SILU_C
+    start = run * (STEPS * K)
+    xs = _window(x_b, start - LEFT, s_xl, L, cs, cm, K - 1)  # token start's window but its last row
+    ahead = _row(x_b, start - LEFT + K - 1, s_xl, L, cs, cm)
+    for l0 in range(start, tl.minimum(start + STEPS * K, L), K):
+        for j in tl.static_range(K):
+            window = xs + (ahead,)  # rows l - LEFT .. l - LEFT + K - 1 of token l = l0 + j
+            ahead = _row(x_b, l0 + j + K - LEFT, s_xl, L, cs, cm)
+            pre = _dot(b0, ws, window, K, False)
+            out = tl.where(silu, pre * tl.sigmoid(pre), pre)
+            tl.store(y_b + (l0 + j) * C + cs, out.to(y.dtype.element_ty), mask=cm & (l0 + j < L))
+            xs = window[1:]
 
 
 @cached_launch
-@_autotune(wgrad_configs, ("L", "C", "K", "SEGMENT"))
+@_autotune(backward_configs, ("L", "C", "K", "SEGMENT"))
 @triton.jit
-def _conv_bwd_pre_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dpre, parts, L, C, SILU_C,
-                         K: tl.constexpr, K_PAD: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr,
-                         SEGMENT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
+def _conv_bwd_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dx, s_dxb, s_dxl, parts, L, C, SILU_C,
+                     K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr, SEGMENT: tl.constexpr,
+                     BLOCK_C: tl.constexpr):
     seg, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cs < C
-    x_b = x + b * s_xb
-    ks = tl.arange(0, K_PAD)  # rows 0..K-1 of the sums: dw[k]; row K: db
-    sums = tl.zeros([K_PAD, BLOCK_C], tl.float32)
-    for l0 in range(seg * SEGMENT, tl.minimum(seg * SEGMENT + SEGMENT, L), BLOCK_L):
-        ls = l0 + tl.arange(0, BLOCK_L)
-        tile_m = (ls < L)[:, None] & cm[None, :]
-        pre = _pre_activation(x_b, s_xl, w, bias, ls, cs, cm, L, K, LEFT, HAS_BIAS, BLOCK_L, BLOCK_C)
-        g = tl.load(dy + b * s_yb + ls[:, None] * s_yl + cs[None, :], mask=tile_m, other=0.0).to(tl.float32)
+    x_b, dy_b, dx_b = x + b * s_xb, dy + b * s_yb, dx + b * s_dxb
+    ws = _taps(w, cs, cm, K)
+    b0 = _bias(bias, cs, cm, HAS_BIAS, BLOCK_C)
+    silu = cs < SILU_C
+    start = seg * SEGMENT
+    end = tl.minimum(start + SEGMENT, L)
+    first = start + LEFT - (K - 1)  # the first dpre row that dx[start] reads
+    xs = _window(x_b, first - LEFT, s_xl, L, cs, cm, K - 1)
+    x_ahead = _row(x_b, first - LEFT + K - 1, s_xl, L, cs, cm)
+    g_ahead = _row(dy_b, first, s_yl, L, cs, cm)
+    gs = _zeros(K - 1, BLOCK_C)  # dpre rows m - K + 1 .. m - 1; those before `first` reach no stored dx
+    dws = _zeros(K, BLOCK_C)
+    db = tl.zeros([BLOCK_C], tl.float32)
+    for m in range(first, end + LEFT):  # one token a step (unrolling by K holds ~200 registers and ran slower)
+        window = xs + (x_ahead,)  # rows m - LEFT .. m - LEFT + K - 1
+        x_ahead = _row(x_b, m + K - LEFT, s_xl, L, cs, cm)
+        g = g_ahead
+        g_ahead = _row(dy_b, m + 1, s_yl, L, cs, cm)
+        pre = _dot(b0, ws, window, K, False)
         s = tl.sigmoid(pre)
-        g = tl.where((cs < SILU_C)[None, :], g * s * (1.0 + pre * (1.0 - s)), g)
-        tl.store(dpre + b * L * C + ls[:, None] * C + cs[None, :], g.to(dpre.dtype.element_ty), mask=tile_m)
-        for k in tl.static_range(K):
-            src = ls + (k - LEFT)
-            m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
-            xv = tl.load(x_b + src[:, None] * s_xl + cs[None, :], mask=m, other=0.0).to(tl.float32)
-            sums += tl.where(ks[:, None] == k, tl.sum(g * xv, axis=0)[None, :], 0.0)
-        sums += tl.where(ks[:, None] == K, tl.sum(g, axis=0)[None, :], 0.0)
-    row = b * tl.num_programs(0) + seg
-    tl.store(parts + (row * (K + 1) + ks[:, None]) * C + cs[None, :], sums, mask=(ks <= K)[:, None] & cm[None, :])
-
-
-@cached_launch
-@_autotune()
-@triton.jit
-def _conv_bwd_dx_kernel(dpre, w, dx, s_dxb, s_dxl, L, C, K: tl.constexpr, LEFT: tl.constexpr, BLOCK_L: tl.constexpr,
-                        BLOCK_C: tl.constexpr):
-    pl, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    ls = pl * BLOCK_L + tl.arange(0, BLOCK_L)
-    cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
-    cm = cs < C
-    acc = tl.zeros([BLOCK_L, BLOCK_C], tl.float32)
+        g = tl.where(silu, g * s * (1.0 + pre * (1.0 - s)), g)  # dpre[m]
+        own = tl.where((m >= start) & (m < end), g, 0.0)  # the segment's own tokens
+        dws = _accumulate(dws, own, window, K)
+        db += own
+        gs = gs + (g,)  # dpre[m - K + 1 .. m]: dx[m - LEFT] = sum_k w[k] dpre[m - k]
+        dxv = _dot(ws[0] * gs[K - 1], ws[1:], gs[:K - 1], K - 1, True)
+        l = m - LEFT
+        tl.store(dx_b + l * s_dxl + cs, dxv.to(dx.dtype.element_ty), mask=cm & (l >= start) & (l < end))
+        gs = gs[1:]
+        xs = window[1:]
+    row = (b * tl.num_programs(0) + seg) * (K + 1)
     for k in tl.static_range(K):
-        src = ls - (k - LEFT)
-        m = ((src >= 0) & (src < L))[:, None] & cm[None, :]
-        g = tl.load(dpre + b * L * C + src[:, None] * C + cs[None, :], mask=m, other=0.0).to(tl.float32)
-        acc += g * tl.load(w + cs * K + k, mask=cm, other=0.0).to(tl.float32)[None, :]
-    tl.store(dx + b * s_dxb + ls[:, None] * s_dxl + cs[None, :], acc.to(dx.dtype.element_ty),
-             mask=(ls < L)[:, None] & cm[None, :])
-
-
-def _grid(x: torch.Tensor) -> Callable[[dict], tuple[int, int, int]]:
-    """(token tiles, channel tiles, batch) of the config the autotuner launches."""
-    B, L, C = x.shape
-    return lambda meta: (cdiv(L, meta["BLOCK_L"]), cdiv(C, meta["BLOCK_C"]), B)
+        tl.store(parts + (row + k) * C + cs, dws[k], mask=cm)
+    tl.store(parts + (row + K) * C + cs, db, mask=cm)
 
 
 def _left(K: int, causal: bool) -> int:
@@ -159,8 +204,9 @@ def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     K = weight.shape[-1]
     y = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     if y.numel():
-        _conv_fwd_kernel[_grid(x)](x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, y, L, C,
-                                   silu_channels, K=K, LEFT=_left(K, causal), HAS_BIAS=bias is not None)
+        _conv_fwd_kernel[lambda meta: (cdiv(L, meta["STEPS"] * K), cdiv(C, meta["BLOCK_C"]), B)](
+            x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, y, L, C, silu_channels, K=K,
+            LEFT=_left(K, causal), HAS_BIAS=bias is not None)
     return y
 
 
@@ -168,6 +214,11 @@ def _conv_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias
                    causal: bool, silu_channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     return conv_backward_into(dy, x, weight, bias, causal, silu_channels, dx)
+
+
+def _partial_sums(rows: int, K: int, C: int, device: torch.device) -> torch.Tensor:
+    """(rows, K + 1, C) fp32 for the backward's per-segment dw (K rows) and db; every launch writes all of it."""
+    return torch.empty((rows, K + 1, C), dtype=torch.float32, device=device)
 
 
 def conv_backward_into(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -178,17 +229,16 @@ def conv_backward_into(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
     B, L, C = x.shape
     K = weight.shape[-1]
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
-    dpre = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
     segments = cdiv(L, SEGMENT)
-    parts = torch.empty((B * segments, K + 1, C), dtype=torch.float32, device=x.device)  # all written
+    parts = _partial_sums(B * segments, K, C, x.device)
     if dx.numel():
-        _conv_bwd_pre_kernel[lambda meta: (segments, cdiv(C, meta["BLOCK_C"]), B)](
-            x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0),
-            dy.stride(1), dpre, parts, L, C, silu_channels, K=K, K_PAD=next_power_of_2(K + 1),
-            LEFT=_left(K, causal), HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
-        _conv_bwd_dx_kernel[_grid(x)](dpre, weight, dx, dx.stride(0), dx.stride(1), L, C, K=K, LEFT=_left(K, causal))
-    dw = parts[:, :K].sum(0).t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
-    db = parts[:, K].sum(0).to(bias.dtype) if bias is not None else weight.new_empty(0)
+        _conv_bwd_kernel[lambda meta: (segments, cdiv(C, meta["BLOCK_C"]), B)](
+            x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0), dy.stride(1),
+            dx, dx.stride(0), dx.stride(1), parts, L, C, silu_channels, K=K, LEFT=_left(K, causal),
+            HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
+    sums = parts.sum(0)  # (K + 1, C): one reduction for dw and db
+    dw = sums[:K].t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
+    db = sums[K].to(bias.dtype, copy=True) if bias is not None else weight.new_empty(0)  # storage of its own
     return dx, dw, db
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hydra_vision.kernels.dwconv import depthwise_conv1d_silu, depthwise_conv1d_silu_reference, triton_conv
-from hydra_vision.kernels.dwconv.triton_conv import conv_configs, depthwise_conv1d_silu_triton
+from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
 from hydra_vision.kernels.launcher import triton_kernel
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -55,39 +55,54 @@ def test_fp32_matches_reference(B, L, C, K, causal, silu_channels, bias, strided
 
 
 def _config_id(c) -> str:
-    return f"L{c.kwargs['BLOCK_L']}_C{c.kwargs['BLOCK_C']}_w{c.num_warps}"
+    return "_".join(f"{k}{v}" for k, v in c.kwargs.items()) + f"_w{c.num_warps}"
 
 
-@pytest.mark.parametrize("L", [37, 70])
-@pytest.mark.parametrize("config", conv_configs(), ids=_config_id)
-def test_every_tile_shape_matches_reference(monkeypatch, config, L):
-    """Each autotune config forced on the three kernels (the interpreter runs only the first): tiles of
-    16 or 64 tokens write other rows of the weight and bias partial sums than the default 32."""
-    for name in ("_conv_fwd_kernel", "_conv_bwd_pre_kernel", "_conv_bwd_dx_kernel"):
-        monkeypatch.setattr(getattr(triton_conv, name), "configs", [config])
-    _assert_fp32_matches_reference(*_inputs(2, L, 80, 7, torch.float32, seed=L), False, 80)
+@pytest.mark.parametrize("config", triton_conv.forward_configs(), ids=_config_id)
+def test_every_forward_config_matches_reference(monkeypatch, config):
+    """Each forward config forced (the interpreter runs only the first): runs of 5 or 9 steps of K tokens
+    over L = 70 end ragged, and tiles of 128 or 256 channels over 80 leave masked channels."""
+    monkeypatch.setattr(triton_conv._conv_fwd_kernel, "configs", [config])
+    _assert_fp32_matches_reference(*_inputs(2, 70, 80, 7, torch.float32, seed=3), False, 80)
+
+
+@pytest.mark.parametrize("config", triton_conv.backward_configs(), ids=_config_id)
+def test_every_backward_config_matches_reference(monkeypatch, config):
+    """Each backward channel tile forced, over more channels than the widest tile (600 > 512)."""
+    monkeypatch.setattr(triton_conv._conv_bwd_kernel, "configs", [config])
+    _assert_fp32_matches_reference(*_inputs(1, 37, 600, 7, torch.float32, seed=4), False, 600)
 
 
 def test_autotuning_leaves_no_stale_partial_sums(monkeypatch):
-    """The timed launches of a 16-token tile run before the 64-token tile that wins: the weight and bias
-    sums must come from the real launch alone, whichever tile ran first."""
-    pre = triton_kernel(triton_conv._conv_bwd_pre_kernel)  # the autotuner under the cached launcher
-    configs = [next(c for c in conv_configs() if c.kwargs["BLOCK_L"] == bl) for bl in (16, 64)]
-    timings = iter([2.0, 1.0])  # one timed launch each; the 64-token tile wins
-    monkeypatch.setattr(pre, "configs", configs)
-    monkeypatch.setattr(pre, "early_config_prune", None)  # keeps both in the interpreter
-    monkeypatch.setattr(pre, "cache", {})
-    monkeypatch.setitem(vars(pre), "do_bench", lambda call, quantiles: (call(), next(timings))[1])  # a cached_property
-    _assert_fp32_matches_reference(*_inputs(2, 70, 80, 7, torch.float32, seed=5), False, 80)
-    assert list(pre.cache.values()) == [configs[1]]
+    """The timed launches of the 128-channel tile run before the 256-channel tile that wins: the weight and
+    bias sums must come from the real launch alone, whichever tile ran first."""
+    bwd = triton_kernel(triton_conv._conv_bwd_kernel)  # the autotuner under the cached launcher
+    configs = triton_conv.backward_configs()[:2]
+    timings = iter([2.0, 1.0])  # one timed launch each; the 256-channel tile wins
+    monkeypatch.setattr(bwd, "configs", configs)
+    monkeypatch.setattr(bwd, "early_config_prune", None)  # keeps both in the interpreter
+    monkeypatch.setattr(bwd, "cache", {})
+    monkeypatch.setitem(vars(bwd), "do_bench", lambda call, quantiles: (call(), next(timings))[1])  # a cached_property
+    _assert_fp32_matches_reference(*_inputs(2, 70, 300, 7, torch.float32, seed=5), False, 300)
+    assert list(bwd.cache.values()) == [configs[1]]
 
 
-@pytest.mark.parametrize("L", [64, 150], ids=["one_segment", "three_segments"])
-def test_weight_gradient_over_several_segments(monkeypatch, L):
-    """dw and db are summed in registers over a segment of tokens, then over segments by torch: with
-    64-token segments, L = 150 takes three programs per channel tile, the last one ragged."""
-    monkeypatch.setattr(triton_conv, "SEGMENT", 64)
-    _assert_fp32_matches_reference(*_inputs(2, L, 80, 7, torch.float32, seed=L), False, 80)
+@pytest.mark.parametrize("causal", [False, True], ids=["same", "causal"])
+@pytest.mark.parametrize("L", [16, 50], ids=["one_segment", "four_segments"])
+def test_segments_recompute_their_halo(monkeypatch, L, causal):
+    """Each backward program owns a SEGMENT of tokens and recomputes the K - 1 rows of dpre around it that its
+    dx reads; with 16-token segments, L = 50 takes four programs, the last one ragged."""
+    monkeypatch.setattr(triton_conv, "SEGMENT", 16)
+    K = 4 if causal else 7
+    _assert_fp32_matches_reference(*_inputs(2, L, 40, K, torch.float32, seed=L), causal, 40)
+
+
+def test_every_partial_sum_row_is_written(monkeypatch):
+    """The per-segment sums start as NaN: any row the kernel did not write would poison dw or db."""
+    monkeypatch.setattr(triton_conv, "SEGMENT", 16)
+    monkeypatch.setattr(triton_conv, "_partial_sums", lambda rows, K, C, device: torch.full(
+        (rows, K + 1, C), float("nan"), device=device))
+    _assert_fp32_matches_reference(*_inputs(3, 41, 24, 7, torch.float32, seed=6), False, 24)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
