@@ -8,11 +8,12 @@ Per row (the last dim, D values), in fp32 whatever the input dtype:
                dw = sum over rows of dy xh silu(z)   (per-program partial sums, added by torch)
 
 so the forward keeps only x, z and r for the backward instead of PyTorch's fp32 intermediates.
+The backward walks a block of rows per program and loads each next row while it computes the current one.
 Registered as `hydra_vision::gated_rmsnorm` / `gated_rmsnorm_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
 of `eager_path`.
 """
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import triton
@@ -42,6 +43,32 @@ def _norm_fwd_kernel(x, s_x, z, s_z, w, y, rstd, M, D, eps, BLOCK_D: tl.constexp
     tl.store(rstd + row, r)
 
 
+@triton.jit
+def _load_row(dy, s_dy, x, s_x, z, s_z, rstd, row, end, cols, cm):
+    """(dy, x, z, r) of one row: three blocks of BLOCK_D values in their storage dtype (0 past D) and the row's
+    rstd; all zeros for row >= end."""
+    ok = row < end
+    m = cm & ok
+    return (tl.load(dy + row * s_dy + cols, mask=m, other=0.0), tl.load(x + row * s_x + cols, mask=m, other=0.0),
+            tl.load(z + row * s_z + cols, mask=m, other=0.0), tl.load(rstd + row, mask=ok, other=0.0))
+
+
+@triton.jit
+def _bwd_row(dyv, xv, zv, r, wv, dx_row, dz_row, mask, D):
+    """One row in fp32: stores dx = r (g - xh mean(g xh)) at dx_row and dz = dy xh w silu'(z) at dz_row (pointer
+    blocks, under mask), with xh = x r, g = dy w silu(z); returns the row's dw term dy xh silu(z) (BLOCK_D values)."""
+    dyv, xv, zv = dyv.to(tl.float32), xv.to(tl.float32), zv.to(tl.float32)
+    s = tl.sigmoid(zv)
+    xh = xv * r
+    gate = zv * s
+    g = dyv * wv * gate
+    dxv = r * (g - xh * (tl.sum(g * xh, axis=0) / D))
+    dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
+    tl.store(dx_row, dxv.to(dx_row.dtype.element_ty), mask=mask)
+    tl.store(dz_row, dzv.to(dz_row.dtype.element_ty), mask=mask)
+    return dyv * xh * gate
+
+
 @cached_launch
 @triton.jit
 def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, dw_part, M, D, ROWS_PER_PROG,
@@ -52,23 +79,13 @@ def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, dw_part, M
     wv = tl.load(w + cols, mask=cm, other=0.0).to(tl.float32)
     dw_acc = tl.zeros([BLOCK_D], tl.float32)
     first = pid.to(tl.int64) * ROWS_PER_PROG
-    for i in range(0, ROWS_PER_PROG):
+    end = tl.minimum(first + ROWS_PER_PROG, M)  # the last program's block may be short (or empty)
+    dyv, xv, zv, r = _load_row(dy, s_dy, x, s_x, z, s_z, rstd, first, end, cols, cm)
+    for i in range(ROWS_PER_PROG):
         row = first + i
-        ok = row < M
-        m = cm & ok
-        xv = tl.load(x + row * s_x + cols, mask=m, other=0.0).to(tl.float32)
-        zv = tl.load(z + row * s_z + cols, mask=m, other=0.0).to(tl.float32)
-        dyv = tl.load(dy + row * s_dy + cols, mask=m, other=0.0).to(tl.float32)
-        r = tl.load(rstd + row, mask=ok, other=0.0)
-        s = tl.sigmoid(zv)
-        xh = xv * r
-        gate = zv * s
-        g = dyv * wv * gate
-        dxv = r * (g - xh * (tl.sum(g * xh, axis=0) / D))
-        dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
-        dw_acc += dyv * xh * gate
-        tl.store(dx + row * D + cols, dxv.to(dx.dtype.element_ty), mask=m)
-        tl.store(dz + row * s_dz + cols, dzv.to(dz.dtype.element_ty), mask=m)
+        next_dy, next_x, next_z, next_r = _load_row(dy, s_dy, x, s_x, z, s_z, rstd, row + 1, end, cols, cm)
+        dw_acc += _bwd_row(dyv, xv, zv, r, wv, dx + row * D + cols, dz + row * s_dz + cols, cm & (row < end), D)
+        dyv, xv, zv, r = next_dy, next_x, next_z, next_r
     tl.store(dw_part + pid * D + cols, dw_acc, mask=cm)
 
 
