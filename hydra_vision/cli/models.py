@@ -30,7 +30,7 @@ def model_flops(model: torch.nn.Module, img_size: tuple[int, int]) -> int:
 def scan_flops(mixer: Hydra, seq_len: int) -> int:
     """FLOPs of one call of the quasiseparable mix (reference path) inside `mixer` for one sequence.
 
-    Both directions, with dense Q x Q blocks (Q = min(chunk_size, L)) inside each chunk and
+    Both directions, with dense Q x Q blocks (Q = min(chunk_size, L); "auto" by length) inside each chunk and
     the inter-chunk states: the matmul work the chunked algorithm does, masked halves included.
     """
     H, P, G, N, L = mixer.nheads, mixer.headdim, mixer.ngroups, mixer.d_state, seq_len

@@ -12,7 +12,7 @@ matrices of `SSDMixer`, in one `quasiseparable_mix` pass. `BidirectionalSSD` is 
 shift and the diagonal as switches (the paper's Table 10 ablations subclass it). Parameter names,
 shapes and order equal the official Hydra layer's, so its state dicts load as they are.
 """
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from timm.layers import register_notrace_function
 from hydra_vision.kernels import quasiseparable_mix
 from hydra_vision.kernels.backend import use_triton
 from hydra_vision.kernels.eager_path import dispatcher_needed
+from hydra_vision.kernels.quasiseparable.chunk_tuning import resolve_chunk_size
 from hydra_vision.kernels.quasiseparable.naive import quasiseparable_matrix
 
 from .ssd_mixer import SSDMixer
@@ -43,7 +44,7 @@ def mix_sequence(
     dt_bias: torch.Tensor,
     dt_limit: Tuple[float, float],
     shift: bool,
-    chunk_size: Optional[int],
+    chunk_size: Optional[Union[int, str]],
     backend: Optional[str],
 ) -> torch.Tensor:
     """`quasiseparable_mix` with softplus(dt + dt_bias), kept opaque to TorchScript and FX.
@@ -97,7 +98,7 @@ class BidirectionalSSD(SSDMixer):
     @torch.jit.unused
     def fused_layer(self, zxr: torch.Tensor, project: bool = False) -> torch.Tensor:
         spec = (self.d_inner, self.headdim, self.ngroups, self.d_state, self.causal_conv, self.dt_limit, self.shift,
-                int(self.chunk_size), self.norm.eps)
+                int(resolve_chunk_size(self.chunk_size, zxr.shape[1])), self.norm.eps)
         out_weight, out_bias = (self.out_proj.weight, self.out_proj.bias) if project else (None, None)
         return fused_hydra_layer(zxr, self.conv1d.weight, self.conv1d.bias, self.fc_D.weight, self.D, self.A_log,
                                  self.dt_bias, self.norm.weight, spec, out_weight, out_bias)

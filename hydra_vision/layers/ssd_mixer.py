@@ -41,7 +41,8 @@ class SSDMixer(MatrixMixer):
         dt_limit: clamp of dt after the softplus.
         bias: bias of in_proj and out_proj.
         conv_bias: bias of the conv.
-        chunk_size: chunk length of the chunked kernels (None: timed per device and shape on triton).
+        chunk_size: chunk length of the chunked kernels: 'auto' (one chunk up to 256 tokens, 64 beyond), an
+            int, or None (timed per device and shape on triton).
         backend: kernel backend ('naive' | 'reference' | 'triton' | 'auto'); None: the process default.
     """
 
@@ -65,7 +66,7 @@ class SSDMixer(MatrixMixer):
         dt_limit: Tuple[float, float] = (0.0, math.inf),
         bias: bool = False,
         conv_bias: bool = True,
-        chunk_size: Optional[int] = 256,
+        chunk_size: int | str | None = "auto",
         backend: Optional[str] = None,
         device=None,
         dtype=None,

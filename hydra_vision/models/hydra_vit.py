@@ -158,7 +158,7 @@ class HydraVisionTransformer(nn.Module):
             expand: int = 2,
             headdim: int = 64,
             ngroups: int = 1,
-            chunk_size: Optional[int] = 256,
+            chunk_size: int | str | None = "auto",
             backend: Optional[str] = None,
             selective_recompute: bool = False,
             mlp_ratio: float = 0.,

@@ -18,7 +18,7 @@ import math
 import torch
 
 from ..backend import resolve_backend
-from .chunk_tuning import DEFAULT_CHUNK
+from .chunk_tuning import DEFAULT_CHUNK, resolve_chunk_size
 
 __all__ = ["quasiseparable_mix"]
 
@@ -38,7 +38,7 @@ def quasiseparable_mix(
     dt_softplus: bool = False,
     dt_limit: tuple[float, float] = (0.0, math.inf),
     shift: bool = True,
-    chunk_size: int | None = 256,
+    chunk_size: int | str | None = 256,
     backend: str | None = None,
 ) -> torch.Tensor:
     """y = QS(x) for every batch element and head.
@@ -54,8 +54,9 @@ def quasiseparable_mix(
         dt_softplus: apply softplus to dt (+ dt_bias).
         dt_limit: (min, max) clamp of the final dt.
         shift: fold the one-position shift in (Hydra); False gives the "add" ablation.
-        chunk_size: the chunk length Q of the chunked algorithm; None: triton times 64, 128 and 256
-            once per device and shape and keeps the fastest. On a CPU the reference takes it (256 for
+        chunk_size: the chunk length Q of the chunked algorithm; "auto": one chunk up to 256 tokens, 64
+            beyond (`auto_chunk_size`); None: triton times 64, 128 and 256 once per device and shape and
+            keeps the fastest. On a CPU the reference takes it (256 for
             None) as an upper bound and runs shorter chunks where they are faster (`reference_chunk`).
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
@@ -72,7 +73,8 @@ def quasiseparable_mix(
     if name == "reference":
         from .reference import quasiseparable_mix_reference, reference_chunk
 
-        Q = reference_chunk(x.shape[1], B_fwd.shape[-1], chunk_size or DEFAULT_CHUNK, x.device)
+        L = x.shape[1]
+        Q = reference_chunk(L, B_fwd.shape[-1], resolve_chunk_size(chunk_size, L) or DEFAULT_CHUNK, x.device)
         return quasiseparable_mix_reference(*args, **kwargs, chunk_size=Q)
     from .triton_mix import quasiseparable_mix_triton
 

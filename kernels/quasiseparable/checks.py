@@ -50,7 +50,7 @@ def check_mix_inputs(
     *,
     dt_bias: torch.Tensor | None = None,
     dt_limit: tuple[float, float] = (0.0, float("inf")),
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
 ) -> MixDims:
     """Checks the arguments of `quasiseparable_mix` (x may be None: the matrix only).
 
@@ -100,8 +100,8 @@ def check_mix_inputs(
         _check_shape("dt_bias", dt_bias, "H", (H,))
     if len(dt_limit) != 2 or not dt_limit[0] <= dt_limit[1]:
         raise ValueError(f"dt_limit must be (min, max) with min <= max, got {dt_limit}")
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size is not None and chunk_size != "auto" and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int, 'auto' or None, got {chunk_size!r}")
     return MixDims(batch, L, H, P, G, N)
 
 

@@ -1,5 +1,5 @@
-"""The chunk length Q of the Triton mix (`chunk_length`), and its choice by timing per device and
-shape (`chunk_size=None`).
+"""The chunk length Q of the Triton mix (`chunk_length`), its choice by sequence length
+(`chunk_size="auto"`, the models' default) and by timing per device and shape (`chunk_size=None`).
 
 For a new key (device, dtype, x's shape, G, N, both directions or one, shift, D's kind) the
 caller's forward + backward runs once per distinct Q that CANDIDATES give at this L (none when the
@@ -18,10 +18,13 @@ import triton
 from ..host_math import next_power_of_2
 from .triton_config import interpreting
 
-__all__ = ["CANDIDATES", "DEFAULT_CHUNK", "chunk_length", "tuned_chunk_size"]
+__all__ = ["AUTO", "CANDIDATES", "DEFAULT_CHUNK", "LONG_CHUNK", "auto_chunk_size", "chunk_length",
+           "resolve_chunk_size", "tuned_chunk_size"]
 
 CANDIDATES = (64, 128, 256)
 DEFAULT_CHUNK = 256
+LONG_CHUNK = 64
+AUTO = "auto"
 _tuned: dict[Hashable, int] = {}
 
 
@@ -30,6 +33,20 @@ def chunk_length(L: int, chunk_size: int) -> int:
     next_power_of_2(L) (at least 16) when the sequence fits. The result does not depend on Q."""
     Q = min(256, max(16, 1 << (max(int(chunk_size), 1).bit_length() - 1)))
     return max(16, next_power_of_2(L)) if L <= Q else Q
+
+
+def auto_chunk_size(L: int) -> int:
+    """chunk_size "auto": DEFAULT_CHUNK up to 256 tokens (one chunk: at ViT lengths a head's whole
+    quasiseparable matrix is one dense block), LONG_CHUNK beyond. hydra_vit_base's training step on an
+    H200 (RESULTS.md, session 23): chunks of 64 take 16-18% off its GPU time at 512, 1,024 and 2,048 px
+    and add 18% at 224 px."""
+    return DEFAULT_CHUNK if L <= DEFAULT_CHUNK else LONG_CHUNK
+
+
+def resolve_chunk_size(chunk_size: int | str | None, L: int) -> int | str | None:
+    """The chunk_size the kernels take for a sequence of L tokens: "auto" -> `auto_chunk_size(L)`; anything
+    else unchanged (ints and None are valid, other values fail the input checks)."""
+    return auto_chunk_size(L) if chunk_size == AUTO else chunk_size
 
 
 def _time_ms(fn: Callable[[], object]) -> float:

@@ -58,7 +58,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2, padded_length
 from .checks import check_mix_inputs
-from .chunk_tuning import chunk_length, tuned_chunk_size
+from .chunk_tuning import chunk_length, resolve_chunk_size, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
 from .triton_bwd_dx import chunk_bwd_dx_kernel
 from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
@@ -270,11 +270,12 @@ def ssd_mix_triton(
     x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, B_f: torch.Tensor,
     C_f: torch.Tensor, B_b: Optional[torch.Tensor], C_b: Optional[torch.Tensor], D: Optional[torch.Tensor], *,
     dt_bias: Optional[torch.Tensor], dt_softplus: bool, dt_limit: tuple[float, float], shift: bool,
-    chunk_size: Optional[int],
+    chunk_size: int | str | None,
 ) -> torch.Tensor:
     """QS(x) (dt_b, B_b, C_b given) or the causal SSD y = SS(x) + D x (all three None, shift False),
-    on checked inputs; shapes as in `quasiseparable_mix`; chunk_size None: chosen by timing
-    (`chunk_tuning.tuned_chunk_size`)."""
+    on checked inputs; shapes as in `quasiseparable_mix`; chunk_size "auto": by length
+    (`chunk_tuning.auto_chunk_size`), None: chosen by timing (`chunk_tuning.tuned_chunk_size`)."""
+    chunk_size = resolve_chunk_size(chunk_size, x.shape[1])
     x, dt_f, dt_b, (B_f, C_f, B_b, C_b) = _prepare(x, dt_f, dt_b, (B_f, C_f, B_b, C_b))
     lo, hi = float(dt_limit[0]), float(dt_limit[1])
     inputs = (x, dt_f, dt_b, A, B_f, C_f, B_b, C_b, D, dt_bias)
@@ -305,13 +306,14 @@ def quasiseparable_mix_triton(
     dt_softplus: bool = False,
     dt_limit: tuple[float, float] = (0.0, math.inf),
     shift: bool = True,
-    chunk_size: Optional[int] = 256,
+    chunk_size: int | str | None = 256,
 ) -> torch.Tensor:
     """y = QS(x) by the fused Triton kernels; arguments and math as in `quasiseparable_mix`.
 
     Accumulates in fp32 for fp16/bf16/fp32 inputs; strided views (e.g. slices of the conv
     output) are read in place. `chunk_size` only sets the chunk length of long sequences
-    (`chunk_length`; None: the fastest of 64, 128, 256 on this device, timed once per shape);
+    (`chunk_length`; "auto": by length, `auto_chunk_size`; None: the fastest of 64, 128, 256 on this
+    device, timed once per shape);
     the result does not depend on it. The backward's fp32 workspace is dS, 4 x directions x batch
     x G x L x Q bytes (51.6 MB for Hydra-ViT-B's batch of 128 at G = 1; it grows with G), plus R
     and K' slots of 8 x max(1, Q / 64) x directions x batch x H x L bytes (38.7 MB there).

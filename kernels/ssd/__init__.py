@@ -14,7 +14,7 @@ import torch
 
 from ..backend import resolve_backend
 from ..quasiseparable.checks import check_mix_inputs
-from ..quasiseparable.chunk_tuning import DEFAULT_CHUNK
+from ..quasiseparable.chunk_tuning import DEFAULT_CHUNK, resolve_chunk_size
 
 __all__ = ["ssd_causal_mix"]
 
@@ -30,7 +30,7 @@ def ssd_causal_mix(
     dt_bias: torch.Tensor | None = None,
     dt_softplus: bool = False,
     dt_limit: tuple[float, float] = (0.0, math.inf),
-    chunk_size: int | None = 256,
+    chunk_size: int | str | None = 256,
     backend: str | None = None,
 ) -> torch.Tensor:
     """y = SS(x) + D x for every batch element and head.
@@ -42,7 +42,7 @@ def ssd_causal_mix(
         B, C: (batch, L, G, N); G divides H.
         D: (batch, L, H), (H,) or None.
         dt_bias, dt_softplus, dt_limit: dt = clamp(softplus?(dt + dt_bias), *dt_limit).
-        chunk_size: chunk length of the chunked algorithm; None: chosen by timing on triton; an
+        chunk_size: chunk length of the chunked algorithm; "auto": by length; None: chosen by timing on triton; an
             upper bound on the reference's chunks on a CPU; as in `quasiseparable_mix`.
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
@@ -61,7 +61,8 @@ def ssd_causal_mix(
         from ..quasiseparable.reference import reference_chunk
         from .reference import ssd_causal_mix_reference
 
-        Q = reference_chunk(x.shape[1], B.shape[-1], chunk_size or DEFAULT_CHUNK, x.device)
+        L = x.shape[1]
+        Q = reference_chunk(L, B.shape[-1], resolve_chunk_size(chunk_size, L) or DEFAULT_CHUNK, x.device)
         return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=Q)
     from ..quasiseparable.triton_mix import ssd_mix_triton
 

@@ -64,3 +64,34 @@ def test_mix_with_tuned_chunks_equals_a_fixed_chunk(mix_inputs, monkeypatch):
     torch.testing.assert_close(tuned, quasiseparable_mix(**kw, chunk_size=16, backend="triton"), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(quasiseparable_mix(**kw, chunk_size=None, backend="reference"), tuned,
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("L, expected", [(1, 256), (197, 256), (256, 256), (257, 64), (4097, 64)])
+def test_auto_is_one_chunk_up_to_256_tokens_and_64_beyond(L, expected):
+    assert chunk_tuning.auto_chunk_size(L) == expected
+    assert chunk_tuning.resolve_chunk_size("auto", L) == expected
+    assert chunk_tuning.resolve_chunk_size(128, L) == 128 and chunk_tuning.resolve_chunk_size(None, L) is None
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+@pytest.mark.parametrize("L", [40, 300])
+def test_auto_runs_the_mix_at_the_rule_s_chunk(mix_inputs, monkeypatch, backend, L):
+    """"auto" reaches the kernels as auto_chunk_size(L): the triton launchers' chunk_length and the reference's
+    chunk bound see 256 at L = 40 and 64 at L = 300, and the result equals the mix at that chunk_size."""
+    from hydra_vision.kernels.quasiseparable import reference, triton_mix
+
+    seen = []
+    module, name = (triton_mix, "chunk_length") if backend == "triton" else (reference, "reference_chunk")
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: (seen.append(args[-2 if backend == "reference" else 1]),
+                                                     original(*args))[1])
+    kw = mix_inputs(L=L, H=2, P=8, N=8, seed=4)
+    auto = quasiseparable_mix(**kw, chunk_size="auto", backend=backend)
+    expected = 256 if L <= 256 else 64
+    assert set(seen) == {expected}
+    torch.testing.assert_close(auto, quasiseparable_mix(**kw, chunk_size=expected, backend=backend), rtol=0, atol=0)
+
+
+def test_an_unknown_chunk_size_names_the_choices(mix_inputs):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int, 'auto' or None, got 'fast'"):
+        quasiseparable_mix(**mix_inputs(L=8, seed=1), chunk_size="fast", backend="triton")

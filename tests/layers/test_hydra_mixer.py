@@ -107,7 +107,7 @@ def test_state_dict_names_shapes_and_defaults():
     assert (mixer.d_inner, mixer.nheads, mixer.headdim, mixer.d_state, mixer.ngroups) == (1536, 24, 64, 64, 1)
     assert mixer.conv1d.kernel_size == (7,) and mixer.conv1d.padding == (3,) and mixer.conv1d.bias is not None
     assert mixer.in_proj.bias is None and mixer.out_proj.bias is None and mixer.fc_D.bias is None
-    assert mixer.chunk_size == 256 and mixer.dt_limit == (0.0, math.inf) and mixer.norm.eps == 1e-5
+    assert mixer.chunk_size == "auto" and mixer.dt_limit == (0.0, math.inf) and mixer.norm.eps == 1e-5
 
 
 def test_init():
