@@ -38,7 +38,7 @@ def chunk_length(L: int, chunk_size: int) -> int:
 def auto_chunk_size(L: int) -> int:
     """chunk_size "auto": DEFAULT_CHUNK up to 256 tokens (one chunk: at ViT lengths a head's whole
     quasiseparable matrix is one dense block), LONG_CHUNK beyond. hydra_vit_base's training step on an
-    H200 (RESULTS.md, session 23): chunks of 64 take 16-18% off its GPU time at 512, 1,024 and 2,048 px
+    H200 (RESULTS.md, session 23): chunks of 64 take 15-18% off its GPU time at 512, 1,024 and 2,048 px
     and add 18% at 224 px."""
     return DEFAULT_CHUNK if L <= DEFAULT_CHUNK else LONG_CHUNK
 
