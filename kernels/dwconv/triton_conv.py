@@ -1,6 +1,6 @@
 """The `triton` backend of the depthwise conv1d + SiLU, on channel-last tokens (no transposes).
 
-Each program walks a run of tokens of BLOCK_C channels of one batch element, one token at a time, in fp32,
+Each program walks a run of tokens of BLOCK_C channels of one batch element, token by token, in fp32,
 keeping the K rows of its window in registers (a rolling tuple: each token loads one new row, the next
 one's row is loaded a step ahead):
 
@@ -12,9 +12,10 @@ one's row is loaded a step ahead):
               (added by torch: no atomics, deterministic). The K - 1 halo rows of dpre that dx needs from the
               neighbouring segments are recomputed, so dpre never goes to memory.
 
-Runs are K tokens a loop step, unrolled, so the rolling window needs no register moves. Forward runs are
-STEPS * K tokens, autotuned with the channel tile; the backward segment is fixed, so that the partial
-sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
+The forward's loop takes K tokens a step, unrolled, so its window never moves between registers; its runs
+are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes one token a step (unrolled
+by K it holds ~210 registers against 164, and ran slower: RESULTS.md, session 21); its segment is fixed,
+so that the partial sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -36,7 +37,7 @@ from ..quasiseparable.triton_config import interpreting
 
 __all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_triton", "forward_configs"]
 
-SEGMENT = 64  # tokens per backward program: 64 + K - 1 steps, 10 loop steps of K = 7 (Hydra's conv)
+SEGMENT = 64  # tokens per backward program, which walks SEGMENT + K - 1 of them (the halo of dx)
 
 
 def forward_configs() -> list[triton.Config]:
@@ -46,8 +47,8 @@ def forward_configs() -> list[triton.Config]:
 
 
 def backward_configs() -> list[triton.Config]:
-    """Channel tiles of the backward, 4 channels a thread (8 spill: the window, the dpre rows, the taps and the
-    weight sums are 4 K + 1 registers a channel)."""
+    """Channel tiles of the backward, 4 channels a thread (8 would spill: the window, the dpre rows, the taps and
+    the weight sums are 4 K + 1 registers a channel)."""
     return [triton.Config({"BLOCK_C": bc}, num_warps=w) for bc, w in [(128, 1), (256, 2), (512, 4)]]
 
 
@@ -171,7 +172,7 @@ def _conv_bwd_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dx, s_dxb, s_dxl, p
     gs = _zeros(K - 1, BLOCK_C)  # dpre rows m - K + 1 .. m - 1; those before `first` reach no stored dx
     dws = _zeros(K, BLOCK_C)
     db = tl.zeros([BLOCK_C], tl.float32)
-    for m in range(first, end + LEFT):  # one token a step (unrolling by K holds ~200 registers and ran slower)
+    for m in range(first, end + LEFT):
         window = xs + (x_ahead,)  # rows m - LEFT .. m - LEFT + K - 1
         x_ahead = _row(x_b, m + K - LEFT, s_xl, L, cs, cm)
         g = g_ahead
