@@ -204,3 +204,15 @@ def test_bad_arguments(kwargs, match):
 def test_wrong_width_names_the_shape():
     with pytest.raises(RuntimeError, match="32"):
         Hydra(32, headdim=16)(torch.randn(1, 4, 24))
+
+
+def test_the_fused_layer_runs_the_auto_chunk_of_its_length(monkeypatch):
+    """chunk_size "auto" (the default) reaches the fused layer as one chunk up to 256 tokens and 64 beyond."""
+    specs = []
+    monkeypatch.setattr(hydra_mixer, "fused_hydra_layer", lambda zxr, *args: specs.append(args[7]) or zxr)
+    mixer = Hydra(64, headdim=32, device="meta")
+    width = mixer.in_proj.out_features
+    for L in (197, 256, 257, 1025):
+        mixer.fused_layer(torch.empty(1, L, width, device="meta"))
+    # spec: (d_inner, headdim, ngroups, d_state, causal_conv, dt_limit, shift, chunk_size, eps)
+    assert [spec[7] for spec in specs] == [256, 256, 64, 64]
