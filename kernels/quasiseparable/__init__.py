@@ -56,8 +56,8 @@ def quasiseparable_mix(
         shift: fold the one-position shift in (Hydra); False gives the "add" ablation.
         chunk_size: the chunk length Q of the chunked algorithm; "auto": one chunk up to 256 tokens, 64
             beyond (`auto_chunk_size`); None: triton times 64, 128 and 256 once per device and shape and
-            keeps the fastest. On a CPU the reference takes it (256 for
-            None) as an upper bound and runs shorter chunks where they are faster (`reference_chunk`).
+            keeps the fastest. On a CPU the reference takes it (256 for None) as an upper bound and runs
+            shorter chunks where they are faster (`reference_chunk`).
         backend: 'naive' | 'reference' | 'triton' | 'auto' | None (the default).
 
     Returns:

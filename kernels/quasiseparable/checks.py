@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import torch
 
+from .chunk_tuning import AUTO
+
 __all__ = ["MixDims", "check_mix_inputs", "compute_dtype"]
 
 
@@ -100,8 +102,8 @@ def check_mix_inputs(
         _check_shape("dt_bias", dt_bias, "H", (H,))
     if len(dt_limit) != 2 or not dt_limit[0] <= dt_limit[1]:
         raise ValueError(f"dt_limit must be (min, max) with min <= max, got {dt_limit}")
-    if chunk_size is not None and chunk_size != "auto" and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int, 'auto' or None, got {chunk_size!r}")
+    if chunk_size is not None and chunk_size != AUTO and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int, {AUTO!r} or None, got {chunk_size!r}")
     return MixDims(batch, L, H, P, G, N)
 
 
