@@ -192,9 +192,10 @@ def sync_report(fn: Callable[[], object], title: str, steps: int = 2) -> str:
         stacks[key] = stack
 
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # switching the mode on warns that it is a prototype: not a sync
+        torch.cuda.set_sync_debug_mode("warn")
         warnings.simplefilter("always")
         warnings.showwarning = record
-        torch.cuda.set_sync_debug_mode("warn")
         try:
             for _ in range(steps):
                 fn()

@@ -135,7 +135,13 @@ def test_sync_report_counts_each_synchronising_place_and_restores_the_mode(monke
 
     timing = _timing()
     modes = []
-    monkeypatch.setattr(timing.torch.cuda, "set_sync_debug_mode", modes.append)
+
+    def set_mode(mode: str) -> None:
+        modes.append(mode)
+        if mode == "warn":  # as torch does: a warning that the mode is a prototype, which is not a sync
+            warnings.warn("Synchronization debug mode is a prototype feature")
+
+    monkeypatch.setattr(timing.torch.cuda, "set_sync_debug_mode", set_mode)
     monkeypatch.setattr(timing.torch.cuda, "synchronize", lambda: None)
 
     def sync_here() -> None:
