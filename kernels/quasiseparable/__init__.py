@@ -18,7 +18,6 @@ import math
 import torch
 
 from ..backend import resolve_backend
-from .chunk_tuning import DEFAULT_CHUNK, resolve_chunk_size
 
 __all__ = ["quasiseparable_mix"]
 
@@ -74,7 +73,7 @@ def quasiseparable_mix(
         from .reference import quasiseparable_mix_reference, reference_chunk
 
         L = x.shape[1]
-        Q = reference_chunk(L, B_fwd.shape[-1], resolve_chunk_size(chunk_size, L) or DEFAULT_CHUNK, x.device)
+        Q = reference_chunk(L, B_fwd.shape[-1], chunk_size, x.device)
         return quasiseparable_mix_reference(*args, **kwargs, chunk_size=Q)
     from .triton_mix import quasiseparable_mix_triton
 

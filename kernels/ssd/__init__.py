@@ -14,7 +14,6 @@ import torch
 
 from ..backend import resolve_backend
 from ..quasiseparable.checks import check_mix_inputs
-from ..quasiseparable.chunk_tuning import DEFAULT_CHUNK, resolve_chunk_size
 
 __all__ = ["ssd_causal_mix"]
 
@@ -62,7 +61,7 @@ def ssd_causal_mix(
         from .reference import ssd_causal_mix_reference
 
         L = x.shape[1]
-        Q = reference_chunk(L, B.shape[-1], resolve_chunk_size(chunk_size, L) or DEFAULT_CHUNK, x.device)
+        Q = reference_chunk(L, B.shape[-1], chunk_size, x.device)
         return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=Q)
     from ..quasiseparable.triton_mix import ssd_mix_triton
 

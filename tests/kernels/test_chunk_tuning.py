@@ -77,14 +77,17 @@ def test_auto_is_one_chunk_up_to_256_tokens_and_64_beyond(L, expected):
 @pytest.mark.parametrize("L", [40, 300])
 def test_auto_runs_the_mix_at_the_rule_s_chunk(mix_inputs, monkeypatch, backend, L):
     """"auto" reaches the kernels as auto_chunk_size(L): the triton launchers' chunk_length and the reference's
-    chunk bound see 256 at L = 40 and 64 at L = 300, and the result equals the mix at that chunk_size."""
+    chunk bound (resolved in `reference_chunk`) see 256 at L = 40 and 64 at L = 300, and the result equals
+    the mix at that chunk_size."""
     from hydra_vision.kernels.quasiseparable import reference, triton_mix
 
     seen = []
-    module, name = (triton_mix, "chunk_length") if backend == "triton" else (reference, "reference_chunk")
-    original = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda *args: (seen.append(args[-2 if backend == "reference" else 1]),
-                                                     original(*args))[1])
+    if backend == "triton":
+        original = triton_mix.chunk_length
+        monkeypatch.setattr(triton_mix, "chunk_length", lambda L, q: (seen.append(q), original(L, q))[1])
+    else:
+        original = reference.resolve_chunk_size
+        monkeypatch.setattr(reference, "resolve_chunk_size", lambda q, L: (seen.append(original(q, L)), seen[-1])[1])
     kw = mix_inputs(L=L, H=2, P=8, N=8, seed=4)
     auto = quasiseparable_mix(**kw, chunk_size="auto", backend=backend)
     expected = 256 if L <= 256 else 64
