@@ -25,6 +25,9 @@ import ast
 import copy
 import json
 import sys
+import time
+
+PROCESS_START = time.perf_counter()
 from pathlib import Path
 from typing import Callable
 
@@ -137,6 +140,24 @@ def is_oom(error: Exception) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+def cold_start(args: argparse.Namespace, model_kwargs: dict, device: torch.device) -> dict:
+    """The first step of the first model, size and mode in this process: Triton's compile and autotune of
+    every kernel the step runs (on an empty TRITON_CACHE_DIR), or their cache lookups."""
+    img_size, name, mode = args.img_sizes[0], args.models[0], args.modes[0]
+    batch = args.batch_sizes[0] if args.batch_sizes else BATCH_SIZES.get(img_size, 1)
+    model = timm.create_model(name, img_size=img_size, num_classes=NUM_CLASSES, **model_kwargs).to(device)
+    step = make_step(model, mode, COMPILE_MODES[args.compile[0]], batch, img_size, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    step()
+    sync()
+    return {"kind": "cold_start", "model": name, "img_size": img_size, "batch": batch, "mode": mode,
+            "compile": RECORDED_COMPILE.get(args.compile[0], args.compile[0]),
+            "first_step_s": round(time.perf_counter() - start, 2),
+            "process_s": round(time.perf_counter() - PROCESS_START, 2)}
+
+
 def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -148,6 +169,9 @@ def run(args: argparse.Namespace) -> None:
     stream = args.out.open("a") if args.out else None
     emit({**env_header(), "bench": "models", "amp": "bf16" if device.type == "cuda" else "fp32",
           "peak_flops": args.peak_tflops * 1e12, "model_kwargs": model_kwargs}, stream)
+    if args.cold_start:
+        emit(cold_start(args, model_kwargs, device), stream)
+        return
     for i, img_size in enumerate(args.img_sizes):
         if args.batch_sizes:
             batch = args.batch_sizes[i if len(args.batch_sizes) > 1 else 0]
@@ -249,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print each case's cProfile table (Python functions by own time, 5 steps)")
     parser.add_argument("--sync-debug", action="store_true",
                         help="print each case's synchronising CUDA calls with their Python stacks (2 steps)")
+    parser.add_argument("--cold-start", action="store_true",
+                        help="instead, time the first step of the first model, size, mode and compile setting "
+                             "in this process (compile + autotune on an empty Triton cache)")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--table", type=Path, help="print the markdown table of a JSON-lines file and exit")
     args = parser.parse_args(argv)

@@ -44,6 +44,18 @@ def test_cpu_run_writes_one_line_per_case(bench, tmp_path: Path) -> None:
     assert train["flops_img"] == 3 * infer["flops_img"]
 
 
+def test_cold_start_times_only_the_first_case(bench, tmp_path: Path) -> None:
+    out = tmp_path / "cold.jsonl"
+    assert bench.main(["--device", "cpu", "--models", "hydra_vit_tiny", "deit_tiny_patch16_224", "--img-sizes", "32",
+                       "--batch-sizes", "2", "--modes", "train", "--compile", "off", "--model-kwargs", "depth=1",
+                       "--cold-start", "--out", str(out)]) == 0
+    header, record = read_jsonl(out)
+    assert header["kind"] == "header"
+    assert record["kind"] == "cold_start"
+    assert (record["model"], record["img_size"], record["batch"], record["mode"]) == ("hydra_vit_tiny", 32, 2, "train")
+    assert 0 < record["first_step_s"] <= record["process_s"]
+
+
 def test_forward_flops_of_deit_match_the_hand_count(bench) -> None:
     """deit_tiny, depth 2, 32 px: 4 patches + cls = 5 tokens of width 192, 3 heads of 64, 1000 classes."""
     model = timm.create_model("deit_tiny_patch16_224", img_size=32, depth=2)
