@@ -28,10 +28,10 @@ __all__ = ["quasiseparable_mix_reference", "reference_chunk"]
 
 def reference_chunk(L: int, N: int, chunk_size: int | str | None, device: torch.device) -> int:
     """The chunk length the dispatchers run the reference with: `chunk_size` ("auto" resolved for L, None
-    read as DEFAULT_CHUNK, `chunk_tuning`), then on a CPU shortened to the
-    power of two nearest (L N)^(1/3) (at least 16), where per head the Q x Q blocks (O(L Q P) work, with
-    several elementwise passes) and the passing of states between chunks (O((L / Q)^2 N P)) balance:
-    32 at ViT lengths, 128 at 16,384 tokens (RESULTS.md, "The PyTorch path on a CPU").
+    read as DEFAULT_CHUNK, `chunk_tuning`), on a CPU shortened to the power of two nearest (L N)^(1/3)
+    (at least 16), where per head the Q x Q blocks (O(L Q P) work, with several elementwise passes) and
+    the passing of states between chunks (O((L / Q)^2 N P)) balance: 32 at ViT lengths, 128 at 16,384
+    tokens (RESULTS.md, "The PyTorch path on a CPU").
     Elsewhere `chunk_size` itself: on the meta device FLOPs are counted at the kernels' chunk length,
     and on GPUs the choice is not measured. The result does not depend on Q."""
     chunk_size = resolve_chunk_size(chunk_size, L) or DEFAULT_CHUNK
