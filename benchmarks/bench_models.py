@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for but no CUDA device is available (use --device cpu for a smoke run)")
+    # as in timm's benchmark.py and our trainer: cuDNN times its algorithms for the patch embedding's conv
+    torch.backends.cudnn.benchmark = True
     model_kwargs = parse_model_kwargs(args.model_kwargs)
     if args.batch_sizes and len(args.batch_sizes) not in (1, len(args.img_sizes)):
         raise ValueError(f"--batch-sizes needs 1 value or one per image size ({len(args.img_sizes)}), "

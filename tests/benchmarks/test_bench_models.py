@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import timm
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_models.py"
 
@@ -23,12 +24,14 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_cpu_run_writes_one_line_per_case(bench, tmp_path: Path) -> None:
+def test_cpu_run_writes_one_line_per_case(bench, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     out = tmp_path / "run.jsonl"
     models = ["hydra_vit_tiny", "deit_tiny_patch16_224"]
     assert bench.main(["--device", "cpu", "--models", *models, "--img-sizes", "32", "--batch-sizes", "2",
                        "--modes", "infer", "train", "--compile", "off", "--model-kwargs", "depth=2",
                        "--quick", "--out", str(out)]) == 0
+    assert torch.backends.cudnn.benchmark  # cuDNN times its algorithms, as timm's benchmark.py has it
     records = read_jsonl(out)
     assert records[0]["kind"] == "header" and records[0]["device"] == "cpu"
     assert records[0]["model_kwargs"] == {"depth": 2}
