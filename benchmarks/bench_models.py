@@ -140,12 +140,26 @@ def is_oom(error: Exception) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+def batch_size(args: argparse.Namespace, i: int) -> int:
+    """The batch of the i-th image size: --batch-sizes (one per size, or one for all), else BATCH_SIZES, else
+    224 px's batch scaled to the same pixels per batch."""
+    if args.batch_sizes:
+        return args.batch_sizes[i if len(args.batch_sizes) > 1 else 0]
+    img_size = args.img_sizes[i]
+    return BATCH_SIZES.get(img_size, max(1, BATCH_SIZES[224] * 224**2 // img_size**2))
+
+
+def create(name: str, img_size: int, model_kwargs: dict) -> torch.nn.Module:
+    """timm.create_model at img_size with the benchmark's class count and the extra kwargs."""
+    return timm.create_model(name, img_size=img_size, num_classes=NUM_CLASSES, **model_kwargs)
+
+
 def cold_start(args: argparse.Namespace, model_kwargs: dict, device: torch.device) -> dict:
     """The first step of the first model, size and mode in this process: Triton's compile and autotune of
     every kernel the step runs (on an empty TRITON_CACHE_DIR), or their cache lookups."""
     img_size, name, mode = args.img_sizes[0], args.models[0], args.modes[0]
-    batch = args.batch_sizes[0] if args.batch_sizes else BATCH_SIZES.get(img_size, 1)
-    model = timm.create_model(name, img_size=img_size, num_classes=NUM_CLASSES, **model_kwargs).to(device)
+    batch = batch_size(args, 0)
+    model = create(name, img_size, model_kwargs).to(device)
     step = make_step(model, mode, COMPILE_MODES[args.compile[0]], batch, img_size, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
@@ -175,12 +189,9 @@ def run(args: argparse.Namespace) -> None:
         emit(cold_start(args, model_kwargs, device), stream)
         return
     for i, img_size in enumerate(args.img_sizes):
-        if args.batch_sizes:
-            batch = args.batch_sizes[i if len(args.batch_sizes) > 1 else 0]
-        else:
-            batch = BATCH_SIZES.get(img_size, max(1, BATCH_SIZES[224] * 224**2 // img_size**2))
+        batch = batch_size(args, i)
         for name in args.models:
-            model = timm.create_model(name, img_size=img_size, num_classes=NUM_CLASSES, **model_kwargs)
+            model = create(name, img_size, model_kwargs)
             flops_img = forward_flops(model, img_size)
             params_m = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
             for mode in args.modes:

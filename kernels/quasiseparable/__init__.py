@@ -72,8 +72,7 @@ def quasiseparable_mix(
     if name == "reference":
         from .reference import quasiseparable_mix_reference, reference_chunk
 
-        L = x.shape[1]
-        Q = reference_chunk(L, B_fwd.shape[-1], chunk_size, x.device)
+        Q = reference_chunk(x.shape[1], B_fwd.shape[-1], chunk_size, x.device)
         return quasiseparable_mix_reference(*args, **kwargs, chunk_size=Q)
     from .triton_mix import quasiseparable_mix_triton
 

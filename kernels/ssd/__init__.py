@@ -60,8 +60,7 @@ def ssd_causal_mix(
         from ..quasiseparable.reference import reference_chunk
         from .reference import ssd_causal_mix_reference
 
-        L = x.shape[1]
-        Q = reference_chunk(L, B.shape[-1], chunk_size, x.device)
+        Q = reference_chunk(x.shape[1], B.shape[-1], chunk_size, x.device)
         return ssd_causal_mix_reference(x, dt, A, B, C, D, **kwargs, chunk_size=Q)
     from ..quasiseparable.triton_mix import ssd_mix_triton
 
