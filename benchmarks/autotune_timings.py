@@ -1,0 +1,88 @@
+"""Every autotuned config's time, per kernel and tuning key, in one mixer forward+backward.
+
+Triton's autotuner times each surviving config once per new key and keeps only the best; with
+TRITON_PRINT_AUTOTUNING=1 it prints the winner, not the field. This script records the whole field:
+it wraps `Autotuner.run`, runs one triton forward+backward of the mix per length (bench_mixer's
+inputs, bf16), and prints one JSON line per (kernel, key, config) with the median ms, the rank and
+whether the config won. Configs that fail to compile (out of resources) time as inf.
+
+    python benchmarks/autotune_timings.py --lengths 1025 4097 16385 --chunk-size 64
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from triton.runtime.autotuner import Autotuner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mixer import make_inputs  # noqa: E402
+from timing import emit, env_header  # noqa: E402
+
+from hydra_vision.kernels import quasiseparable_mix  # noqa: E402
+
+
+def record_tuning(records: list[dict]) -> None:
+    """Wrap Autotuner.run so that each new tuning (a new `configs_timings` dict) is appended to `records`."""
+    original = Autotuner.run
+
+    def run(self, *args, **kwargs):
+        before = getattr(self, "configs_timings", None)
+        out = original(self, *args, **kwargs)
+        timings = getattr(self, "configs_timings", None)
+        if timings is not None and timings is not before:
+            named = dict(zip(self.arg_names, args), **kwargs)
+            records.append({"kernel": self.base_fn.__name__, "key": {k: named.get(k) for k in self.keys},
+                            "timings": timings, "best": self.best_config})
+        return out
+
+    Autotuner.run = run
+
+
+def config_lines(record: dict, shape: dict) -> list[dict]:
+    """One line per config of one tuning, fastest first."""
+    ranked = sorted(record["timings"].items(), key=lambda kv: kv[1][0] if isinstance(kv[1], list) else kv[1])
+    lines = []
+    for rank, (config, timing) in enumerate(ranked):
+        median = timing[0] if isinstance(timing, list) else timing
+        lines.append({"kind": "config", **shape, "kernel": record["kernel"], "key": record["key"],
+                      "config": {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages},
+                      "ms": round(float(median), 5), "rank": rank, "best": config is record["best"]})
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[4097])
+    parser.add_argument("--tokens", type=int, default=25_216)
+    parser.add_argument("--chunk-size", default="auto")
+    parser.add_argument("--heads", type=int, default=24)
+    parser.add_argument("--headdim", type=int, default=64)
+    parser.add_argument("--d-state", type=int, default=64)
+    parser.add_argument("--out", help="also append the JSON lines to this file")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("autotune_timings.py times Triton configs and needs a CUDA device")
+    chunk = None if args.chunk_size == "auto" else int(args.chunk_size)
+    out = open(args.out, "a") if args.out else None
+    emit(env_header(), out)
+    records: list[dict] = []
+    record_tuning(records)
+    for L in args.lengths:
+        batch = max(1, args.tokens // L)
+        inputs = make_inputs(batch, L, args.heads, args.headdim, 1, args.d_state, torch.bfloat16)
+        start = len(records)
+        quasiseparable_mix(**inputs["kw"], chunk_size=chunk, backend="triton").float().square().sum().backward()
+        torch.cuda.synchronize()
+        shape = {"L": L, "batch": batch, "chunk_size": args.chunk_size}
+        for record in records[start:]:
+            for line in config_lines(record, shape):
+                emit(line, out)
+    if out:
+        out.close()
+
+
+if __name__ == "__main__":
+    main()
