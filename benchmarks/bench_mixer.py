@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import cpu_time_ms, emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
-from hydra_vision.kernels.quasiseparable.chunk_tuning import DEFAULT_CHUNK  # noqa: E402
+from hydra_vision.kernels.quasiseparable.chunk_tuning import AUTO, DEFAULT_CHUNK, resolve_chunk_size  # noqa: E402
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length  # noqa: E402
 
 LENGTHS = (197, 785, 1025, 4097, 16385)
@@ -73,7 +73,17 @@ def make_inputs(batch: int, L: int, H: int, P: int, G: int, N: int, dtype: torch
     return {"leaves": [xbc, dt, D, A, dt_bias], "kw": kw}
 
 
-def two_pass(kw: dict, chunk_size: int) -> torch.Tensor:
+def parse_chunk_size(value: str) -> int | str | None:
+    """--chunk-size: an int, "auto" (the models' rule by length) or "tuned" (None: timed per shape)."""
+    if value in (AUTO, "tuned"):
+        return AUTO if value == AUTO else None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"chunk size must be an int, 'auto' or 'tuned', not {value!r}") from None
+
+
+def two_pass(kw: dict, chunk_size: int | str | None) -> torch.Tensor:
     """The official construction on our causal kernel: flip + concat, one scan, roll, flip back."""
     x, batch = kw["x"], kw["x"].shape[0]
     y = ssd_causal_mix(
@@ -86,7 +96,7 @@ def two_pass(kw: dict, chunk_size: int) -> torch.Tensor:
     return y[:batch] + y[batch:].flip(1) + kw["D"][..., None] * x
 
 
-def case_fn(case: str, kw: dict, chunk_size: int) -> Callable[[], torch.Tensor]:
+def case_fn(case: str, kw: dict, chunk_size: int | str | None) -> Callable[[], torch.Tensor]:
     if case in ("triton", "reference"):
         return lambda: quasiseparable_mix(**kw, chunk_size=chunk_size, backend=case)
     if case == "two_pass":
@@ -104,7 +114,7 @@ def sdpa_inputs(batch: int, L: int, heads: int, dtype: torch.dtype) -> list[torc
     return [qkv]
 
 
-def check_against_reference(kw: dict, chunk_size: int) -> dict:
+def check_against_reference(kw: dict, chunk_size: int | str | None) -> dict:
     """Relative max error of triton and two_pass vs the reference (fp32 inside) on this input."""
     with torch.no_grad():
         ref = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="reference").float()
@@ -146,7 +156,7 @@ def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tenso
     return stats
 
 
-def warm_triton_step(kw: dict, chunk_size: int) -> Callable[[], None]:
+def warm_triton_step(kw: dict, chunk_size: int | str | None) -> Callable[[], None]:
     """One triton forward+backward as a function, after three runs (compiled and autotuned)."""
     def step():
         y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="triton")
@@ -158,13 +168,13 @@ def warm_triton_step(kw: dict, chunk_size: int) -> Callable[[], None]:
     return step
 
 
-def profile(kw: dict, chunk_size: int, label: str, rows: int = 15) -> None:
+def profile(kw: dict, chunk_size: int | str | None, label: str, rows: int = 15) -> None:
     """torch.profiler table of the CUDA kernels of one triton forward+backward."""
     step = warm_triton_step(kw, chunk_size)
     print(profile_table(step, label, steps=5, rows=rows, sort_by=("cuda_time_total",), cpu_ops=False))
 
 
-def ncu_window(kw: dict, chunk_size: int) -> None:
+def ncu_window(kw: dict, chunk_size: int | str | None) -> None:
     """One warm triton forward+backward between cudaProfilerStart and Stop, the only kernels that
     `ncu --profile-from-start off` profiles (autotuning's launches stay outside)."""
     step = warm_triton_step(kw, chunk_size)
@@ -185,7 +195,8 @@ def table(records: list[dict]) -> str:
     lines = [
         f"{header['date']}, {header['device']}, torch {header['torch']}, triton {header['triton']}; "
         f"mixer at d_model {header['d_model']} (H={header['H']} x P={header['P']}, N={header['N']}, "
-        f"G={header['G']}), {header['dtype']}, {header['tokens']} tokens per batch.",
+        f"G={header['G']}), {header['dtype']}, {header['tokens']} tokens per batch, chunk_size "
+        f"{header.get('chunk_size', 256)}.",
         "",
         f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms "
         f"| SDPA h{header['H']} ms | two-pass / triton (>= 2) | triton / causal (<= 1.3) "
@@ -219,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headdim", type=int, default=64)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--ngroups", type=int, default=1)
-    parser.add_argument("--chunk-size", type=lambda v: None if v == "auto" else int(v), default=256,
-                        help="chunk length, or 'auto': timed per shape (chunk_size=None)")
+    parser.add_argument("--chunk-size", type=parse_chunk_size, default=AUTO,
+                        help="chunk length; 'auto' (default): the models' rule, one chunk up to 256 tokens and "
+                             "64 beyond; 'tuned': timed per shape (chunk_size=None)")
     parser.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"], choices=["fwd", "fwdbwd"])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
@@ -240,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     H = 2 * args.d_model // args.headdim
     P, N, G = args.headdim, args.d_state, args.ngroups
     stream = args.out.open("a") if args.out else None
-    chunk = args.chunk_size or "auto"
+    chunk = "tuned" if args.chunk_size is None else args.chunk_size
     emit({**env_header(), "bench": "mixer", "d_model": args.d_model, "H": H, "P": P, "N": N, "G": G,
           "dtype": args.dtype, "tokens": args.tokens, "chunk_size": chunk}, stream)
     for L in args.lengths:
@@ -264,13 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         errors = check_against_reference(kw, args.chunk_size)
         gate = all(e < 3e-2 for e in errors.values())
         emit({"kind": "gate", "L": L, "batch": batch, "rel_err": errors, "passed": gate}, stream)
-        flops = mixer_flops(batch, L, H, P, G, N, chunk_length(L, args.chunk_size or DEFAULT_CHUNK))
+        Q = chunk_length(L, resolve_chunk_size(args.chunk_size, L) or DEFAULT_CHUNK)
+        flops = mixer_flops(batch, L, H, P, G, N, Q)
         for mode in args.modes:
             for case in args.cases:
                 if case in ("triton", "two_pass") and not gate:
                     continue
                 record = {"kind": "case", "name": f"B{batch}_L{L}_D{args.d_model}", "L": L, "batch": batch,
-                          "mode": mode, "chunk_size": chunk}
+                          "mode": mode, "chunk_size": chunk, "Q": Q}
                 if case == "sdpa":
                     for heads in sorted({args.d_model // 64, H}):
                         qkv = sdpa_inputs(batch, L, heads, dtype)

@@ -1,0 +1,48 @@
+"""bench_mixer.py's and autotune_timings.py's CPU halves: the chunk option, the table's header, the config ranking."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import autotune_timings  # noqa: E402
+import bench_mixer  # noqa: E402
+
+
+def test_chunk_option_defaults_to_the_models_rule_and_names_bad_values():
+    parse = bench_mixer.parse_chunk_size
+    assert parse("auto") == "auto"
+    assert parse("tuned") is None
+    assert parse("64") == 64
+    with pytest.raises(argparse.ArgumentTypeError, match="'auto' or 'tuned'"):
+        parse("sixty-four")
+
+
+def test_flops_count_the_states_only_past_one_chunk():
+    one_chunk = bench_mixer.mixer_flops(1, 197, 24, 64, 1, 64, 256)
+    chunked = bench_mixer.mixer_flops(1, 197, 24, 64, 1, 64, 64)
+    assert one_chunk == 2 * 197 * 197 * (24 * 64 + 2 * 64)
+    assert chunked == 2 * 197 * 64 * (24 * 64 + 2 * 64) + 8 * 197 * 24 * 64 * 64
+
+
+def test_table_says_which_chunk_size_was_timed():
+    header = {"kind": "header", "date": "d", "device": "gpu", "torch": "t", "triton": "tr", "d_model": 768, "H": 24,
+              "P": 64, "N": 64, "G": 1, "dtype": "bfloat16", "tokens": 25216, "chunk_size": "auto"}
+    row = {"kind": "case", "L": 4097, "batch": 6, "mode": "fwdbwd", "peak_gib": 0.4}
+    text = bench_mixer.table([header, {**row, "case": "triton", "ms": 2.0}, {**row, "case": "causal", "ms": 1.6}])
+    assert "chunk_size auto" in text
+    assert "| 4097 | 6 | fwdbwd | 2.000 | - | 1.600 |" in text
+
+
+def test_config_lines_rank_every_timed_config_and_mark_the_winner():
+    fast, slow = triton.Config({"BLOCK": 64}, num_warps=8), triton.Config({"BLOCK": 32}, num_warps=4, num_stages=1)
+    record = {"kernel": "k", "key": {"L": 4097}, "timings": {slow: [0.5, 0.4, 0.6], fast: [0.2, 0.1, 0.3]},
+              "best": fast}
+    lines = autotune_timings.config_lines(record, {"L": 4097})
+    assert [line["ms"] for line in lines] == [0.2, 0.5]
+    assert [line["best"] for line in lines] == [True, False]
+    assert lines[1]["config"] == {"BLOCK": 32, "num_warps": 4, "num_stages": 1}
