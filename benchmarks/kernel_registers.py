@@ -70,6 +70,7 @@ KERNELS = {
     "mix_pairs": (triton_mix, "chunk_bwd_pairs_kernel"),
     "mix_dx": (triton_mix, "chunk_bwd_dx_kernel"),
     "mix_bc": (triton_mix, "chunk_bwd_bc_kernel"),
+    "dt_totals": (triton_dt, "_dt_totals_kernel"),
     "dt_bwd": (triton_dt, "_dt_bwd_kernel"),
     "conv_fwd": (triton_conv, "_conv_fwd_kernel"),
     "conv_bwd": (triton_conv, "_conv_bwd_kernel"),

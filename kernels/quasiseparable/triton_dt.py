@@ -26,8 +26,9 @@ from ..launcher import cached_launch
 
 __all__ = ["dt_backward", "dt_forward", "token_rows"]
 
-# Tokens per program of the dt backward: each program first sums v = R - dt K' over the tokens
-# its scan passes before its segment (the carry), so long sequences run in parallel segments.
+# Tokens per program of the dt backward. Long sequences run in parallel segments: one launch sums
+# v = R - dt K' per segment, and each program of the next adds up the sums of the segments its scan
+# passes before its own (the carry).
 _SEGMENT = 512
 
 
@@ -128,14 +129,34 @@ def _token_block(R, Kp, dta, base, hs, hm, blk, L, LS, BLOCK_L: tl.constexpr):
 
 @cached_launch
 @triton.jit
+def _dt_totals_kernel(
+    dta, R, Kp, totals, L, LS, H, BHL,
+    BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr,
+):
+    """totals[d, seg, b, h] = sum of v = R - dt K' over the segment's tokens."""
+    b, pid_h, seg = tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2)
+    hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    hm = hs < H
+    first = seg * (SEGMENT // BLOCK_L)
+    last = tl.minimum(first + SEGMENT // BLOCK_L, tl.cdiv(L, BLOCK_L))
+    for d in tl.static_range(NDIR):
+        total = tl.zeros([BLOCK_H], tl.float32)
+        for blk in range(first, last):
+            total += tl.sum(_token_block(R, Kp, dta, d * BHL + b * H * LS, hs, hm, blk, L, LS, BLOCK_L)[5], axis=1)
+        tl.store(totals + ((d * tl.num_programs(2) + seg) * tl.num_programs(0) + b) * H + hs, total, mask=hm)
+
+
+@cached_launch
+@triton.jit
 def _dt_bwd_kernel(
     dt_f, dt_b, s_b, s_l, s_h, ddt_f, ddt_b, s_gb, s_gl, s_gh,
-    A, bias, dta, R, Kp, dA_part, dbias_part,
+    A, bias, dta, R, Kp, totals, dA_part, dbias_part,
     L, LS, H, BHL, lo, hi,
-    BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, SHIFT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_S: tl.constexpr, NDIR: tl.constexpr,
+    SHIFT: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
 ):
     b, pid_h, seg = tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2)
+    segs, nsegs = tl.arange(0, BLOCK_S), tl.num_programs(2)
     hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
     hm = hs < H
     A_h = tl.load(A + hs, mask=hm, other=0.0).to(tl.float32)
@@ -144,15 +165,16 @@ def _dt_bwd_kernel(
         v0 = tl.load(bias + hs, mask=hm, other=0.0).to(tl.float32)
     dA = tl.zeros([BLOCK_H], tl.float32)
     dbias = tl.zeros([BLOCK_H], tl.float32)
-    nblocks = tl.cdiv(L, BLOCK_L)
     first = seg * (SEGMENT // BLOCK_L)
-    last = tl.minimum(first + SEGMENT // BLOCK_L, nblocks)
+    last = tl.minimum(first + SEGMENT // BLOCK_L, tl.cdiv(L, BLOCK_L))
     for d in tl.static_range(NDIR):
         src = dt_f if d == 0 else dt_b
         dst = ddt_f if d == 0 else ddt_b
-        carry = tl.zeros([BLOCK_H], tl.float32)  # the sum of v over the tokens the scan passes before this segment
-        for blk in range(last if d == 0 else 0, nblocks if d == 0 else first):
-            carry += tl.sum(_token_block(R, Kp, dta, d * BHL + b * H * LS, hs, hm, blk, L, LS, BLOCK_L)[5], axis=1)
+        # the carry: v summed over the segments the scan passes before this one (those after it, forward)
+        passed = (segs > seg) if d == 0 else (segs < seg)
+        seg_off = ((d * nsegs + segs[:, None]) * tl.num_programs(0) + b) * H + hs[None, :]
+        carry = tl.sum(tl.load(totals + seg_off, mask=(passed & (segs < nsegs))[:, None] & hm[None, :], other=0.0),
+                       axis=0)
         for it in range(last - first):
             blk = last - 1 - it if d == 0 else first + it  # forward scan: suffix sums; backward: prefix sums
             t, mask, r, kp, dt, v = _token_block(R, Kp, dta, d * BHL + b * H * LS, hs, hm, blk, L, LS, BLOCK_L)
@@ -199,14 +221,19 @@ def dt_backward(
     segments = cdiv(L, _SEGMENT)
     dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)
+    totals = torch.empty(ndir, segments, batch, H, device=dt_f.device, dtype=torch.float32)
     BLOCK_H = min(16, next_power_of_2(H))
     LS, BHL = token_rows(dta)
-    _dt_bwd_kernel[(batch, cdiv(H, BLOCK_H), segments)](
+    grid = (batch, cdiv(H, BLOCK_H), segments)
+    if segments > 1:
+        _dt_totals_kernel[grid](dta, R, Kp, totals, L, LS, H, BHL, BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H,
+                                NDIR=ndir, num_warps=4)
+    _dt_bwd_kernel[grid](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), ddt_f, ddt_f if ddt_b is None else ddt_b, *ddt_f.stride(),
-        A, A if dt_bias is None else dt_bias, dta, R, Kp, dA_part, dbias_part,
+        A, A if dt_bias is None else dt_bias, dta, R, Kp, totals, dA_part, dbias_part,
         L, LS, H, BHL, lo, hi,
-        BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, NDIR=ndir, SHIFT=int(shift), HAS_BIAS=dt_bias is not None,
-        SOFTPLUS=dt_softplus,
+        BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, BLOCK_S=next_power_of_2(segments), NDIR=ndir,
+        SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         num_warps=8,  # 125 registers on sm_90; 128-token blocks in 4 warps spilled (benchmarks/kernel_registers.py)
     )
     return ddt_f, ddt_b, dA_part.sum((0, 1)), dbias_part.sum((0, 1))
