@@ -6,22 +6,56 @@ it wraps `Autotuner.run`, runs one triton forward+backward of the mix per length
 inputs, bf16), and prints one JSON line per (kernel, key, config) with the median ms, the rank and
 whether the config won. Configs that fail to compile (out of resources) time as inf.
 
+`--configs` adds candidate configs to named kernels for this process (`--replace`: only those), so a
+field can be timed without editing the tree; every config costs a compile of a few seconds.
+
     python benchmarks/autotune_timings.py --lengths 1025 4097 16385 --chunk-size 64
+    python benchmarks/autotune_timings.py --lengths 16385 --tokens 32800 \
+        --configs '{"chunk_bwd_bc_kernel": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}]}'
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import pkgutil
 import sys
 from pathlib import Path
 
 import torch
+import triton
 from triton.runtime.autotuner import Autotuner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mixer import make_inputs  # noqa: E402
 from timing import emit, env_header  # noqa: E402
 
+import hydra_vision.kernels  # noqa: E402
 from hydra_vision.kernels import quasiseparable_mix  # noqa: E402
+from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
+
+
+def autotuners() -> dict[str, Autotuner]:
+    """Every autotuned kernel of hydra_vision.kernels, by its function's name."""
+    found = {}
+    package = hydra_vision.kernels
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        for value in vars(importlib.import_module(info.name)).values():
+            tuner = triton_kernel(value)
+            if isinstance(tuner, Autotuner):
+                found[tuner.base_fn.__name__] = tuner
+    return found
+
+
+def set_configs(spec: dict[str, list[dict]], replace: bool) -> None:
+    """Add (or with `replace`, set) each named kernel's configs: {name: [{meta..., num_warps, num_stages}]}."""
+    tuners = autotuners()
+    for name, configs in spec.items():
+        if name not in tuners:
+            raise SystemExit(f"--configs: no autotuned kernel {name!r}; the kernels are {sorted(tuners)}")
+        new = [triton.Config({k: v for k, v in c.items() if k not in ("num_warps", "num_stages")},
+                             num_warps=c.get("num_warps", 4), num_stages=c.get("num_stages", 3)) for c in configs]
+        tuners[name].configs = new if replace else [*tuners[name].configs, *new]
 
 
 def record_tuning(records: list[dict]) -> None:
@@ -61,10 +95,14 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=24)
     parser.add_argument("--headdim", type=int, default=64)
     parser.add_argument("--d-state", type=int, default=64)
+    parser.add_argument("--configs", type=json.loads, default={},
+                        help='JSON {"kernel name": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}, ...]}: added configs')
+    parser.add_argument("--replace", action="store_true", help="time only the --configs of the kernels they name")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("autotune_timings.py times Triton configs and needs a CUDA device")
+    set_configs(args.configs, args.replace)
     chunk = None if args.chunk_size == "auto" else int(args.chunk_size)
     out = open(args.out, "a") if args.out else None
     emit(env_header(), out)

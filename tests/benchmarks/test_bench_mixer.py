@@ -46,3 +46,19 @@ def test_config_lines_rank_every_timed_config_and_mark_the_winner():
     assert [line["ms"] for line in lines] == [0.2, 0.5]
     assert [line["best"] for line in lines] == [True, False]
     assert lines[1]["config"] == {"BLOCK": 32, "num_warps": 4, "num_stages": 1}
+
+
+def test_configs_are_added_or_replaced_by_kernel_name(monkeypatch):
+    tuners = autotune_timings.autotuners()
+    assert {"chunk_bwd_bc_kernel", "chunk_fwd_kernel", "_states_kernel"} <= set(tuners)
+    bc, states = tuners["chunk_bwd_bc_kernel"], tuners["_states_kernel"]
+    monkeypatch.setattr(bc, "configs", list(bc.configs))
+    monkeypatch.setattr(states, "configs", list(states.configs))
+    before = len(bc.configs)
+    autotune_timings.set_configs({"chunk_bwd_bc_kernel": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}]}, False)
+    assert len(bc.configs) == before + 1
+    assert (bc.configs[-1].kwargs, bc.configs[-1].num_warps, bc.configs[-1].num_stages) == ({"BLOCK": 64}, 8, 1)
+    autotune_timings.set_configs({"_states_kernel": [{"BLOCK_P": 16, "num_warps": 2}]}, True)
+    assert [(c.kwargs, c.num_warps) for c in states.configs] == [({"BLOCK_P": 16}, 2)]
+    with pytest.raises(SystemExit, match="no autotuned kernel 'nope'; the kernels are"):
+        autotune_timings.set_configs({"nope": []}, False)
