@@ -5,7 +5,9 @@
 #            AB_DIR defaults to .ab, git-ignored: carry it with the run). Pack again after new commits.
 #   Device:  bash benchmarks/ab_branches.sh run BRANCH...
 #            AB=mixer (default): bench_mixer.py forward+backward with AB_ARGS
-#                (default "--cases triton --lengths 197 4097 16385") -> $OUT/ab_BRANCH.jsonl, "L mode case ms"
+#                (default "--cases triton --lengths 197 4097 16385") -> $OUT/ab_BRANCH.jsonl, "L mode case ms".
+#                Each tree runs its own bench_mixer.py, whose default chunk is the models' rule from 0cc7df9 on and
+#                256 before (where "auto" meant timed): with older trees, pass --chunk-size N in AB_ARGS.
 #            AB=models: hydra_vit_base's eager 224 px training step -> $OUT/ab_models_BRANCH.jsonl,
 #                "model img/s gpu_ms GiB". The eager step at 224 px is host-bound on the H200: compare
 #                GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
