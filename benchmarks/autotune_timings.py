@@ -27,7 +27,7 @@ import triton
 from triton.runtime.autotuner import Autotuner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mixer import make_inputs  # noqa: E402
+from bench_mixer import AUTO, make_inputs, parse_chunk_size  # noqa: E402
 from timing import emit, env_header  # noqa: E402
 
 import hydra_vision.kernels  # noqa: E402
@@ -77,13 +77,15 @@ def record_tuning(records: list[dict]) -> None:
 
 def config_lines(record: dict, shape: dict) -> list[dict]:
     """One line per config of one tuning, fastest first."""
-    ranked = sorted(record["timings"].items(), key=lambda kv: kv[1][0] if isinstance(kv[1], list) else kv[1])
+    def median(timing: list[float] | float) -> float:  # do_bench gives [median, q20, q80], or inf when it failed
+        return float(timing[0] if isinstance(timing, list) else timing)
+
+    ranked = sorted(record["timings"].items(), key=lambda kv: median(kv[1]))
     lines = []
     for rank, (config, timing) in enumerate(ranked):
-        median = timing[0] if isinstance(timing, list) else timing
         lines.append({"kind": "config", **shape, "kernel": record["kernel"], "key": record["key"],
                       "config": {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages},
-                      "ms": round(float(median), 5), "rank": rank, "best": config is record["best"]})
+                      "ms": round(median(timing), 5), "rank": rank, "best": config is record["best"]})
     return lines
 
 
@@ -91,30 +93,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[4097])
     parser.add_argument("--tokens", type=int, default=25_216)
-    parser.add_argument("--chunk-size", default="auto")
+    parser.add_argument("--chunk-size", type=parse_chunk_size, default=AUTO,
+                        help="as bench_mixer.py's: an int, 'auto' (the models' rule) or 'tuned'")
     parser.add_argument("--heads", type=int, default=24)
     parser.add_argument("--headdim", type=int, default=64)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--configs", type=json.loads, default={},
-                        help='JSON {"kernel name": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}, ...]}: added configs')
+                        help='configs to add, JSON: {"kernel name": [{"BLOCK": 64, "num_warps": 8}, ...]}')
     parser.add_argument("--replace", action="store_true", help="time only the --configs of the kernels they name")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("autotune_timings.py times Triton configs and needs a CUDA device")
     set_configs(args.configs, args.replace)
-    chunk = None if args.chunk_size == "auto" else int(args.chunk_size)
     out = open(args.out, "a") if args.out else None
     emit(env_header(), out)
+    chunk = "tuned" if args.chunk_size is None else args.chunk_size
     records: list[dict] = []
     record_tuning(records)
     for L in args.lengths:
         batch = max(1, args.tokens // L)
         inputs = make_inputs(batch, L, args.heads, args.headdim, 1, args.d_state, torch.bfloat16)
         start = len(records)
-        quasiseparable_mix(**inputs["kw"], chunk_size=chunk, backend="triton").float().square().sum().backward()
+        y = quasiseparable_mix(**inputs["kw"], chunk_size=args.chunk_size, backend="triton")
+        y.float().square().sum().backward()
         torch.cuda.synchronize()
-        shape = {"L": L, "batch": batch, "chunk_size": args.chunk_size}
+        shape = {"L": L, "batch": batch, "chunk_size": chunk}
         for record in records[start:]:
             for line in config_lines(record, shape):
                 emit(line, out)

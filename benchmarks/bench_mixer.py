@@ -75,8 +75,10 @@ def make_inputs(batch: int, L: int, H: int, P: int, G: int, N: int, dtype: torch
 
 def parse_chunk_size(value: str) -> int | str | None:
     """--chunk-size: an int, "auto" (the models' rule by length) or "tuned" (None: timed per shape)."""
-    if value in (AUTO, "tuned"):
-        return AUTO if value == AUTO else None
+    if value == AUTO:
+        return AUTO
+    if value == "tuned":
+        return None
     try:
         return int(value)
     except ValueError:
@@ -276,14 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         errors = check_against_reference(kw, args.chunk_size)
         gate = all(e < 3e-2 for e in errors.values())
         emit({"kind": "gate", "L": L, "batch": batch, "rel_err": errors, "passed": gate}, stream)
-        Q = chunk_length(L, resolve_chunk_size(args.chunk_size, L) or DEFAULT_CHUNK)
+        Q = chunk_length(L, resolve_chunk_size(args.chunk_size, L) or DEFAULT_CHUNK)  # "tuned" counted at 256
         flops = mixer_flops(batch, L, H, P, G, N, Q)
         for mode in args.modes:
             for case in args.cases:
                 if case in ("triton", "two_pass") and not gate:
                     continue
                 record = {"kind": "case", "name": f"B{batch}_L{L}_D{args.d_model}", "L": L, "batch": batch,
-                          "mode": mode, "chunk_size": chunk, "Q": Q}
+                          "mode": mode, "chunk_size": chunk}
                 if case == "sdpa":
                     for heads in sorted({args.d_model // 64, H}):
                         qkv = sdpa_inputs(batch, L, heads, dtype)

@@ -221,11 +221,12 @@ def dt_backward(
     segments = cdiv(L, _SEGMENT)
     dA_part = torch.empty(segments, batch, H, device=dt_f.device, dtype=torch.float32)
     dbias_part = torch.empty_like(dA_part)
-    totals = torch.empty(ndir, segments, batch, H, device=dt_f.device, dtype=torch.float32)
+    totals = dA_part  # not read with one segment (every carry mask is empty)
     BLOCK_H = min(16, next_power_of_2(H))
     LS, BHL = token_rows(dta)
     grid = (batch, cdiv(H, BLOCK_H), segments)
     if segments > 1:
+        totals = torch.empty(ndir, segments, batch, H, device=dt_f.device, dtype=torch.float32)
         _dt_totals_kernel[grid](dta, R, Kp, totals, L, LS, H, BHL, BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H,
                                 NDIR=ndir, num_warps=4)
     _dt_bwd_kernel[grid](
