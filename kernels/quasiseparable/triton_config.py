@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["dot_precision", "interpreting", "mma", "mma_split"]
+__all__ = ["dot_precision", "forward_state_dtype", "interpreting", "mma", "mma_split"]
 
 
 def interpreting() -> bool:
@@ -25,6 +25,17 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "upcast" if interpreting() else "tf32"
 
 
+def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Storage type of the forward pass's chunk states for inputs of `dtype`: bf16 for bf16, else fp32.
+
+    In the forward the states only enter y's state term, C . S, whose result is rounded to x's dtype:
+    one more bf16 rounding there costs about one output rounding, and halves the bytes the state walk
+    writes and the forward kernel reads (Mamba-2 passes its states in C's dtype too). fp16's range
+    (65,504) is too small for a state that sums about 1 / |A| tokens' dt x B^T, and the backward keeps
+    fp32 states: R and K' cumulate their rounding into dA and dt_bias (`triton_mix`)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
 @triton.jit
 def mma(a, b, acc, DOT_PREC: tl.constexpr):
     """acc + a @ b with fp32 accumulation. "upcast" multiplies the 16-bit operands in fp32, which
@@ -37,9 +48,12 @@ def mma(a, b, acc, DOT_PREC: tl.constexpr):
 @triton.jit
 def mma_split(a, b, acc, DOT_PREC: tl.constexpr):
     """acc + a @ b for 16-bit (or fp32) a and fp32 b: b = hi + lo in a's dtype, two dots, so b keeps
-    about 16 mantissa bits (states and weighted maps, whose rounding would bias dA and dt_bias)."""
+    about 16 mantissa bits (states and weighted maps, whose rounding would bias dA and dt_bias).
+    A b stored in a's dtype already (the forward's bf16 states) takes one dot."""
     if DOT_PREC == "ieee" or DOT_PREC == "tf32x3":  # fp32 operands: one fp32-accurate dot
         return tl.dot(a, b, acc, input_precision=DOT_PREC)
+    if b.dtype == a.dtype:
+        return mma(a, b, acc, DOT_PREC)
     hi = b.to(a.dtype)
     lo = (b - hi.to(tl.float32)).to(a.dtype)
     return mma(a, lo, mma(a, hi, acc, DOT_PREC), DOT_PREC)

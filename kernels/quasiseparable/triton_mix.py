@@ -40,8 +40,9 @@ group and direction (Mamba-2's dCB): dCs = dS B, dB = dS^T Cs. The backward ther
 per tile pair one product per group (S = Cs B^T) and one per head (dy_h x_h^T), then per head
 the products of dx and per group those of dB and dC. Numerics: decays are
 differences of fp32 chunk-local prefix sums (exponent error ~ eps max|p|, as in Mamba-2);
-R and K' are summed from fp32 tiles and the states enter the 16-bit dots as hi + lo parts,
-because the cumulated R - K' turns their rounding into dA / dt_bias error; that cumulated
+R and K' are summed from fp32 tiles and the backward's states enter the 16-bit dots as hi + lo
+parts, because the cumulated R - K' turns their rounding into dA / dt_bias error (the forward's
+states, which feed only y, are stored in bf16 for bf16 inputs: `forward_state_dtype`); that cumulated
 difference has absolute error ~ eps sum|W| (as Mamba-2's ddA_cumsum).
 
 The pair of launchers is registered as the torch custom ops `hydra_vision::ssd_mix` /
@@ -63,7 +64,7 @@ from .triton_bwd_bc import chunk_bwd_bc_kernel
 from .triton_bwd_dx import chunk_bwd_dx_kernel
 from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
 from .triton_chunk_fwd import chunk_fwd_kernel
-from .triton_config import dot_precision
+from .triton_config import dot_precision, forward_state_dtype
 from .triton_dt import dt_backward, dt_forward, token_rows
 from .triton_products import chunk_products_kernel
 from .triton_states import chunk_states
@@ -116,7 +117,9 @@ def _forward(
     bidir = dt_b is not None
     dta, cum = dt_forward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, Q)
     nchunks = cdiv(L, Q)
-    states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift) if nchunks > 1 else dta
+    states = dta  # one chunk: no states (unused)
+    if nchunks > 1:
+        states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift, forward_state_dtype(x.dtype))
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()

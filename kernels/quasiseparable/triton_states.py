@@ -70,7 +70,7 @@ def _states_kernel(
     state = tl.zeros([BLOCK_P, BLOCK_N], tl.float32)
     for i in range(nchunks):
         c = tl.where(rightward, i, nchunks - 1 - i)
-        tl.store(out_base + c * P * N, state, mask=out_mask)
+        tl.store(out_base + c * P * N, state.to(out.dtype.element_ty), mask=out_mask)
         c0 = c * Q
         T = tl.load(cum + base + tl.minimum(c0 + Q, L) - 1)
         contrib = tl.zeros([BLOCK_P, BLOCK_N], tl.float32)
@@ -95,24 +95,25 @@ def _states_kernel(
 
 def chunk_states(
     u: torch.Tensor, K0: torch.Tensor, K1: torch.Tensor | None, dta: torch.Tensor, cum: torch.Tensor, A: torch.Tensor,
-    Q: int, adjoint: bool, shift: bool,
+    Q: int, adjoint: bool, shift: bool, dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """The state entering each chunk, per direction (fp32).
+    """The state entering each chunk, per direction, walked in fp32 and stored in `dtype` (rounded once).
 
     Args:
         u: (batch, L, H, P) x (adjoint=False) or dy (adjoint=True).
         K0, K1: (batch, L, G, N) B_f, B_b (or C_f, C_b when adjoint), same strides; K1 None when causal.
         dta, cum: (NDIR, batch, H, padded L) final dt and chunk-local prefix sums of dt A.
         Q: chunk length.
+        dtype: storage type (`triton_config.forward_state_dtype`: bf16 in a bf16 forward).
 
     Returns:
-        (NDIR, batch, H, nchunks, P, N) fp32: entry c is what chunk c reads.
+        (NDIR, batch, H, nchunks, P, N) in `dtype`: entry c is what chunk c reads.
     """
     batch, L, H, P = u.shape
     G, N = K0.shape[2:]
     ndir = dta.shape[0]
     nchunks = cdiv(L, Q)
-    out = torch.empty(ndir, batch, H, nchunks, P, N, device=u.device, dtype=torch.float32)
+    out = torch.empty(ndir, batch, H, nchunks, P, N, device=u.device, dtype=dtype)
 
     def grid(meta):
         return (cdiv(P, meta["BLOCK_P"]), batch * H, ndir)

@@ -1,0 +1,48 @@
+"""The chunk states' storage type: walked in fp32, rounded once where they are stored; bf16 only in a
+bf16 forward pass (`triton_config.forward_state_dtype`), fp32 wherever the backward reads them."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hydra_vision.kernels.quasiseparable import triton_mix
+from hydra_vision.kernels.quasiseparable.triton_dt import dt_forward
+from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton
+from hydra_vision.kernels.quasiseparable.triton_states import chunk_states
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.mark.parametrize("adjoint", [False, True], ids=["states", "adjoint"])
+def test_stored_states_are_the_fp32_walk_rounded_once(mix_inputs, adjoint):
+    kw = mix_inputs(2, 45, 2, 8, 1, 16, dtype=torch.bfloat16, seed=4, device=DEVICE)
+    Q = 16
+    dta, cum = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
+    u, K0, K1 = (kw["x"], kw["B_fwd"], kw["B_bwd"]) if not adjoint else (kw["x"], kw["C_fwd"], kw["C_bwd"])
+    walked = chunk_states(u, K0, K1, dta, cum, kw["A"], Q, adjoint, True)
+    stored = chunk_states(u, K0, K1, dta, cum, kw["A"], Q, adjoint, True, torch.bfloat16)
+    assert walked.dtype == torch.float32 and stored.dtype == torch.bfloat16
+    assert walked.abs().amax() > 0.1  # the chunks carry something
+    # one rounding: below one bf16 ulp (the interpreter truncates, the GPU rounds to nearest)
+    torch.testing.assert_close(stored.float(), walked, rtol=torch.finfo(torch.bfloat16).eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype, forward_states", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32),
+                                                   (torch.float32, torch.float32)], ids=["bf16", "fp16", "fp32"])
+def test_only_a_bf16_forward_stores_bf16_states(mix_inputs, cast_inputs, monkeypatch, dtype, forward_states):
+    """fp16's range is too small for states; the backward's states feed dA and dt_bias through R and K'."""
+    stored = []
+
+    def recording(*args, **kwargs):
+        out = chunk_states(*args, **kwargs)
+        stored.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(triton_mix, "chunk_states", recording)
+    kw = cast_inputs(mix_inputs(1, 40, 2, 8, 1, 8, dtype=dtype, seed=5, device=DEVICE), requires_grad=True)
+    y = quasiseparable_mix_triton(**kw, chunk_size=16)
+    assert stored == [forward_states]
+    y.float().sum().backward()
+    assert stored == [forward_states, torch.float32, torch.float32]
