@@ -1,6 +1,6 @@
 """Triton stage 3 (backward), part 3: per group, dC and dB from dS, and the finished R.
 
-One program per (tile t of positions, batch, group), with dS from `triton_bwd_pairs`:
+One program per (tile t of positions, group, batch), with dS from `triton_bwd_pairs`:
 
     dCs_d[i] = sum_j dS_d[i, j] B_d[j] + sum_h decay_in[i] dy_h[i] S_in,h      (i in t)
     dB_d[j]  = sum_i dS_d[i, j] Cs_d[i] + sum_h dt_h[j] w_h[j] x_h[j] dS_h      (j in t)
@@ -49,7 +49,7 @@ def chunk_bwd_bc_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    tile, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    tile, g, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     t0 = tile * BLOCK
     nm = ns < N

@@ -1,6 +1,6 @@
 """Triton stage 3 (backward), part 2: per head, dx = QS^T dy, dD and the finished K'.
 
-One program per (column tile j, batch, head), over the row tiles i of its chunk (the
+One program per (column tile j, head, batch), over the row tiles i of its chunk (the
 transposed walk of `triton_chunk_fwd`, with the tiles of the matrix built transposed):
 
     dx[j]  = sum_d dt_d[j] (sum_i (S o decay)_d[i, j] dy_i + w_d[j] B_d[j] dS_d)  + D[j] dy_j

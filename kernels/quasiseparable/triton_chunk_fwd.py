@@ -1,6 +1,6 @@
 """Triton stage 3 (forward): y = QS(x) for one tile of rows, both triangles, the states and D in one store.
 
-A program owns BLOCK rows i of one chunk, one batch element and one head. Over the
+A program owns BLOCK rows i of one chunk, one head and one batch element (`head_program`). Over the
 column tiles j of its chunk it builds the tile of the quasiseparable matrix
 
     lower (j < i, or j <= i without shift):  Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]
@@ -67,11 +67,12 @@ def chunk_tile(tile, L, P, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.con
 @triton.jit
 def head_program(A, L, LS, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr,
                  BLOCK_N: tl.constexpr):
-    """For a program of a (tile, batch, head) grid: its batch, head and group; its chunk, the chunk's start
+    """For a program of a (tile, head, batch) grid: its batch, head and group; its chunk, the chunk's start
     and end and the tile's start; the tile's positions, their mask and the P / N ranges (`chunk_tile`);
     the head's A (fp32) and its offsets into the (direction, batch, H, LS) arrays (rows padded to LS), both
-    directions."""
-    tile, b, h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    directions. Heads vary before batch elements, so the programs that read one batch element's group
+    data (the stored products S, B, C) run together and find it in L2."""
+    tile, h, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     off_f = b * H * LS + h * LS
     return b, h, h // (H // G), c, c0, c_end, tile * BLOCK, idx, im, ps, ns, pm, tl.load(A + h).to(tl.float32), \

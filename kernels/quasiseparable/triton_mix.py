@@ -127,7 +127,7 @@ def _forward(
     S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype)) if nchunks == 1 else dta
 
     def grid(meta):
-        return (cdiv(L, meta["BLOCK"]), k["batch"], H)
+        return (cdiv(L, meta["BLOCK"]), H, k["batch"])
 
     LS, BHL = token_rows(dta)
     chunk_fwd_kernel[grid](
@@ -200,7 +200,7 @@ def backward_into(
     )
 
     def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
-        return lambda meta: (cdiv(L, meta["BLOCK"]), batch, heads)
+        return lambda meta: (cdiv(L, meta["BLOCK"]), heads, batch)
 
     chunk_bwd_dx_kernel[grid(H)](
         *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, *dx.stride(), K_slots, Kp, dD, *sizes,
