@@ -146,7 +146,8 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
 
 def _specialise(fn: JITFunction, args: tuple, kwargs: dict, config_kwargs: dict) -> tuple[dict, dict, dict]:
     """(signature, constexprs, attrs) for ASTSource, as the runtime would specialise this call."""
-    values = dict(zip(fn.arg_names, args)) | kwargs | config_kwargs
+    defaults = {name: p.default for name, p in fn.signature.parameters.items() if p.default is not p.empty}
+    values = defaults | dict(zip(fn.arg_names, args)) | kwargs | config_kwargs
     signature, constexprs, attrs = {}, {}, {}
     for i, (name, param) in enumerate(zip(fn.arg_names, fn.params)):
         if name not in values:

@@ -1,7 +1,8 @@
 """Triton stage 2: the (P, N) state that enters every chunk, for both directions in one launch.
 
-One program per (head, batch, direction, block of P) walks the chunks in order (the
-forward scan rightwards, the backward scan leftwards) and keeps its state in registers:
+One program per (head, batch, direction, block of P, and of N when a config sets N_SPLIT) walks
+the chunks in order (the forward scan rightwards, the backward scan leftwards) and keeps its
+state in registers:
 
     S_in[c] = sum of the contributions of the chunks already passed,
     S <- exp(T_c) S + sum_{t in c} w_t u_t K_t^T,     T_c = sum_{t in c} a_t
@@ -42,13 +43,16 @@ def _states_kernel(
     L, LS, H, G, P, N, nchunks, BHL,
     Q: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     NDIR: tl.constexpr, ADJOINT: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr,
+    N_SPLIT: tl.constexpr = 1,
 ):
-    pid_p, bh, d = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    BN: tl.constexpr = BLOCK_N // N_SPLIT  # a program's columns of the state (N_SPLIT programs share a row block)
+    pid_p, pid_n = tl.program_id(0) // N_SPLIT, tl.program_id(0) % N_SPLIT
+    bh, d = tl.program_id(1), tl.program_id(2)
     b = (bh // H).to(tl.int64)
     h = bh % H
     g = h // (H // G)
     ps = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    ns = tl.arange(0, BLOCK_N)
+    ns = pid_n * BN + tl.arange(0, BN)
     A_h = tl.load(A + h).to(tl.float32)
     base = d * BHL + b * H * LS + h * LS
     # direction-dependent walking order, K row offset and decay coefficient (module docstring)
@@ -67,13 +71,13 @@ def _states_kernel(
     k_base = kp + b * s_kb + g * s_kg + ns[None, :] * s_kn
     out_base = out + (base // LS) * nchunks * P * N + ps[:, None] * N + ns[None, :]
     out_mask = (ps < P)[:, None] & (ns < N)[None, :]
-    state = tl.zeros([BLOCK_P, BLOCK_N], tl.float32)
+    state = tl.zeros([BLOCK_P, BN], tl.float32)
     for i in range(nchunks):
         c = tl.where(rightward, i, nchunks - 1 - i)
         tl.store(out_base + c * P * N, state.to(out.dtype.element_ty), mask=out_mask)
         c0 = c * Q
         T = tl.load(cum + base + tl.minimum(c0 + Q, L) - 1)
-        contrib = tl.zeros([BLOCK_P, BLOCK_N], tl.float32)
+        contrib = tl.zeros([BLOCK_P, BN], tl.float32)
         for t0 in range(0, Q, BLOCK_T):
             t = c0 + t0 + tl.arange(0, BLOCK_T)
             tm = t < L
@@ -116,7 +120,7 @@ def chunk_states(
     out = torch.empty(ndir, batch, H, nchunks, P, N, device=u.device, dtype=dtype)
 
     def grid(meta):
-        return (cdiv(P, meta["BLOCK_P"]), batch * H, ndir)
+        return (cdiv(P, meta["BLOCK_P"]) * meta.get("N_SPLIT", 1), batch * H, ndir)
 
     LS, BHL = token_rows(dta)
     _states_kernel[grid](

@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+import triton
 
-from hydra_vision.kernels.quasiseparable import triton_mix
+from hydra_vision.kernels.quasiseparable import triton_mix, triton_states
 from hydra_vision.kernels.quasiseparable.triton_dt import dt_forward
 from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton
 from hydra_vision.kernels.quasiseparable.triton_states import chunk_states
@@ -27,6 +28,22 @@ def test_stored_states_are_the_fp32_walk_rounded_once(mix_inputs, adjoint):
     assert walked.abs().amax() > 0.1  # the chunks carry something
     # one rounding: below one bf16 ulp (the interpreter truncates, the GPU rounds to nearest)
     torch.testing.assert_close(stored.float(), walked, rtol=torch.finfo(torch.bfloat16).eps, atol=0)
+
+
+def test_a_walk_split_over_the_state_index_matches_one_block(mix_inputs, monkeypatch):
+    """A config with N_SPLIT = 2 (half of the state's columns per program, twice the programs) and
+    16-row blocks of P walks the same states as the default config."""
+    kw = mix_inputs(2, 45, 2, 32, 1, 32, seed=6, device=DEVICE)
+    Q = 16
+    dta, cum = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
+    args = (kw["x"], kw["B_fwd"], kw["B_bwd"], dta, cum, kw["A"], Q, False, True)
+    whole = chunk_states(*args)
+    launcher = triton_states._states_kernel
+    monkeypatch.setattr(launcher, "entries", {})  # no compiled kernel kept from the default config
+    monkeypatch.setattr(launcher.kernel, "configs", [triton.Config({"BLOCK_P": 16, "N_SPLIT": 2}, num_warps=4)])
+    split = chunk_states(*args)
+    assert whole.abs().amax() > 0.1
+    torch.testing.assert_close(split, whole, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype, forward_states", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32),
