@@ -39,8 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import (  # noqa: E402
-    cpu_time_ms, emit, env_header, gpu_busy_ms, peak_memory_gib, profile_table, python_profile_table, sync_report,
-    time_ms,
+    cpu_time_ms, emit, env_header, gpu_busy_ms, kernel_us, largest, peak_memory_gib, profile_table,
+    python_profile_table, sync_report, time_ms,
 )
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
@@ -113,9 +113,10 @@ def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch
 
 def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
             device: torch.device, quick: bool, profile: bool = False, python_profile: bool = False,
-            sync_debug: bool = False) -> dict:
+            sync_debug: bool = False, kernel_times: int = 0) -> dict:
     """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
-    by GPU time and by host time: a step that launches many small kernels is bound by the second)."""
+    by GPU time and by host time: a step that launches many small kernels is bound by the second; with
+    `kernel_times`, also record that many kernels with the most GPU time per step, in us)."""
     step = make_step(model, mode, compile_mode, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
@@ -133,7 +134,10 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     stats = time_ms(step, warmup_ms=25 if quick else 200, rep_ms=100 if quick else 1000)
     resident = torch.cuda.memory_allocated() / 2**30
     peak = round(resident + peak_memory_gib(step), 4)
-    return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak, "gpu_ms": gpu_busy_ms(step)}
+    record = {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak, "gpu_ms": gpu_busy_ms(step)}
+    if kernel_times:
+        record["kernels_us"] = largest(kernel_us(step, steps=3), kernel_times)
+    return record
 
 
 def is_oom(error: Exception) -> bool:
@@ -202,7 +206,8 @@ def run(args: argparse.Namespace) -> None:
                     case_model = copy.deepcopy(model).to(device)
                     try:
                         stats = measure(case_model, mode, COMPILE_MODES[compile_flag], batch, img_size, device,
-                                        args.quick, args.profile, args.python_profile, args.sync_debug)
+                                        args.quick, args.profile, args.python_profile, args.sync_debug,
+                                        args.kernel_times)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -286,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print each case's cProfile table (Python functions by own time, 5 steps)")
     parser.add_argument("--sync-debug", action="store_true",
                         help="print each case's synchronising CUDA calls with their Python stacks (2 steps)")
+    parser.add_argument("--kernel-times", type=int, default=0, metavar="N",
+                        help="record each case's N kernels with the most GPU time per step (us), for A/Bs")
     parser.add_argument("--cold-start", action="store_true",
                         help="instead, time the first step of the first model, size, mode and compile setting "
                              "in this process (compile + autotune on an empty Triton cache)")

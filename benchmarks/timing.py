@@ -12,7 +12,7 @@ from typing import Callable, TextIO
 
 import torch
 
-__all__ = ["copy_gbps", "cpu_time_ms", "emit", "env_header", "gpu_busy_ms", "kernel_us", "peak_memory_gib",
+__all__ = ["copy_gbps", "cpu_time_ms", "emit", "env_header", "gpu_busy_ms", "kernel_us", "largest", "peak_memory_gib",
            "profile_table", "time_ms"]
 
 
@@ -116,6 +116,11 @@ def kernel_us(fn: Callable[[], object], steps: int = 10) -> dict[str, float]:
     """Device time per call of fn() (us, warmed up by the caller) of every kernel it launches, by name."""
     averages = _cuda_profile(fn, steps).key_averages()
     return {e.key: round(e.device_time_total / steps, 1) for e in averages if e.device_time_total > 0}
+
+
+def largest(times: dict[str, float], count: int) -> dict[str, float]:
+    """The `count` entries of {name: time} with the largest times, largest first."""
+    return dict(sorted(times.items(), key=lambda item: -item[1])[:count])
 
 
 def copy_gbps(numel: int, dtype: torch.dtype) -> float:

@@ -30,7 +30,7 @@ def test_cpu_run_writes_one_line_per_case(bench, tmp_path: Path, monkeypatch) ->
     models = ["hydra_vit_tiny", "deit_tiny_patch16_224"]
     assert bench.main(["--device", "cpu", "--models", *models, "--img-sizes", "32", "--batch-sizes", "2",
                        "--modes", "infer", "train", "--compile", "off", "--model-kwargs", "depth=2",
-                       "--quick", "--out", str(out)]) == 0
+                       "--quick", "--kernel-times", "5", "--out", str(out)]) == 0
     assert torch.backends.cudnn.benchmark  # cuDNN times its algorithms, as timm's benchmark.py has it
     records = read_jsonl(out)
     assert records[0]["kind"] == "header" and records[0]["device"] == "cpu"
@@ -43,6 +43,7 @@ def test_cpu_run_writes_one_line_per_case(bench, tmp_path: Path, monkeypatch) ->
         assert r["ms"] > 0 and r["img_s"] == pytest.approx(2000 / r["ms"], rel=1e-3)
         assert r["peak_gib"] is None and r["mfu"] > 0
         assert {"ms_q20", "ms_q80", "params_m", "flops_img"} <= r.keys()
+        assert "kernels_us" not in r  # a CUDA profile: not on the CPU
     infer, train = (r for r in cases if r["model"] == models[1])
     assert train["flops_img"] == 3 * infer["flops_img"]
 
@@ -112,6 +113,12 @@ def test_bad_arguments_raise_clear_errors(bench, tmp_path: Path) -> None:
         bench.parse_model_kwargs(["depth"])
     with pytest.raises(ValueError, match="one per image size"):
         bench.main(["--device", "cpu", "--img-sizes", "32", "64", "--batch-sizes", "1", "2", "3"])
+
+
+def test_kernel_times_keep_the_largest_first() -> None:
+    times = {"mm": 120.0, "conv": 30.5, "mix": 240.0, "norm": 30.0}
+    assert list(_timing().largest(times, 3).items()) == [("mix", 240.0), ("mm", 120.0), ("conv", 30.5)]
+    assert _timing().largest(times, 9) == {"mix": 240.0, "mm": 120.0, "conv": 30.5, "norm": 30.0}
 
 
 def test_gpu_wait_summary_counts_kernel_time_once_and_lists_cuda_calls_by_host_time() -> None:
