@@ -49,7 +49,8 @@ if [[ " $steps " == *" tests "* ]]; then
     # with pytest-xdist (carry its wheel in .whl), TEST_WORKERS processes compile the kernels' autotune
     # configs side by side; -v names each test as it ends, so a step cut by its limit still says what passed
     workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-6}")
-    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/layers/test_fused_layer.py \
+    timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/kernels/test_quasiseparable_states.py \
+        tests/layers/test_fused_layer.py \
         tests/features/test_device_resize.py tests/features/test_cuda_graphs.py \
         tests/models/test_selective_recompute.py::test_on_cuda_under_autocast_the_layernorm_copy_is_dropped_and_gradients_are_exact \
         -m "$marker" -v \

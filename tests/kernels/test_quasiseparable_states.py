@@ -43,7 +43,7 @@ def test_a_walk_split_over_the_state_index_matches_one_block(mix_inputs, monkeyp
     monkeypatch.setattr(launcher.kernel, "configs", [triton.Config({"BLOCK_P": 16, "N_SPLIT": 2}, num_warps=4)])
     split = chunk_states(*args)
     assert whole.abs().amax() > 0.1
-    torch.testing.assert_close(split, whole, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)  # other dot shapes on a GPU (tf32x3)
 
 
 @pytest.mark.parametrize("dtype, forward_states", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32),
