@@ -79,6 +79,50 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
 
 
+@triton.jit
+def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, off0, BHL, g, hpg, LS,
+                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, t, ds_ptr, s_ptr, s_sd,
+                   BLOCK: tl.constexpr, STORE_S: tl.constexpr, DOT_PREC: tl.constexpr):
+    """A diagonal tile pair of the shifted bidirectional mix, both directions in one pass over the heads:
+    their triangles (strictly lower: forward, strictly upper: backward) are disjoint, and G_h = dy_h x_h^T
+    does not depend on the direction, so each head takes one product and one exponential over the tile
+    where `_pair`, once per direction, takes two. Stores what `_pair` stores for each direction."""
+    both = rm[:, None] & cm[None, :]
+    if STORE_S:
+        tl.store(s_ptr, s_f, mask=both)
+        tl.store(s_ptr + s_sd, s_b, mask=both)
+    low = triangle_mask(rows, cols, rm, cm, True, True, 1)
+    up = triangle_mask(rows, cols, rm, cm, False, True, 1)
+    s_low, s_up = tl.where(low, s_f, 0.0), tl.where(up, s_b, 0.0)
+    acc = tl.zeros([BLOCK, BLOCK], tl.float32)
+    for hh in range(hpg):
+        h = g * hpg + hh
+        A_h = tl.load(A + h).to(tl.float32)
+        off_f = off0 + h * LS
+        off_b = BHL + off_f
+        r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, 1)
+        q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+        r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 0)
+        q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+        dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
+                      mask=rm[:, None] & pm[None, :], other=0.0)
+        xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
+                     mask=cm[:, None] & pm[None, :], other=0.0)
+        gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
+        # both triangles' exponents are <= 0; on the diagonal and past L the capped exp stays finite and
+        # is kept out by the masked products and the final stores' masks
+        expo = tl.where(low, r_f[:, None] - q_f[None, :], q_b[None, :] - r_b[:, None])
+        f = gm * tl.exp(tl.minimum(expo, 0.0))
+        e = f * tl.where(low, dt_f[None, :], dt_b[None, :])
+        acc += e
+        tl.store(Rs + t * slot_stride + off_f + rows, tl.sum(s_low * e, axis=1), mask=rm)
+        tl.store(Rs + t * slot_stride + off_b + rows, tl.sum(s_up * e, axis=1), mask=rm)
+        tl.store(Ks + t * slot_stride + off_f + cols, tl.sum(s_low * f, axis=0), mask=cm)
+        tl.store(Ks + t * slot_stride + off_b + cols, tl.sum(s_up * f, axis=0), mask=cm)
+    tl.store(ds_ptr, tl.where(low, acc, 0.0), mask=both)
+    tl.store(ds_ptr + s_sd, tl.where(up, acc, 0.0), mask=both)
+
+
 @cached_launch
 @triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
 @triton.jit
@@ -105,15 +149,27 @@ def chunk_bwd_pairs_kernel(
     slot_stride = (1 + BIDIR) * BHL
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
     tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
-    # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
-    if tj <= ti:
-        s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
-              rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
-              STORE_S, DOT_PREC)
-    if BIDIR:
-        if tj >= ti:
-            s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
-                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile, BLOCK,
-                  False, SHIFT, STORE_S, DOT_PREC)
+    if BIDIR and SHIFT:  # the two triangles of a diagonal tile are disjoint: one pass (`_diagonal_pair`)
+        merged = ti == tj
+    else:
+        merged = False
+    if merged:
+        s_f = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
+        s_b = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
+        _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, b * H * LS, BHL, g,
+                       hpg, LS, rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, dS + tile, S + tile, s_sd,
+                       BLOCK, STORE_S, DOT_PREC)
+    else:
+        # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
+        if tj <= ti:
+            s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
+                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
+                  STORE_S, DOT_PREC)
+        if BIDIR:
+            if tj >= ti:
+                s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT,
+                                  DOT_PREC)
+                _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
+                      rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile,
+                      BLOCK, False, SHIFT, STORE_S, DOT_PREC)
