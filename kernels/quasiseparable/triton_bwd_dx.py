@@ -18,7 +18,6 @@ from ..launcher import cached_launch
 from .triton_bwd_pairs import slot_sum
 from .triton_chunk_fwd import (
     chunk_configs,
-    diagonal_tile,
     head_program,
     load_bc,
     load_cs,
@@ -78,21 +77,13 @@ def chunk_bwd_dx_kernel(
     dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
     q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+    dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, q_f, dt_f, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
+                   L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
         q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-    if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass, transposed (`diagonal_tile`)
-        r_f, _ = prefix_values(cum, dta, off_f, cols, cm, A_h, 1)
-        r_b, _ = prefix_values(cum, dta, off_b, cols, cm, A_h, 0)
-        mat = diagonal_tile(Cf + bc, Cb + bc, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, cols, cm,
-                            ns, s_bl, s_bn, N, L, c0, Q, S_STORED, DOT_PREC)
-        dxj = mma(tl.trans(mat).to(dyj.dtype), dyj, tl.zeros([BLOCK, BLOCK_P], tl.float32), DOT_PREC)
-    else:
-        dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, q_f, dt_f, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
-                       N, L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
-        if BIDIR:
-            dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, q_b, dt_b, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl,
-                           s_bn, N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
+        dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, q_b, dt_b, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
+                       N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
     if D_MODE > 0:
         dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
         tl.store(dD + (b * L + cols) * H + h, tl.sum(dyj.to(tl.float32) * xj.to(tl.float32), axis=1), mask=cm)

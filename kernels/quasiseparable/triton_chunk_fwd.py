@@ -29,8 +29,8 @@ from ..launcher import cached_launch
 from .triton_config import interpreting, mma, mma_split
 
 __all__ = [
-    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "diagonal_tile", "head_program", "load_bc", "load_cs",
-    "prefix_values", "prune_blocks", "triangle_mask",
+    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "head_program", "load_bc", "load_cs", "prefix_values",
+    "prune_blocks", "triangle_mask",
 ]
 
 
@@ -142,7 +142,7 @@ def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s
 
 
 @triton.jit
-def diagonal_tile(Cf, Cb, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, pos, pm_, ns, s_bl, s_bn, N, L, c0,
+def _diagonal_tile(Cf, Cb, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, pos, pm_, ns, s_bl, s_bn, N, L, c0,
                   Q: tl.constexpr, S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
     (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
@@ -195,11 +195,11 @@ def chunk_fwd_kernel(
                         ns, s_bl, s_bn, N, c0, Q, True, False, SHIFT, S_STORED, DOT_PREC)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
-    if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`diagonal_tile`)
+    if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
         q_f, dt_f = prefix_values(cum, dta, off_f, rows, rm, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, rows, rm, A_h, 1)
-        mat = diagonal_tile(Cf + bc, Cb + bc, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, rows, rm,
-                            ns, s_bl, s_bn, N, L, c0, Q, S_STORED, DOT_PREC)
+        mat = _diagonal_tile(Cf + bc, Cb + bc, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, rows, rm,
+                             ns, s_bl, s_bn, N, L, c0, Q, S_STORED, DOT_PREC)
     else:
         mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
                         ns, s_bl, s_bn, N, c0, Q, True, True, SHIFT, S_STORED, DOT_PREC)
