@@ -142,22 +142,21 @@ def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s
 
 
 @triton.jit
-def _diagonal_tile(Cf, Cb, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, pos, pm_, ns, s_bl, s_bn, N, L, c0,
-                  Q: tl.constexpr, S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
+def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, pos, pm_, ns, s_bl, s_bn, N, c0,
+                   Q: tl.constexpr, S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
     (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
     backward, with one exp where a `_mix_tile` per direction takes two. r_*: the rows' prefixes, q_* and
-    dt_*: the columns' (`triton_mix`); C, B pointers of one (batch, group), read unless S_STORED."""
+    dt_*: the columns' (`triton_mix`); cs_*: the rows' shifted C; B pointers of one (batch, group), read
+    unless S_STORED."""
     low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
     up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
     if S_STORED:
         tile = pos[:, None] * Q + (pos - c0)[None, :]
         s = tl.load(S_f + tile, mask=low, other=0.0) + tl.load(S_b + tile, mask=up, other=0.0)
     else:
-        s_f = mma(load_cs(Cf, pos, pm_, ns, s_bl, s_bn, N, L, True, 1),
-                  tl.trans(load_bc(Bf, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
-        s_b = mma(load_cs(Cb, pos, pm_, ns, s_bl, s_bn, N, L, False, 1),
-                  tl.trans(load_bc(Bb, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
+        s_f = mma(cs_f, tl.trans(load_bc(Bf, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
+        s_b = mma(cs_b, tl.trans(load_bc(Bb, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
         s = tl.where(low, s_f, tl.where(up, s_b, 0.0))
     # both triangles' exponents are <= 0; elsewhere s is 0 and the capped exp finite
     expo = tl.where(low, r_f[:, None] - q_f[None, :], q_b[None, :] - r_b[:, None])
@@ -198,8 +197,8 @@ def chunk_fwd_kernel(
     if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
         q_f, dt_f = prefix_values(cum, dta, off_f, rows, rm, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, rows, rm, A_h, 1)
-        mat = _diagonal_tile(Cf + bc, Cb + bc, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, rows, rm,
-                             ns, s_bl, s_bn, N, L, c0, Q, S_STORED, DOT_PREC)
+        mat = _diagonal_tile(cs_f, cs_b, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, rows, rm,
+                             ns, s_bl, s_bn, N, c0, Q, S_STORED, DOT_PREC)
     else:
         mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
                         ns, s_bl, s_bn, N, c0, Q, True, True, SHIFT, S_STORED, DOT_PREC)

@@ -127,6 +127,13 @@ def _token_block(R, Kp, dta, base, hs, hm, blk, L, LS, BLOCK_L: tl.constexpr):
     return t, mask, r, kp, dt, r - dt * kp
 
 
+@triton.jit
+def _segment_blocks(seg, L, BLOCK_L: tl.constexpr, SEGMENT: tl.constexpr):
+    """The first and one-past-last BLOCK_L-token block of segment seg."""
+    first = seg * (SEGMENT // BLOCK_L)
+    return first, tl.minimum(first + SEGMENT // BLOCK_L, tl.cdiv(L, BLOCK_L))
+
+
 @cached_launch
 @triton.jit
 def _dt_totals_kernel(
@@ -137,8 +144,7 @@ def _dt_totals_kernel(
     b, pid_h, seg = tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2)
     hs = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
     hm = hs < H
-    first = seg * (SEGMENT // BLOCK_L)
-    last = tl.minimum(first + SEGMENT // BLOCK_L, tl.cdiv(L, BLOCK_L))
+    first, last = _segment_blocks(seg, L, BLOCK_L, SEGMENT)
     for d in tl.static_range(NDIR):
         total = tl.zeros([BLOCK_H], tl.float32)
         for blk in range(first, last):
@@ -165,8 +171,7 @@ def _dt_bwd_kernel(
         v0 = tl.load(bias + hs, mask=hm, other=0.0).to(tl.float32)
     dA = tl.zeros([BLOCK_H], tl.float32)
     dbias = tl.zeros([BLOCK_H], tl.float32)
-    first = seg * (SEGMENT // BLOCK_L)
-    last = tl.minimum(first + SEGMENT // BLOCK_L, tl.cdiv(L, BLOCK_L))
+    first, last = _segment_blocks(seg, L, BLOCK_L, SEGMENT)
     for d in tl.static_range(NDIR):
         src = dt_f if d == 0 else dt_b
         dst = ddt_f if d == 0 else ddt_b
@@ -235,6 +240,6 @@ def dt_backward(
         L, LS, H, BHL, lo, hi,
         BLOCK_L=64, SEGMENT=_SEGMENT, BLOCK_H=BLOCK_H, BLOCK_S=next_power_of_2(segments), NDIR=ndir,
         SHIFT=int(shift), HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        num_warps=8,  # 109 registers on sm_90 (Triton 3.8); 128-token blocks in 4 warps spilled (kernel_registers.py)
+        num_warps=8,  # 111 registers on sm_90 (Triton 3.8); 128-token blocks in 4 warps spilled (kernel_registers.py)
     )
     return ddt_f, ddt_b, dA_part.sum((0, 1)), dbias_part.sum((0, 1))
