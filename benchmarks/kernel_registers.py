@@ -18,7 +18,8 @@ the compiler rejects.
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_pairs mix_dx mix_bc
     python benchmarks/kernel_registers.py --dtypes bf16 --kernels conv_fwd --sass   # + each loop's SASS
 
-One header line, then one JSON line per (dtype, kernel, config): n_regs, n_spill_stores /
+One header line, then one JSON line per (dtype, kernel, config): compile_s (triton.compile's wall time on
+this host, without a cache: what the config adds to a cold start), n_regs, n_spill_stores /
 n_spill_loads (bytes), shared (bytes), the global load / store instructions by width (ld_vector,
 ld_scalar, st_vector, st_scalar), num_warps, num_stages, the block sizes. With --sass also the
 machine code's size and, per loop (a backward branch in nvdisasm's listing), its instruction count
@@ -33,6 +34,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,11 +267,14 @@ def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False) -> lis
         options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
         if getattr(cfg, "maxnreg", None):
             options["maxnreg"] = cfg.maxnreg
+        start = time.perf_counter()
         compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
                                   target=target, options=options)
+        seconds = time.perf_counter() - start
         blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
-                     **ptxas_usage(compiled.asm["ptx"], target.arch), "shared": compiled.metadata.shared,
+                     "compile_s": round(seconds, 2), **ptxas_usage(compiled.asm["ptx"], target.arch),
+                     "shared": compiled.metadata.shared,
                      **global_accesses(compiled.asm["ptx"]),
                      **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")},
                      **(sass_loops(disassemble(compiled.asm["cubin"], target.arch)) if sass else {})})
