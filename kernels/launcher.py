@@ -15,6 +15,10 @@ the autotuner's key arguments, the constexprs and the device; so a cached launch
 binary that Triton's path would run. Grids may read the constexprs (the config's included) from
 their meta argument, not the runtime arguments.
 
+A first launch of an autotuned kernel compiles the configs the autotuner is about to time side by side,
+in threads (`precompile_configs`; Triton's compiler releases the GIL in its MLIR passes and in ptxas), so
+a cold start pays about the slowest config's compile per kernel instead of the sum of them all.
+
 Triton's path is always taken in the CPU interpreter, when a launch hook is set (Triton's profiler),
 for configs with a pre_hook, outside the Triton versions whose launcher signature was checked
 (3.6-3.9), and with HYDRA_VISION_CACHED_LAUNCH=0.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -35,8 +40,12 @@ try:
     from triton.runtime.jit import JITFunction
 except ImportError:  # pragma: no cover - Triton before 3.4: Triton's path only
     knobs = Autotuner = JITFunction = None
+try:
+    from triton.runtime._async_compile import AsyncCompileMode
+except ImportError:  # pragma: no cover - Triton before 3.5: configs compile one by one
+    AsyncCompileMode = None
 
-__all__ = ["CachedLauncher", "cached_launch", "triton_kernel"]
+__all__ = ["CachedLauncher", "cached_launch", "precompile_configs", "triton_kernel"]
 
 CHECKED_VERSIONS = ((3, 6), (3, 9))  # Triton releases whose CompiledKernel.run signature this follows
 
@@ -57,6 +66,27 @@ def _arg_key(arg: Any) -> Any:
     if isinstance(arg, torch.Tensor):
         return arg.dtype, arg.data_ptr() % 16 == 0
     return type(arg)
+
+
+def tuning_key(autotuner: Any, args: tuple, constexprs: dict) -> tuple:
+    """The key under which Triton's autotuner keeps its choice for this call (as `Autotuner.run` builds it:
+    the key arguments' values, then the dtype of every tensor argument)."""
+    named = {k: v for k, v in {**dict(zip(autotuner.arg_names, args)), **constexprs}.items()
+             if k in autotuner.arg_names}
+    return (*(named[k] for k in autotuner.keys if k in named),
+            *(str(v.dtype) for v in named.values() if hasattr(v, "dtype")))
+
+
+def precompile_configs(autotuner: Any, grid: Any, args: tuple, constexprs: dict) -> None:
+    """Compiles every config that `autotuner` would time for this call, in threads, into Triton's caches, so
+    that its timing finds them built. Nothing when the autotuner already chose a config for this key, when
+    there is one config or one CPU, or without Triton's async compile (before 3.5). A config that fails to
+    compile is left to the autotuner, which compiles it again and reports or skips it as usual."""
+    workers = min(len(autotuner.configs), os.cpu_count() or 1)
+    if AsyncCompileMode is None or workers < 2 or tuning_key(autotuner, args, constexprs) in autotuner.cache:
+        return
+    with ThreadPoolExecutor(workers) as pool, AsyncCompileMode(pool, ignore_errors=True):
+        autotuner.warmup(*args, grid=grid, **constexprs)
 
 
 def _launch_hooked() -> bool:
@@ -113,7 +143,10 @@ class CachedLauncher:
         return (device, tuple(map(_arg_key, args)), tuned, tuple(constexprs.items()))
 
     def _first_launch(self, key: tuple, grid: Any, args: tuple, constexprs: dict) -> Any:
-        """Triton's path; the compiled kernel, its constexprs and argument tail are kept under `key`."""
+        """Triton's path (an autotuner's configs compiled side by side first); the compiled kernel, its
+        constexprs and argument tail are kept under `key`."""
+        if isinstance(self.kernel, Autotuner):
+            precompile_configs(self.kernel, grid, args, constexprs)
         compiled = self.kernel[grid](*args, **constexprs)
         config = getattr(self.kernel, "best_config", None) if isinstance(self.kernel, Autotuner) else None
         if not all(hasattr(compiled, a) for a in ("run", "function", "packed_metadata")) or (

@@ -156,3 +156,39 @@ def test_the_interpreters_kernels_always_take_tritons_path():
     assert wrapped.configs is triton_kernel(wrapped).configs  # attributes reach the wrapped autotuner
     if not isinstance(triton_kernel(wrapped).fn, JITFunction):
         assert not wrapped.enabled
+
+
+def _autotuner(n_configs: int):
+    jit_fn = JITFunction(_source)
+    configs = [triton.Config({"BLOCK": 16 * (i + 1)}, num_warps=4) for i in range(n_configs)]
+    return Autotuner(jit_fn, jit_fn.arg_names, configs, key=["L"], reset_to_zero=None, restore_value=None)
+
+
+def test_the_tuning_key_is_the_one_tritons_autotuner_keeps(monkeypatch):
+    autotuner = _autotuner(2)
+    monkeypatch.setattr(autotuner, "_bench", lambda *args, config, **kwargs: [float(config.kwargs["BLOCK"])])
+    monkeypatch.setattr(autotuner.fn, "run", lambda *args, grid, warmup, **kwargs: None)
+    args = _args(x=torch.zeros(64, dtype=torch.bfloat16), L=80)
+    autotuner.run(*args, grid=_grid, warmup=False)
+    assert list(autotuner.cache) == [launcher_module.tuning_key(autotuner, args, {})]
+    assert launcher_module.tuning_key(autotuner, _args(L=80), {}) not in autotuner.cache  # dtypes are part of it
+
+
+def test_a_first_launch_compiles_the_configs_side_by_side(monkeypatch):
+    from triton.runtime import _async_compile
+
+    autotuner, seen = _autotuner(3), []
+
+    def warmup(*args, grid, **constexprs):
+        mode = _async_compile.active_mode.get()
+        seen.append((mode is not None and mode.executor._max_workers, args[-1], constexprs))
+
+    monkeypatch.setattr(autotuner, "warmup", warmup)
+    monkeypatch.setattr(launcher_module.os, "cpu_count", lambda: 16)
+    launcher_module.precompile_configs(autotuner, _grid, _args(L=64), {"MODE": "b"})
+    assert seen == [(3, 64, {"MODE": "b"})]  # one thread per config, under Triton's async compile
+    autotuner.cache[launcher_module.tuning_key(autotuner, _args(L=64), {})] = autotuner.configs[0]
+    launcher_module.precompile_configs(autotuner, _grid, _args(L=64), {})
+    monkeypatch.setattr(launcher_module.os, "cpu_count", lambda: 1)
+    launcher_module.precompile_configs(autotuner, _grid, _args(L=80), {})
+    assert len(seen) == 1  # nothing once the key is tuned, nor on one CPU

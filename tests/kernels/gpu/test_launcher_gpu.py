@@ -1,10 +1,15 @@
 """Cached launches on a CUDA device (skipped without CUDA): every fused op gives bitwise the same
 outputs and gradients through the cached compiled kernels as through Triton's own launch path,
-including a call whose tensors lose 16-byte alignment after the aligned one was cached."""
+including a call whose tensors lose 16-byte alignment after the aligned one was cached; a first launch
+compiles an autotuner's configs in worker threads."""
 from __future__ import annotations
+
+import threading
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
@@ -13,7 +18,7 @@ from hydra_vision.kernels.dwconv import triton_conv
 from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
 from hydra_vision.kernels.gated_rmsnorm import triton_norm
 from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton
-from hydra_vision.kernels.launcher import CachedLauncher
+from hydra_vision.kernels.launcher import CachedLauncher, cached_launch
 from hydra_vision.kernels.quasiseparable import triton_dt, triton_mix, triton_states
 from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton
 
@@ -81,3 +86,26 @@ def test_cached_launches_match_tritons_path_bitwise(case, monkeypatch):
     for offset, (cached, triton_path) in results.items():
         for i, (a, b) in enumerate(zip(cached, triton_path)):
             assert torch.equal(a, b), f"offset {offset}, output {i}"
+
+
+def _scale_source(x, y, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y + offs, 2 * tl.load(x + offs, mask=offs < n), mask=offs < n)
+
+
+def test_a_first_launch_compiles_the_autotuners_configs_in_threads():
+    configs = [triton.Config({"BLOCK": b}, num_warps=w) for b in (64, 128) for w in (1, 2)]
+    kernel = cached_launch(triton.autotune(configs=configs, key=["n"])(triton.jit(_scale_source)))
+    jit_fn = kernel.kernel.fn
+    threads, compile_fn = [], jit_fn.compile
+
+    def recording_compile(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return compile_fn(*args, **kwargs)
+
+    jit_fn.compile = recording_compile
+    x = torch.randn(1000, device="cuda")
+    y = torch.empty_like(x)
+    kernel[lambda meta: (triton.cdiv(1000, meta["BLOCK"]),)](x, y, 1000)
+    assert torch.equal(y, 2 * x)
+    assert len(threads) == len(configs) and threading.main_thread() not in threads
