@@ -111,7 +111,7 @@ def _walk_launch(walks: list[tuple], dta: torch.Tensor, cum: torch.Tensor, A: to
                  shift: bool, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
     """One launch of one walk (its kind `adjoint`) or of both kinds (walks = [(x, B_f, B_b), (dy, C_f, C_b)]),
     their states stored in `dtype`."""
-    u, K0, K1 = walks[0]
+    u, K0, _ = walks[0]
     batch, L, H, P = u.shape
     G, N = K0.shape[2:]
     ndir = dta.shape[0]
