@@ -4,7 +4,7 @@ Launch sequence:
 
     forward:  dt_forward -> [chunk_states(x), L > Q] or [chunk_products_kernel (S = Cs B^T per group), L <= Q]
               -> chunk_fwd_kernel
-    backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
+    backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
               -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
@@ -67,7 +67,7 @@ from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision, forward_state_dtype
 from .triton_dt import dt_backward, dt_forward, token_rows
 from .triton_products import chunk_products_kernel
-from .triton_states import chunk_states
+from .triton_states import chunk_states, chunk_states_and_adjoints
 
 __all__ = ["backward_into", "chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
 
@@ -166,8 +166,7 @@ def backward_into(
     bidir = dt_b is not None
     nchunks = cdiv(L, Q)
     if nchunks > 1:
-        states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift)
-        dstates = chunk_states(dy, Cf, Cb, dta, cum, A, Q, True, shift)
+        states, dstates = chunk_states_and_adjoints(x, Bf, Bb, dy, Cf, Cb, dta, cum, A, Q, shift)
     else:
         states = dstates = dta
     Bb_, Cb_ = (Bb, Cb) if bidir else (Bf, Cf)
