@@ -174,7 +174,7 @@ def chunk_fwd_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    S_STORED: tl.constexpr = STATES == 0  # one chunk: the group's products were stored (`triton_products`)
+    S_STORED: tl.constexpr = True  # the group's products are stored at every length (`triton_products`)
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg

@@ -2,7 +2,7 @@
 
 Launch sequence:
 
-    forward:  dt_forward -> [chunk_states(x), L > Q] or [chunk_products_kernel (S = Cs B^T per group), L <= Q]
+    forward:  dt_forward -> [chunk_states(x), L > Q] -> chunk_products_kernel (S = Cs B^T per group)
               -> chunk_fwd_kernel
     backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
               -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
@@ -10,10 +10,11 @@ Launch sequence:
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
-one chunk and no state launch: three launches forward, four backward; the per-head forward and
-dx kernels then load the group's products S instead of computing them per head (13% faster
-forward+backward at 128 x 197 on an H200; with several chunks loading S was 13-19% slower, so
-there each head computes its own: RESULTS.md, session 13).
+one chunk and no state launch: three launches forward, four backward. The per-head forward kernel
+loads the group's products S instead of computing them per head; so does dx at one chunk (13% faster
+forward+backward at 128 x 197 on an H200, session 13). With several chunks dx computes its own: it
+reads S transposed, and loading it made dx 2.1 ms a step slower at 1,024 px (session 26), where the
+forward kernel gained 1.7 ms.
 
 Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
 T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
@@ -123,8 +124,7 @@ def _forward(
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
-    # one chunk: the group's products, loaded by every head; several: each head computes its own (dta: unused)
-    S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype)) if nchunks == 1 else dta
+    S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype))  # loaded by every head
 
     def grid(meta):
         return (cdiv(L, meta["BLOCK"]), H, k["batch"])
