@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import LOG2E, TINY, column_exponents, prefix_values, triangle_mask
+from .triton_chunk_fwd import LOG2E, prefix_values, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
@@ -65,18 +65,18 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         off = off0 + h * LS
         r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT if FORWARD else 1 - SHIFT)
         q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
-        k = column_exponents(q, dt, FORWARD)
         dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
                       mask=rm[:, None] & pm[None, :], other=0.0)
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        expo = (r * LOG2E)[:, None] - k[None, :] if FORWARD else k[None, :] - (r * LOG2E)[:, None]
-        e = gm * tl.exp2(tl.where(valid, expo, float("-inf")))
-        acc += e
-        se = s * e
-        tl.store(Rs + tj * slot_stride + off + rows, tl.sum(se, axis=1), mask=rm)
-        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(se, axis=0) / tl.maximum(dt, TINY), mask=cm)
+        r2, q2 = r * LOG2E, q * LOG2E
+        expo = r2[:, None] - q2[None, :] if FORWARD else q2[None, :] - r2[:, None]
+        f = gm * tl.exp2(tl.where(valid, expo, float("-inf")))
+        acc += f * dt[None, :]
+        sf = s * f
+        tl.store(Rs + tj * slot_stride + off + rows, tl.sum(sf * dt[None, :], axis=1), mask=rm)
+        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(sf, axis=0), mask=cm)
     tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
 
 
@@ -105,21 +105,20 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
         q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
         r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
-        k_f, k_b = column_exponents(q_f, dt_f, True), column_exponents(q_b, dt_b, False)
         dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
                       mask=rm[:, None] & pm[None, :], other=0.0)
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        expo = tl.where(low, (r_f * LOG2E)[:, None] - k_f[None, :],
-                        tl.where(up, k_b[None, :] - (r_b * LOG2E)[:, None], float("-inf")))
-        e = gm * tl.exp2(expo)
-        acc += e
-        se_f, se_b = s_low * e, s_up * e
-        tl.store(Rs + t * slot_stride + off_f + rows, tl.sum(se_f, axis=1), mask=rm)
-        tl.store(Rs + t * slot_stride + off_b + rows, tl.sum(se_b, axis=1), mask=rm)
-        tl.store(Ks + t * slot_stride + off_f + cols, tl.sum(se_f, axis=0) / tl.maximum(dt_f, TINY), mask=cm)
-        tl.store(Ks + t * slot_stride + off_b + cols, tl.sum(se_b, axis=0) / tl.maximum(dt_b, TINY), mask=cm)
+        expo = tl.where(low, (r_f * LOG2E)[:, None] - (q_f * LOG2E)[None, :],
+                        tl.where(up, (q_b * LOG2E)[None, :] - (r_b * LOG2E)[:, None], float("-inf")))
+        f = gm * tl.exp2(expo)
+        acc += f * tl.where(low, dt_f[None, :], dt_b[None, :])
+        sf_f, sf_b = s_low * f, s_up * f
+        tl.store(Rs + t * slot_stride + off_f + rows, tl.sum(sf_f * dt_f[None, :], axis=1), mask=rm)
+        tl.store(Rs + t * slot_stride + off_b + rows, tl.sum(sf_b * dt_b[None, :], axis=1), mask=rm)
+        tl.store(Ks + t * slot_stride + off_f + cols, tl.sum(sf_f, axis=0), mask=cm)
+        tl.store(Ks + t * slot_stride + off_b + cols, tl.sum(sf_b, axis=0), mask=cm)
     tl.store(ds_ptr, tl.where(low, acc, 0.0), mask=both)
     tl.store(ds_ptr + s_sd, tl.where(up, acc, 0.0), mask=both)
 

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_config import interpreting, mma, mma_split
+from .triton_config import approx_log2, interpreting, mma, mma_split
 
 __all__ = [
     "LOG2E", "TINY", "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "column_exponents", "head_program", "load_bc",
@@ -86,8 +86,8 @@ def prefix_values(cum, dta, off, idx, mask, A_h, COEF: tl.constexpr):
     return p - COEF * dt * A_h, dt
 
 
-LOG2E: tl.constexpr = 1.4426950408889634
-TINY: tl.constexpr = 1.1754943508222875e-38  # the smallest normal fp32
+LOG2E = tl.constexpr(1.4426950408889634)
+TINY = tl.constexpr(1.1754943508222875e-38)  # the smallest normal fp32
 
 
 @triton.jit
@@ -97,7 +97,7 @@ def column_exponents(q, dt, FORWARD: tl.constexpr):
     exp(q_j - r_i) dt_j = exp2(k_j - r_i log2 e) with k = q log2 e + log2 dt. One multiply and one exp2
     a tile element instead of two multiplies, an exp's scaling and the exp. dt under TINY counts as TINY
     (a weight of ~1e-38 x the decay instead of less); dt = 0 past L is masked by the callers."""
-    lg = tl.log2(tl.maximum(dt, TINY))
+    lg = approx_log2(tl.maximum(dt, TINY))
     return q * LOG2E - lg if FORWARD else q * LOG2E + lg
 
 
