@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import prefix_values, triangle_mask
+from .triton_chunk_fwd import LOG2E, prefix_values, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
@@ -70,12 +70,13 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
-        f = gm * tl.exp(tl.where(valid, expo, float("-inf")))
-        e = f * dt[None, :]
-        acc += e
-        tl.store(Rs + tj * slot_stride + off + rows, tl.sum(s * e, axis=1), mask=rm)
-        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(s * f, axis=0), mask=cm)
+        r2, q2 = r * LOG2E, q * LOG2E
+        expo = r2[:, None] - q2[None, :] if FORWARD else q2[None, :] - r2[:, None]
+        f = gm * tl.exp2(tl.where(valid, expo, float("-inf")))
+        acc += f * dt[None, :]
+        sf = s * f
+        tl.store(Rs + tj * slot_stride + off + rows, tl.sum(sf * dt[None, :], axis=1), mask=rm)
+        tl.store(Ks + ti * slot_stride + off + cols, tl.sum(sf, axis=0), mask=cm)
     tl.store(ds_ptr, acc, mask=rm[:, None] & cm[None, :])
 
 
@@ -109,16 +110,15 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        # both triangles' exponents are <= 0; on the diagonal and past L the capped exp stays finite and
-        # is kept out by the masked products and the final stores' masks
-        expo = tl.where(low, r_f[:, None] - q_f[None, :], q_b[None, :] - r_b[:, None])
-        f = gm * tl.exp(tl.minimum(expo, 0.0))
-        e = f * tl.where(low, dt_f[None, :], dt_b[None, :])
-        acc += e
-        tl.store(Rs + t * slot_stride + off_f + rows, tl.sum(s_low * e, axis=1), mask=rm)
-        tl.store(Rs + t * slot_stride + off_b + rows, tl.sum(s_up * e, axis=1), mask=rm)
-        tl.store(Ks + t * slot_stride + off_f + cols, tl.sum(s_low * f, axis=0), mask=cm)
-        tl.store(Ks + t * slot_stride + off_b + cols, tl.sum(s_up * f, axis=0), mask=cm)
+        expo = tl.where(low, (r_f * LOG2E)[:, None] - (q_f * LOG2E)[None, :],
+                        tl.where(up, (q_b * LOG2E)[None, :] - (r_b * LOG2E)[:, None], float("-inf")))
+        f = gm * tl.exp2(expo)
+        acc += f * tl.where(low, dt_f[None, :], dt_b[None, :])
+        sf_f, sf_b = s_low * f, s_up * f
+        tl.store(Rs + t * slot_stride + off_f + rows, tl.sum(sf_f * dt_f[None, :], axis=1), mask=rm)
+        tl.store(Rs + t * slot_stride + off_b + rows, tl.sum(sf_b * dt_b[None, :], axis=1), mask=rm)
+        tl.store(Ks + t * slot_stride + off_f + cols, tl.sum(sf_f, axis=0), mask=cm)
+        tl.store(Ks + t * slot_stride + off_b + cols, tl.sum(sf_b, axis=0), mask=cm)
     tl.store(ds_ptr, tl.where(low, acc, 0.0), mask=both)
     tl.store(ds_ptr + s_sd, tl.where(up, acc, 0.0), mask=both)
 

@@ -26,11 +26,11 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_config import interpreting, mma, mma_split
+from .triton_config import approx_log2, interpreting, mma, mma_split
 
 __all__ = [
-    "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "head_program", "load_bc", "load_cs", "prefix_values",
-    "prune_blocks", "triangle_mask",
+    "LOG2E", "TINY", "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "column_exponents", "head_program", "load_bc",
+    "load_cs", "prefix_values", "prune_blocks", "triangle_mask",
 ]
 
 
@@ -86,6 +86,21 @@ def prefix_values(cum, dta, off, idx, mask, A_h, COEF: tl.constexpr):
     return p - COEF * dt * A_h, dt
 
 
+LOG2E = tl.constexpr(1.4426950408889634)
+TINY = tl.constexpr(1.1754943508222875e-38)  # the smallest normal fp32
+
+
+@triton.jit
+def column_exponents(q, dt, FORWARD: tl.constexpr):
+    """The columns' part of a tile's base-2 exponent with dt folded in (fp32):
+    exp(r_i - q_j) dt_j = exp2(r_i log2 e - k_j) with k = q log2 e - log2 dt (FORWARD), and
+    exp(q_j - r_i) dt_j = exp2(k_j - r_i log2 e) with k = q log2 e + log2 dt. One multiply and one exp2
+    a tile element instead of two multiplies, an exp's scaling and the exp. dt under TINY counts as TINY
+    (a weight of ~1e-38 x the decay instead of less); dt = 0 past L is masked by the callers."""
+    lg = approx_log2(tl.maximum(dt, TINY))
+    return q * LOG2E - lg if FORWARD else q * LOG2E + lg
+
+
 @triton.jit
 def load_bc(ptr, idx, valid, ns, s_l, s_n, N):
     """[len(idx), BLOCK_N] rows idx of one (batch, group) slice of B or C; zero where not valid."""
@@ -126,29 +141,30 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 
 
 @triton.jit
-def _mix_tile(cs, Bp, Sp, r, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, c0, Q: tl.constexpr,
+def _mix_tile(cs, Bp, Sp, r2, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, c0, Q: tl.constexpr,
               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, S_STORED: tl.constexpr,
               DOT_PREC: tl.constexpr):
-    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32); its products Cs . B loaded
-    from the group's stored S (S_STORED) or computed here."""
+    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32), r2 the rows' prefixes times
+    log2 e; its products Cs . B loaded from the group's stored S (S_STORED) or computed here."""
     q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
-    expo = r[:, None] - q[None, :] if FORWARD else q[None, :] - r[:, None]
+    k = column_exponents(q, dt, FORWARD)
+    expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
     if S_STORED:
         s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
     else:
         s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
-    return s * tl.exp(tl.where(valid, expo, float("-inf"))) * dt[None, :]
+    return s * tl.exp2(tl.where(valid, expo, float("-inf")))
 
 
 @triton.jit
-def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, pos, pm_, ns, s_bl, s_bn, N, c0,
+def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, ns, s_bl, s_bn, N, c0,
                    Q: tl.constexpr, S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
     (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
-    backward, with one exp where a `_mix_tile` per direction takes two. r_*: the rows' prefixes, q_* and
-    dt_*: the columns' (`triton_mix`); cs_*: the rows' shifted C; B pointers of one (batch, group), read
-    unless S_STORED."""
+    backward, with one exp where a `_mix_tile` per direction takes two. r2_*: the rows' prefixes times
+    log2 e, k_*: the columns' `column_exponents`; cs_*: the rows' shifted C; B pointers of one (batch,
+    group), read unless S_STORED."""
     low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
     up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
     if S_STORED:
@@ -158,9 +174,8 @@ def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b,
         s_f = mma(cs_f, tl.trans(load_bc(Bf, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
         s_b = mma(cs_b, tl.trans(load_bc(Bb, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
         s = tl.where(low, s_f, tl.where(up, s_b, 0.0))
-    # both triangles' exponents are <= 0; elsewhere s is 0 and the capped exp finite
-    expo = tl.where(low, r_f[:, None] - q_f[None, :], q_b[None, :] - r_b[:, None])
-    return s * tl.exp(tl.minimum(expo, 0.0)) * tl.where(low, dt_f[None, :], dt_b[None, :])
+    expo = tl.where(low, r2_f[:, None] - k_f[None, :], tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
+    return s * tl.exp2(expo)
 
 
 @cached_launch
@@ -174,7 +189,7 @@ def chunk_fwd_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    S_STORED: tl.constexpr = STATES == 0  # one chunk: the group's products were stored (`triton_products`)
+    S_STORED: tl.constexpr = True  # the group's products are stored at every length (`triton_products`)
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
@@ -182,28 +197,31 @@ def chunk_fwd_kernel(
     S_b = S_f + s_sd
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
+    r2_f = r_f * LOG2E
     cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
     if BIDIR:
         r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
+        r2_b = r_b * LOG2E
         cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L,
+        mat = _mix_tile(cs_f, Bf + bc, S_f, r2_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L,
                         ns, s_bl, s_bn, N, c0, Q, True, False, SHIFT, S_STORED, DOT_PREC)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
     if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
         q_f, dt_f = prefix_values(cum, dta, off_f, rows, rm, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, rows, rm, A_h, 1)
-        mat = _diagonal_tile(cs_f, cs_b, Bf + bc, Bb + bc, S_f, S_b, r_f, r_b, q_f, dt_f, q_b, dt_b, rows, rm,
-                             ns, s_bl, s_bn, N, c0, Q, S_STORED, DOT_PREC)
+        mat = _diagonal_tile(cs_f, cs_b, Bf + bc, Bb + bc, S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
+                             column_exponents(q_b, dt_b, False), rows, rm, ns, s_bl, s_bn, N, c0, Q, S_STORED,
+                             DOT_PREC)
     else:
-        mat = _mix_tile(cs_f, Bf + bc, S_f, r_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
+        mat = _mix_tile(cs_f, Bf + bc, S_f, r2_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
                         ns, s_bl, s_bn, N, c0, Q, True, True, SHIFT, S_STORED, DOT_PREC)
         if BIDIR:
-            mat += _mix_tile(cs_b, Bb + bc, S_b, r_b, cum, dta, off_b, A_h, rows, rm, rows, rm,
+            mat += _mix_tile(cs_b, Bb + bc, S_b, r2_b, cum, dta, off_b, A_h, rows, rm, rows, rm,
                              ns, s_bl, s_bn, N, c0, Q, False, True, SHIFT, S_STORED, DOT_PREC)
     acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
     if BIDIR:
@@ -211,7 +229,7 @@ def chunk_fwd_kernel(
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(cs_b, Bb + bc, S_b, r_b, cum, dta, off_b, A_h, rows, rm, cols, cm,
+            mat = _mix_tile(cs_b, Bb + bc, S_b, r2_b, cum, dta, off_b, A_h, rows, rm, cols, cm,
                             ns, s_bl, s_bn, N, c0, Q, False, False, SHIFT, S_STORED, DOT_PREC)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 

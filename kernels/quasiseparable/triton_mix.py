@@ -2,18 +2,19 @@
 
 Launch sequence:
 
-    forward:  dt_forward -> [chunk_states(x), L > Q] or [chunk_products_kernel (S = Cs B^T per group), L <= Q]
+    forward:  dt_forward -> [chunk_states(x), L > Q] -> chunk_products_kernel (S = Cs B^T per group)
               -> chunk_fwd_kernel
-    backward: [chunk_states(x), chunk_states(dy, adjoint), L > Q only]
+    backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
               -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
-one chunk and no state launch: three launches forward, four backward; the per-head forward and
-dx kernels then load the group's products S instead of computing them per head (13% faster
-forward+backward at 128 x 197 on an H200; with several chunks loading S was 13-19% slower, so
-there each head computes its own: RESULTS.md, session 13).
+one chunk and no state launch: three launches forward, four backward. The per-head forward kernel
+loads the group's products S instead of computing them per head; so does dx at one chunk (13% faster
+forward+backward at 128 x 197 on an H200, session 13). With several chunks dx computes its own: it
+reads S transposed, and loading it made dx 2.1 ms a step slower at 1,024 px (session 26), where the
+forward kernel gained 1.7 ms.
 
 Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
 T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
@@ -67,7 +68,7 @@ from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision, forward_state_dtype
 from .triton_dt import dt_backward, dt_forward, token_rows
 from .triton_products import chunk_products_kernel
-from .triton_states import chunk_states
+from .triton_states import chunk_states, chunk_states_and_adjoints
 
 __all__ = ["backward_into", "chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
 
@@ -123,8 +124,7 @@ def _forward(
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     Dp = x if D is None else D
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
-    # one chunk: the group's products, loaded by every head; several: each head computes its own (dta: unused)
-    S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype)) if nchunks == 1 else dta
+    S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype))  # loaded by every head
 
     def grid(meta):
         return (cdiv(L, meta["BLOCK"]), H, k["batch"])
@@ -166,8 +166,7 @@ def backward_into(
     bidir = dt_b is not None
     nchunks = cdiv(L, Q)
     if nchunks > 1:
-        states = chunk_states(x, Bf, Bb, dta, cum, A, Q, False, shift)
-        dstates = chunk_states(dy, Cf, Cb, dta, cum, A, Q, True, shift)
+        states, dstates = chunk_states_and_adjoints(x, Bf, Bb, dy, Cf, Cb, dta, cum, A, Q, shift)
     else:
         states = dstates = dta
     Bb_, Cb_ = (Bb, Cb) if bidir else (Bf, Cf)

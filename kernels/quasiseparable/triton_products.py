@@ -3,9 +3,9 @@
     S_f[i, j] = Cs_f[i] . B_f[j]  (tile pairs with j's tile <= i's),   S_b[i, j] = Cs_b[i] . B_b[j]  (>=)
 
 in fp32, [ND, batch, G, L, Q] (column index within the chunk). They do not depend on the head,
-so when L fits one chunk the forward and dx kernels, one program per head, load them instead of
-recomputing them (this kernel for the forward; the backward's pair kernel, which computes them
-anyway, stores them for dx). With several chunks the heads recompute them: loading measured slower.
+so the forward kernel, one program per head, loads them (from this kernel) instead of recomputing
+them, and so does dx when L fits one chunk (the backward's pair kernel, which computes them anyway,
+stores them). With several chunks dx recomputes them: loading them transposed measured slower.
 """
 from __future__ import annotations
 

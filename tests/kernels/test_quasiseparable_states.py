@@ -11,7 +11,7 @@ import triton
 from hydra_vision.kernels.quasiseparable import triton_mix, triton_states
 from hydra_vision.kernels.quasiseparable.triton_dt import dt_forward
 from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton
-from hydra_vision.kernels.quasiseparable.triton_states import chunk_states
+from hydra_vision.kernels.quasiseparable.triton_states import chunk_states, chunk_states_and_adjoints
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -52,12 +52,15 @@ def test_only_a_bf16_forward_stores_bf16_states(mix_inputs, cast_inputs, monkeyp
     """fp16's range is too small for states; the backward's states feed dA and dt_bias through R and K'."""
     stored = []
 
-    def recording(*args, **kwargs):
-        out = chunk_states(*args, **kwargs)
-        stored.append(out.dtype)
-        return out
+    def recording(walk):
+        def walk_and_record(*args, **kwargs):
+            out = walk(*args, **kwargs)
+            stored.extend(t.dtype for t in (out if isinstance(out, tuple) else (out,)))
+            return out
+        return walk_and_record
 
-    monkeypatch.setattr(triton_mix, "chunk_states", recording)
+    monkeypatch.setattr(triton_mix, "chunk_states", recording(chunk_states))
+    monkeypatch.setattr(triton_mix, "chunk_states_and_adjoints", recording(chunk_states_and_adjoints))
     kw = cast_inputs(mix_inputs(1, 40, 2, 8, 1, 8, dtype=dtype, seed=5, device=DEVICE), requires_grad=True)
     y = quasiseparable_mix_triton(**kw, chunk_size=16)
     assert stored == [forward_states]
