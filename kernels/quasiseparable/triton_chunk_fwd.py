@@ -8,8 +8,9 @@ column tiles j of its chunk it builds the tile of the quasiseparable matrix
 
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
-With one chunk (no states) the products Cs . B are loaded from `triton_products`, which computes
-them once per group; with several each head computes its own (loading measured slower there).
+The products Cs . B are loaded from `triton_products`, which computes them once per group.
+A tile element takes one exp2: exp(r_i - q_j) dt_j = exp2(r_i log2 e - k_j) with the columns'
+`column_exponents` k (dt folded in), and likewise for the upper triangle.
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
 with p the chunk-local prefix of a = dt A:
 
