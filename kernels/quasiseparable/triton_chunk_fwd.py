@@ -142,39 +142,28 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 
 
 @triton.jit
-def _mix_tile(cs, Bp, Sp, r2, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, c0, Q: tl.constexpr,
-              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr, S_STORED: tl.constexpr,
-              DOT_PREC: tl.constexpr):
-    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32), r2 the rows' prefixes times
-    log2 e; its products Cs . B loaded from the group's stored S (S_STORED) or computed here."""
+def _mix_tile(Sp, r2, cum, dta, off, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
+              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
+    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
+    Sp (`triton_products`), r2 the rows' prefixes times log2 e."""
     q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
     k = column_exponents(q, dt, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
-    if S_STORED:
-        s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
-    else:
-        s = mma(cs, tl.trans(load_bc(Bp, cols, cm, ns, s_bl, s_bn, N)), None, DOT_PREC)
+    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
     return s * tl.exp2(tl.where(valid, expo, float("-inf")))
 
 
 @triton.jit
-def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, ns, s_bl, s_bn, N, c0,
-                   Q: tl.constexpr, S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
+def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, Q: tl.constexpr):
     """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
     (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
-    backward, with one exp where a `_mix_tile` per direction takes two. r2_*: the rows' prefixes times
-    log2 e, k_*: the columns' `column_exponents`; cs_*: the rows' shifted C; B pointers of one (batch,
-    group), read unless S_STORED."""
+    backward, with one exp where a `_mix_tile` per direction takes two. S_*: the group's stored products,
+    r2_*: the rows' prefixes times log2 e, k_*: the columns' `column_exponents`."""
     low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
     up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
-    if S_STORED:
-        tile = pos[:, None] * Q + (pos - c0)[None, :]
-        s = tl.load(S_f + tile, mask=low, other=0.0) + tl.load(S_b + tile, mask=up, other=0.0)
-    else:
-        s_f = mma(cs_f, tl.trans(load_bc(Bf, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
-        s_b = mma(cs_b, tl.trans(load_bc(Bb, pos, pm_, ns, s_bl, s_bn, N)), None, DOT_PREC)
-        s = tl.where(low, s_f, tl.where(up, s_b, 0.0))
+    tile = pos[:, None] * Q + (pos - c0)[None, :]
+    s = tl.load(S_f + tile, mask=low, other=0.0) + tl.load(S_b + tile, mask=up, other=0.0)
     expo = tl.where(low, r2_f[:, None] - k_f[None, :], tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
     return s * tl.exp2(expo)
 
@@ -184,13 +173,12 @@ def _diagonal_tile(cs_f, cs_b, Bf, Bb, S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_,
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_fwd_kernel(
-    x, s_xb, s_xl, s_xh, s_xp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
+    x, s_xb, s_xl, s_xh, s_xp, Cf, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
     S, s_sd, s_sb, s_sg, dta, cum, A, states, y,
     L, LS, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    S_STORED: tl.constexpr = True  # the group's products are stored at every length (`triton_products`)
     b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
         A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
     bc = b * s_bb + g * s_bg
@@ -199,39 +187,32 @@ def chunk_fwd_kernel(
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
     r2_f = r_f * LOG2E
-    cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
     if BIDIR:
         r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
         r2_b = r_b * LOG2E
-        cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(cs_f, Bf + bc, S_f, r2_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L,
-                        ns, s_bl, s_bn, N, c0, Q, True, False, SHIFT, S_STORED, DOT_PREC)
+        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
     if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
         q_f, dt_f = prefix_values(cum, dta, off_f, rows, rm, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, rows, rm, A_h, 1)
-        mat = _diagonal_tile(cs_f, cs_b, Bf + bc, Bb + bc, S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
-                             column_exponents(q_b, dt_b, False), rows, rm, ns, s_bl, s_bn, N, c0, Q, S_STORED,
-                             DOT_PREC)
+        mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
+                             column_exponents(q_b, dt_b, False), rows, rm, c0, Q)
     else:
-        mat = _mix_tile(cs_f, Bf + bc, S_f, r2_f, cum, dta, off_f, A_h, rows, rm, rows, rm,
-                        ns, s_bl, s_bn, N, c0, Q, True, True, SHIFT, S_STORED, DOT_PREC)
+        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, A_h, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
         if BIDIR:
-            mat += _mix_tile(cs_b, Bb + bc, S_b, r2_b, cum, dta, off_b, A_h, rows, rm, rows, rm,
-                             ns, s_bl, s_bn, N, c0, Q, False, True, SHIFT, S_STORED, DOT_PREC)
+            mat += _mix_tile(S_b, r2_b, cum, dta, off_b, A_h, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
     acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(cs_b, Bb + bc, S_b, r2_b, cum, dta, off_b, A_h, rows, rm, cols, cm,
-                            ns, s_bl, s_bn, N, c0, Q, False, False, SHIFT, S_STORED, DOT_PREC)
+            mat = _mix_tile(S_b, r2_b, cum, dta, off_b, A_h, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     if STATES:  # compiled out when L fits one chunk
@@ -239,10 +220,12 @@ def chunk_fwd_kernel(
         st_mask = (ns < N)[:, None] & pm[None, :]
         if c > 0:
             s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+            cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
             acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
         if BIDIR:
             if c < nchunks - 1:
                 T_b = tl.load(cum + off_b + c_end - 1)
+                cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
                 s_in = tl.load(st + BHL // LS * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
                 acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
     if D_MODE > 0:

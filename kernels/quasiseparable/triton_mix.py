@@ -131,7 +131,7 @@ def _forward(
 
     LS, BHL = token_rows(dta)
     chunk_fwd_kernel[grid](
-        x, *x.stride(), Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), Dp, *d_strides,
+        x, *x.stride(), Cf, Cb if bidir else Cf, *Cf.stride(), Dp, *d_strides,
         S, *S.stride()[:3], dta, cum, A, states, y,
         L, LS, H, k["G"], k["P"], k["N"], BHL, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
