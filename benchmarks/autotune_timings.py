@@ -12,6 +12,8 @@ field can be timed without editing the tree; every config costs a compile of a f
     python benchmarks/autotune_timings.py --lengths 1025 4097 16385 --chunk-size 64
     python benchmarks/autotune_timings.py --lengths 16385 --tokens 32800 \
         --configs '{"chunk_bwd_bc_kernel": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}]}'
+    python benchmarks/autotune_timings.py --lengths 197 \
+        --configs '{"chunk_bwd_pairs_kernel": [{"num_warps": 8, "num_stages": 1, "maxnreg": 128}]}'
 """
 from __future__ import annotations
 
@@ -48,13 +50,15 @@ def autotuners() -> dict[str, Autotuner]:
 
 
 def set_configs(spec: dict[str, list[dict]], replace: bool) -> None:
-    """Add (or with `replace`, set) each named kernel's configs: {name: [{meta..., num_warps, num_stages}]}."""
+    """Add (or with `replace`, set) each named kernel's configs: {name: [{meta..., num_warps, num_stages,
+    maxnreg (optional: ptxas's register cap a thread)}]}."""
     tuners = autotuners()
+    options = ("num_warps", "num_stages", "maxnreg")
     for name, configs in spec.items():
         if name not in tuners:
             raise SystemExit(f"--configs: no autotuned kernel {name!r}; the kernels are {sorted(tuners)}")
-        new = [triton.Config({k: v for k, v in c.items() if k not in ("num_warps", "num_stages")},
-                             num_warps=c.get("num_warps", 4), num_stages=c.get("num_stages", 3)) for c in configs]
+        new = [triton.Config({k: v for k, v in c.items() if k not in options}, num_warps=c.get("num_warps", 4),
+                             num_stages=c.get("num_stages", 3), maxnreg=c.get("maxnreg")) for c in configs]
         tuners[name].configs = new if replace else [*tuners[name].configs, *new]
 
 
@@ -84,7 +88,8 @@ def config_lines(record: dict, shape: dict) -> list[dict]:
     lines = []
     for rank, (config, timing) in enumerate(ranked):
         lines.append({"kind": "config", **shape, "kernel": record["kernel"], "key": record["key"],
-                      "config": {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages},
+                      "config": {**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages,
+                                 "maxnreg": config.maxnreg},
                       "ms": round(median(timing), 5), "rank": rank, "best": config is record["best"]})
     return lines
 

@@ -45,7 +45,7 @@ def test_config_lines_rank_every_timed_config_and_mark_the_winner():
     lines = autotune_timings.config_lines(record, {"L": 4097})
     assert [line["ms"] for line in lines] == [0.2, 0.5]
     assert [line["best"] for line in lines] == [True, False]
-    assert lines[1]["config"] == {"BLOCK": 32, "num_warps": 4, "num_stages": 1}
+    assert lines[1]["config"] == {"BLOCK": 32, "num_warps": 4, "num_stages": 1, "maxnreg": None}
 
 
 def test_configs_are_added_or_replaced_by_kernel_name(monkeypatch):
@@ -58,7 +58,8 @@ def test_configs_are_added_or_replaced_by_kernel_name(monkeypatch):
     autotune_timings.set_configs({"chunk_bwd_bc_kernel": [{"BLOCK": 64, "num_warps": 8, "num_stages": 1}]}, False)
     assert len(bc.configs) == before + 1
     assert (bc.configs[-1].kwargs, bc.configs[-1].num_warps, bc.configs[-1].num_stages) == ({"BLOCK": 64}, 8, 1)
-    autotune_timings.set_configs({"_states_kernel": [{"BLOCK_P": 16, "num_warps": 2}]}, True)
-    assert [(c.kwargs, c.num_warps) for c in states.configs] == [({"BLOCK_P": 16}, 2)]
+    assert bc.configs[-1].maxnreg is None
+    autotune_timings.set_configs({"_states_kernel": [{"BLOCK_P": 16, "num_warps": 2, "maxnreg": 128}]}, True)
+    assert [(c.kwargs, c.num_warps, c.maxnreg) for c in states.configs] == [({"BLOCK_P": 16}, 2, 128)]
     with pytest.raises(SystemExit, match="no autotuned kernel 'nope'; the kernels are"):
         autotune_timings.set_configs({"nope": []}, False)
