@@ -1,6 +1,6 @@
 """Triton stage 3 (backward), part 3: per group, dC and dB from dS, and the finished R.
 
-One program per (tile t of positions, group, batch), with dS from `triton_bwd_pairs`:
+One program per (tile t of positions and direction d, group, batch), with dS from `triton_bwd_pairs`:
 
     dCs_d[i] = sum_j dS_d[i, j] B_d[j] + sum_h decay_in[i] dy_h[i] S_in,h      (i in t)
     dB_d[j]  = sum_i dS_d[i, j] Cs_d[i] + sum_h dt_h[j] w_h[j] x_h[j] dS_h      (j in t)
@@ -8,7 +8,10 @@ One program per (tile t of positions, group, batch), with dS from `triton_bwd_pa
     dC_f[i - shift] = dCs_f[i],  dC_b[i + shift] = dCs_b[i]  (C rows the shift skips get 0)
 
 where S_in / dS are the forward / adjoint states (`triton_states`) and w the decay from token j
-to where its chunk's state leaves. R feeds `triton_dt.dt_backward`.
+to where its chunk's state leaves. R feeds `triton_dt.dt_backward`. Only dy and x are read by both
+directions, so each direction is a program of its own: two [BLOCK, N] accumulators a program instead of
+four, and twice the programs. The two programs of a tile are neighbours in the grid, so the second finds
+dy and x in L2.
 """
 from __future__ import annotations
 
@@ -38,6 +41,66 @@ def _ds_tile(ds, rows, cols, Q, c0, L, FORWARD: tl.constexpr):
     return tl.load(ds + rows[:, None] * Q + (cols - c0)[None, :], mask=ok, other=0.0)
 
 
+@triton.jit
+def _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, B_d, C_d, s_bl, s_bn, ds_d, Rs, R, states_d,
+               dstates_d, dta, cum, A, dB_d, dC_d, s_ol, s_on, L, LS, H, hpg, g, b, P, N, nchunks, slot_stride,
+               SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm, off0,
+               BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, Q: tl.constexpr, FORWARD: tl.constexpr,
+               SHIFT: tl.constexpr, STATES: tl.constexpr, DOT_PREC: tl.constexpr):
+    """dC_d, dB_d of the tile idx and R_h,d of its heads for one direction (formulas above). off0 is the
+    direction's offset into the (direction, batch, H, LS) arrays, B_d / C_d / dB_d / dC_d point at the
+    (batch, group) slice. Forward: triangle j <= i, the state enters a chunk from the left and leaves to
+    the right; backward: j >= i and the other way."""
+    nm = ns < N
+    cs = load_cs(C_d, idx, im, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)
+    dc = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    db = tl.zeros([BLOCK, BLOCK_N], tl.float32)
+    if FORWARD:  # dC: the columns of the tile's rows in the triangle; dB: the rows of its columns
+        c_lo, c_hi, r_lo, r_hi = c0, t0 + BLOCK, t0, c_end
+    else:
+        c_lo, c_hi, r_lo, r_hi = t0, c_end, c0, t0 + BLOCK
+    for j0 in range(c_lo, c_hi, BLOCK):
+        cols = j0 + tl.arange(0, BLOCK)
+        bj = load_bc(B_d, cols, cols < L, ns, s_bl, s_bn, N)
+        dc = mma(_ds_tile(ds_d, idx, cols, Q, c0, L, FORWARD).to(bj.dtype), bj, dc, DOT_PREC)
+    for i0 in range(r_lo, r_hi, BLOCK):
+        rows = i0 + tl.arange(0, BLOCK)
+        ci = load_cs(C_d, rows, rows < L, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)
+        db = mma(tl.trans(_ds_tile(ds_d, rows, idx, Q, c0, L, FORWARD).to(ci.dtype)), ci, db, DOT_PREC)
+    for hh in range(hpg):
+        h = g * hpg + hh
+        off = off0 + h * LS
+        rs = slot_sum(Rs, slot_stride, off, idx, im, c0, c_end, SLOT_BLOCK, FORWARD)
+        if STATES:  # compiled out when L fits one chunk
+            A_h = tl.load(A + h).to(tl.float32)
+            dyi = tl.load(dy_b + h * s_yh + idx[:, None] * s_yl + ps[None, :] * s_yp,
+                          mask=im[:, None] & pm[None, :], other=0.0)
+            xj = tl.load(x_b + h * s_xh + idx[:, None] * s_xl + ps[None, :] * s_xp,
+                         mask=im[:, None] & pm[None, :], other=0.0)
+            st = (b * H + h) * nchunks * P * N + c * P * N + ps[:, None] * N + ns[None, :]
+            st_mask = pm[:, None] & nm[None, :]
+            r, _ = prefix_values(cum, dta, off, idx, im, A_h, SHIFT if FORWARD else 1 - SHIFT)
+            q, dt = prefix_values(cum, dta, off, idx, im, A_h, 0 if FORWARD else 1)
+            if c > 0 if FORWARD else c < nchunks - 1:  # a state enters this chunk
+                decay_in = tl.exp(r) if FORWARD else tl.exp(tl.load(cum + off + c_end - 1) - r)
+                dci = decay_in[:, None] * mma_split(dyi, tl.load(states_d + st, mask=st_mask, other=0.0), None,
+                                                    DOT_PREC)
+                dc += dci
+                rs += tl.sum(cs.to(tl.float32) * dci, axis=1)
+            if c < nchunks - 1 if FORWARD else c > 0:  # and leaves it
+                w = (tl.exp(tl.load(cum + off + c_end - 1) - q) if FORWARD else tl.exp(q)) * dt
+                db += w[:, None] * mma_split(xj, tl.load(dstates_d + st, mask=st_mask, other=0.0), None, DOT_PREC)
+        tl.store(R + off + idx, rs, mask=im)
+    t = idx - SHIFT if FORWARD else idx + SHIFT  # dC_f[i - shift] = dCs_f[i], dC_b[i + shift] = dCs_b[i]
+    ns_out = ns[None, :] * s_on
+    tl.store(dC_d + t[:, None] * s_ol + ns_out, dc, mask=(im & (t >= 0) & (t < L))[:, None] & nm[None, :])
+    tl.store(dB_d + idx[:, None] * s_ol + ns_out, db, mask=im[:, None] & nm[None, :])
+    if SHIFT:  # the C row the shift skips (C_f[L - 1], C_b[0]) never enters: its gradient is zero
+        skipped = L - 1 if FORWARD else 0
+        here = t0 + BLOCK >= L if FORWARD else t0 == 0
+        tl.store(dC_d + skipped * s_ol + ns_out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm[None, :] & here)
+
+
 @cached_launch
 @triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
@@ -49,91 +112,24 @@ def chunk_bwd_bc_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
-    tile, g, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    tile, d = tl.program_id(0) // (1 + BIDIR), tl.program_id(0) % (1 + BIDIR)
+    g, b = tl.program_id(1), tl.program_id(2).to(tl.int64)
     c, c0, c_end, idx, im, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     t0 = tile * BLOCK
-    nm = ns < N
     bc = b * s_bb + g * s_bg
-    slot_stride = (1 + BIDIR) * BHL
+    out = b * s_ob + g * s_og
+    off_f = b * H * LS
     ds_f = dS + b * s_sb + g * s_sg
-    cs_f = load_cs(Cf + bc, idx, im, ns, s_bl, s_bn, N, L, True, SHIFT)
-    dc_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
-    db_f = tl.zeros([BLOCK, BLOCK_N], tl.float32)
-    for j0 in range(c0, t0 + BLOCK, BLOCK):  # dC: columns up to the diagonal
-        cols = j0 + tl.arange(0, BLOCK)
-        bj = load_bc(Bf + bc, cols, cols < L, ns, s_bl, s_bn, N)
-        dc_f = mma(_ds_tile(ds_f, idx, cols, Q, c0, L, True).to(bj.dtype), bj, dc_f, DOT_PREC)
-    for i0 in range(t0, c_end, BLOCK):  # dB: rows from the diagonal down
-        rows = i0 + tl.arange(0, BLOCK)
-        ci = load_cs(Cf + bc, rows, rows < L, ns, s_bl, s_bn, N, L, True, SHIFT)
-        db_f = mma(tl.trans(_ds_tile(ds_f, rows, idx, Q, c0, L, True).to(ci.dtype)), ci, db_f, DOT_PREC)
+    back = BHL // LS * nchunks * P * N  # the backward direction's states follow the forward ones
+    x_b, dy_b = x + b * s_xb, dy + b * s_yb
+    if d == 0:
+        _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Bf + bc, Cf + bc, s_bl, s_bn, ds_f, Rs, R, states,
+                   dstates, dta, cum, A, dBf + out, dCf + out, s_ol, s_on, L, LS, H, H // G, g, b, P, N, nchunks,
+                   (1 + BIDIR) * BHL, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm, off_f,
+                   BLOCK, BLOCK_N, Q, True, SHIFT, STATES, DOT_PREC)
     if BIDIR:
-        ds_b = ds_f + s_sd
-        cs_b = load_cs(Cb + bc, idx, im, ns, s_bl, s_bn, N, L, False, SHIFT)
-        dc_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
-        db_b = tl.zeros([BLOCK, BLOCK_N], tl.float32)
-        for j0 in range(t0, c_end, BLOCK):  # dC: columns from the diagonal right
-            cols = j0 + tl.arange(0, BLOCK)
-            bj = load_bc(Bb + bc, cols, cols < L, ns, s_bl, s_bn, N)
-            dc_b = mma(_ds_tile(ds_b, idx, cols, Q, c0, L, False).to(bj.dtype), bj, dc_b, DOT_PREC)
-        for i0 in range(c0, t0 + BLOCK, BLOCK):  # dB: rows up to the diagonal
-            rows = i0 + tl.arange(0, BLOCK)
-            ci = load_cs(Cb + bc, rows, rows < L, ns, s_bl, s_bn, N, L, False, SHIFT)
-            db_b = mma(tl.trans(_ds_tile(ds_b, rows, idx, Q, c0, L, False).to(ci.dtype)), ci, db_b, DOT_PREC)
-    hpg = H // G
-    for hh in range(hpg):
-        h = g * hpg + hh
-        off_f = b * H * LS + h * LS
-        off_b = BHL + off_f
-        rs_f = slot_sum(Rs, slot_stride, off_f, idx, im, c0, c_end, SLOT_BLOCK, True)
-        if BIDIR:
-            rs_b = slot_sum(Rs, slot_stride, off_b, idx, im, c0, c_end, SLOT_BLOCK, False)
-        if STATES:  # compiled out when L fits one chunk
-            A_h = tl.load(A + h).to(tl.float32)
-            dyi = tl.load(dy + b * s_yb + h * s_yh + idx[:, None] * s_yl + ps[None, :] * s_yp,
-                          mask=im[:, None] & pm[None, :], other=0.0)
-            xj = tl.load(x + b * s_xb + h * s_xh + idx[:, None] * s_xl + ps[None, :] * s_xp,
-                         mask=im[:, None] & pm[None, :], other=0.0)
-            st_pn = ps[:, None] * N + ns[None, :]
-            st_mask = pm[:, None] & nm[None, :]
-            fwd_states = states + (b * H + h) * nchunks * P * N + c * P * N + st_pn
-            fwd_dstates = dstates + (b * H + h) * nchunks * P * N + c * P * N + st_pn
-            back = BHL // LS * nchunks * P * N
-            r_f, _ = prefix_values(cum, dta, off_f, idx, im, A_h, SHIFT)
-            q_f, dt_f = prefix_values(cum, dta, off_f, idx, im, A_h, 0)
-            if c > 0:  # the forward state enters this chunk
-                dci = tl.exp(r_f)[:, None] * mma_split(dyi, tl.load(fwd_states, mask=st_mask, other=0.0), None,
-                                                       DOT_PREC)
-                dc_f += dci
-                rs_f += tl.sum(cs_f.to(tl.float32) * dci, axis=1)
-            if c < nchunks - 1:  # and leaves it
-                w = tl.exp(tl.load(cum + off_f + c_end - 1) - q_f) * dt_f
-                db_f += w[:, None] * mma_split(xj, tl.load(fwd_dstates, mask=st_mask, other=0.0), None, DOT_PREC)
-            if BIDIR:
-                r_b, _ = prefix_values(cum, dta, off_b, idx, im, A_h, 1 - SHIFT)
-                q_b, dt_b = prefix_values(cum, dta, off_b, idx, im, A_h, 1)
-                if c < nchunks - 1:  # the backward state enters this chunk
-                    T_b = tl.load(cum + off_b + c_end - 1)
-                    s_in = tl.load(fwd_states + back, mask=st_mask, other=0.0)
-                    dci = tl.exp(T_b - r_b)[:, None] * mma_split(dyi, s_in, None, DOT_PREC)
-                    dc_b += dci
-                    rs_b += tl.sum(cs_b.to(tl.float32) * dci, axis=1)
-                if c > 0:  # and leaves it
-                    w = tl.exp(q_b) * dt_b
-                    db_b += w[:, None] * mma_split(xj, tl.load(fwd_dstates + back, mask=st_mask, other=0.0), None,
-                                                   DOT_PREC)
-        tl.store(R + off_f + idx, rs_f, mask=im)
-        if BIDIR:
-            tl.store(R + off_b + idx, rs_b, mask=im)
-    out = b * s_ob + g * s_og + ns[None, :] * s_on
-    t_f = idx - SHIFT
-    tl.store(dCf + out + t_f[:, None] * s_ol, dc_f, mask=(im & (t_f >= 0))[:, None] & nm[None, :])
-    tl.store(dBf + out + idx[:, None] * s_ol, db_f, mask=im[:, None] & nm[None, :])
-    if SHIFT:  # C_f[L-1] never enters: its gradient is zero
-        tl.store(dCf + out + (L - 1) * s_ol, tl.zeros([1, BLOCK_N], tl.float32), mask=nm[None, :] & (t0 + BLOCK >= L))
-    if BIDIR:
-        t_b = idx + SHIFT
-        tl.store(dCb + out + t_b[:, None] * s_ol, dc_b, mask=(t_b < L)[:, None] & nm[None, :])
-        tl.store(dBb + out + idx[:, None] * s_ol, db_b, mask=im[:, None] & nm[None, :])
-        if SHIFT:  # C_b[0] never enters
-            tl.store(dCb + out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm[None, :] & (t0 == 0))
+        if d == 1:
+            _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Bb + bc, Cb + bc, s_bl, s_bn, ds_f + s_sd, Rs,
+                       R, states + back, dstates + back, dta, cum, A, dBb + out, dCb + out, s_ol, s_on, L, LS, H,
+                       H // G, g, b, P, N, nchunks, 2 * BHL, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm,
+                       BHL + off_f, BLOCK, BLOCK_N, Q, False, SHIFT, STATES, DOT_PREC)

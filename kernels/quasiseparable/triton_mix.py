@@ -198,15 +198,15 @@ def backward_into(
         STORE_S=nchunks == 1,
     )
 
-    def grid(heads: int) -> Callable[[dict], tuple[int, int, int]]:
-        return lambda meta: (cdiv(L, meta["BLOCK"]), heads, batch)
+    def grid(per_tile: int, middle: int) -> Callable[[dict], tuple[int, int, int]]:
+        return lambda meta: (cdiv(L, meta["BLOCK"]) * per_tile, middle, batch)
 
-    chunk_bwd_dx_kernel[grid(H)](
+    chunk_bwd_dx_kernel[grid(1, H)](
         *inputs, Dp, *d_strides, S, *S.stride()[:3], dta, cum, A, dstates, dx, *dx.stride(), K_slots, Kp, dD, *sizes,
         nchunks, pair,
         STATES=nchunks > 1, D_MODE=_d_mode(D), **tiles,
     )
-    chunk_bwd_bc_kernel[grid(G)](
+    chunk_bwd_bc_kernel[grid(1 + bidir, G)](  # a program per tile and direction
         *inputs, dta, cum, A, states, dstates, dS, *dS.stride()[:3], R_slots, R, dBf, dCf, dBb, dCb,
         *dCf.stride(), *sizes, nchunks, pair, STATES=nchunks > 1, **tiles,
     )
