@@ -102,7 +102,7 @@ def _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, B_d, C_d, s_bl, s_
 
 
 @cached_launch
-@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+@triton.autotune(configs=[c for c in chunk_configs() if c.num_warps == 4], key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_bwd_bc_kernel(
