@@ -101,8 +101,16 @@ def _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, B_d, C_d, s_bl, s_
         tl.store(dC_d + skipped * s_ol + ns_out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm[None, :] & here)
 
 
+def _configs() -> list[triton.Config]:
+    """`chunk_configs` at 4 warps. At BLOCK 64 and 8 warps, Triton 3.6 on sm_90 gets d_state 16 wrong (2 x 577
+    tokens, headdim 32, 4 groups, no shift): before the split into directions, B_bwd's gradient came out 83%
+    off; after it, the launch faults with an illegal memory access (benchmarks/RESULTS.md, session 29). Every
+    4-warp config matched the reference there, and the autotuner picked 64 / 4 / 3 at the model's sizes anyway."""
+    return [c for c in chunk_configs() if c.num_warps == 4]
+
+
 @cached_launch
-@triton.autotune(configs=[c for c in chunk_configs() if c.num_warps == 4], key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_bwd_bc_kernel(

@@ -13,6 +13,14 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
+from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
+from hydra_vision.kernels.quasiseparable import (  # noqa: E402
+    triton_bwd_bc,
+    triton_bwd_dx,
+    triton_bwd_pairs,
+    triton_chunk_fwd,
+    triton_states,
+)
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference  # noqa: E402
 from hydra_vision.kernels.quasiseparable.triton_mix import quasiseparable_mix_triton  # noqa: E402
 from hydra_vision.kernels.ssd.reference import ssd_causal_mix_reference  # noqa: E402
@@ -66,6 +74,37 @@ def _shape(batch, L, H, P, G, N, Q, dtype, diag="data", shift=True):
 def test_low_precision_at_real_sizes(mix_inputs, cast_inputs, dims, Q, dtype, diag, shift):
     base = mix_inputs(**dims, dtype=dtype, diag=diag, shift=shift, seed=dims["L"], device="cuda")
     _check_low_precision(cast_inputs, base, dtype, Q)
+
+
+MIX_LAUNCHERS = {
+    "fwd": triton_chunk_fwd.chunk_fwd_kernel,
+    "states": triton_states._states_kernel,
+    "pairs": triton_bwd_pairs.chunk_bwd_pairs_kernel,
+    "dx": triton_bwd_dx.chunk_bwd_dx_kernel,
+    "bc": triton_bwd_bc.chunk_bwd_bc_kernel,
+}
+
+
+@pytest.mark.parametrize("name, index", [
+    pytest.param(name, i, id=f"{name}-{i}") for name, launcher in MIX_LAUNCHERS.items()
+    for i in range(len(triton_kernel(launcher).configs))
+])
+def test_every_autotune_config_is_exact(monkeypatch, mix_inputs, cast_inputs, name, index):
+    """Each config of each mix kernel, pinned alone, passes the low-precision check at headdim 32 / d_state 16
+    over 10 chunks: the autotuner picks by time only, so a config that compiles to wrong code must not be on
+    the list (session 29: BLOCK 64 at 8 warps gave the bc kernel an 83% error in B_bwd's gradient here)."""
+    Q = 64
+    launcher = MIX_LAUNCHERS[name]
+    autotuner = triton_kernel(launcher)
+    config = autotuner.configs[index]
+    if "BLOCK" in config.kwargs and not triton_chunk_fwd.prune_blocks([config], {}, Q=Q):
+        pytest.skip(f"{config} is pruned at chunks of {Q}")
+    monkeypatch.setattr(autotuner, "configs", [config])
+    monkeypatch.setattr(autotuner, "cache", {})  # the choice made for this key with the whole list
+    monkeypatch.setattr(launcher, "entries", {})  # and the compiled kernel the launcher kept for it
+    base = mix_inputs(2, 577, 8, 32, 4, 16, dtype=torch.bfloat16, diag="head", shift=False, seed=577, device="cuda")
+    _check_low_precision(cast_inputs, base, torch.bfloat16, Q)
+    assert autotuner.best_config is config  # the pinned config is the one that ran
 
 
 def test_fp32_matches_fp64_reference(mix_inputs, cast_inputs):
