@@ -105,7 +105,8 @@ def _configs() -> list[triton.Config]:
     """`chunk_configs` at 4 warps. At BLOCK 64 and 8 warps, Triton 3.6 on sm_90 gets d_state 16 wrong (2 x 577
     tokens, headdim 32, 4 groups, no shift): before the split into directions, B_bwd's gradient came out 83%
     off; after it, the launch faults with an illegal memory access (benchmarks/RESULTS.md, session 29). Every
-    4-warp config matched the reference there, and the autotuner picked 64 / 4 / 3 at the model's sizes anyway."""
+    4-warp config matched the reference there (so did 32 / 8 / 1, dropped with the others untimed), and the
+    autotuner picked 64 / 4 / 3 at the model's sizes anyway."""
     return [c for c in chunk_configs() if c.num_warps == 4]
 
 
