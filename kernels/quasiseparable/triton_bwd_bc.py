@@ -131,14 +131,15 @@ def chunk_bwd_bc_kernel(
     ds_f = dS + b * s_sb + g * s_sg
     back = BHL // LS * nchunks * P * N  # the backward direction's states follow the forward ones
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
+    hpg, slot_stride = H // G, (1 + BIDIR) * BHL
     if d == 0:
         _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Bf + bc, Cf + bc, s_bl, s_bn, ds_f, Rs, R, states,
-                   dstates, dta, cum, A, dBf + out, dCf + out, s_ol, s_on, L, LS, H, H // G, g, b, P, N, nchunks,
-                   (1 + BIDIR) * BHL, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm, off_f,
+                   dstates, dta, cum, A, dBf + out, dCf + out, s_ol, s_on, L, LS, H, hpg, g, b, P, N, nchunks,
+                   slot_stride, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm, off_f,
                    BLOCK, BLOCK_N, Q, True, SHIFT, STATES, DOT_PREC)
     if BIDIR:
         if d == 1:
             _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Bb + bc, Cb + bc, s_bl, s_bn, ds_f + s_sd, Rs,
                        R, states + back, dstates + back, dta, cum, A, dBb + out, dCb + out, s_ol, s_on, L, LS, H,
-                       H // G, g, b, P, N, nchunks, 2 * BHL, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm,
+                       hpg, g, b, P, N, nchunks, slot_stride, SLOT_BLOCK, c, c0, c_end, t0, idx, im, ps, ns, pm,
                        BHL + off_f, BLOCK, BLOCK_N, Q, False, SHIFT, STATES, DOT_PREC)
