@@ -271,7 +271,7 @@ def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False) -> lis
         compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
                                   target=target, options=options)
         seconds = time.perf_counter() - start
-        blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK")}
+        blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK") or k in cfg.kwargs}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                      "compile_s": round(seconds, 2), **ptxas_usage(compiled.asm["ptx"], target.arch),
                      "shared": compiled.metadata.shared,

@@ -46,6 +46,12 @@ def test_a_walk_split_over_the_state_index_matches_one_block(mix_inputs, monkeyp
     torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)  # other dot shapes on a GPU (tf32x3)
 
 
+def test_walk_splits_are_kept_only_where_each_program_has_16_state_columns():
+    whole, halves = (triton.Config({"BLOCK_P": 64, "N_SPLIT": n}, num_warps=4) for n in (1, 2))
+    assert triton_states._prune_splits([whole, halves], {}, BLOCK_N=16) == [whole]
+    assert triton_states._prune_splits([whole, halves], {}, BLOCK_N=32) == [whole, halves]
+
+
 @pytest.mark.parametrize("dtype, forward_states", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32),
                                                    (torch.float32, torch.float32)], ids=["bf16", "fp16", "fp32"])
 def test_only_a_bf16_forward_stores_bf16_states(mix_inputs, cast_inputs, monkeypatch, dtype, forward_states):

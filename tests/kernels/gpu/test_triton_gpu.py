@@ -92,7 +92,8 @@ MIX_LAUNCHERS = {
 def test_every_autotune_config_is_exact(monkeypatch, mix_inputs, cast_inputs, name, index):
     """Each config of each mix kernel, pinned alone, passes the low-precision check at headdim 32 / d_state 16
     over 10 chunks: the autotuner picks by time only, so a config that compiles to wrong code must not be on
-    the list (session 29: BLOCK 64 at 8 warps gave the bc kernel an 83% error in B_bwd's gradient here)."""
+    the list (session 29: BLOCK 64 at 8 warps gave the bc kernel an 83% error in B_bwd's gradient here).
+    A state walk split over N_SPLIT programs runs at the smallest d_state it is kept for (16 columns each)."""
     Q = 64
     launcher = MIX_LAUNCHERS[name]
     autotuner = triton_kernel(launcher)
@@ -102,7 +103,8 @@ def test_every_autotune_config_is_exact(monkeypatch, mix_inputs, cast_inputs, na
     monkeypatch.setattr(autotuner, "configs", [config])
     monkeypatch.setattr(autotuner, "cache", {})  # the choice made for this key with the whole list
     monkeypatch.setattr(launcher, "entries", {})  # and the compiled kernel the launcher kept for it
-    base = mix_inputs(2, 577, 8, 32, 4, 16, dtype=torch.bfloat16, diag="head", shift=False, seed=577, device="cuda")
+    N = 16 * config.kwargs.get("N_SPLIT", 1)
+    base = mix_inputs(2, 577, 8, 32, 4, N, dtype=torch.bfloat16, diag="head", shift=False, seed=577, device="cuda")
     _check_low_precision(cast_inputs, base, torch.bfloat16, Q)
     assert autotuner.best_config is config  # the pinned config is the one that ran
 
