@@ -31,8 +31,9 @@ __all__ = ["chunk_states", "chunk_states_and_adjoints"]
 
 def _configs() -> list[triton.Config]:
     """Rows of P, state columns split over N_SPLIT programs, warps. The split halves a program's state
-    (twice the programs a walk): at 2 x 16,385 tokens the walks took 0.276 / 0.491 ms against 0.312 /
-    0.526 whole (H100, session 30); with 16- or 32-row blocks it lost (session 29)."""
+    (twice the programs a walk), which pays where few programs walk many chunks: at 2 x 16,385 tokens
+    the forward / backward walks took 0.280 / 0.491 ms against 0.309 / 0.526 whole, at 8 x 4,097 0.197 /
+    0.495 against 0.164 / 0.485 (H100, RESULTS.md session 30); with 16- or 32-row blocks it lost."""
     blocks = [(32, 1, 4), (64, 1, 4), (64, 2, 4)] if not interpreting() else [(64, 1, 4)]
     return [triton.Config({"BLOCK_P": p, "N_SPLIT": n}, num_warps=w) for p, n, w in blocks]
 
