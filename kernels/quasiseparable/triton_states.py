@@ -30,11 +30,12 @@ __all__ = ["chunk_states", "chunk_states_and_adjoints"]
 
 
 def _configs() -> list[triton.Config]:
-    """Rows of P, state columns split over N_SPLIT programs, warps. The split halves a program's state
-    (twice the programs a walk), which pays where few programs walk many chunks: at 2 x 16,385 tokens
-    the forward / backward walks took 0.280 / 0.491 ms against 0.309 / 0.526 whole, at 8 x 4,097 0.197 /
-    0.495 against 0.164 / 0.485 (H100, RESULTS.md session 30); with 16- or 32-row blocks it lost."""
-    blocks = [(32, 1, 4), (64, 1, 4), (64, 2, 4)] if not interpreting() else [(64, 1, 4)]
+    """Rows of P, state columns split over N_SPLIT programs, warps. A split shrinks a program's state
+    (N_SPLIT times the programs a walk), which pays where few programs walk many chunks: at 2 x 16,385
+    tokens the forward walk took 0.309 / 0.280 / 0.262 ms whole / in halves / in quarters, the backward's
+    two 0.526 / 0.491 / 0.611; at 8 x 4,097 the whole state won (H100, RESULTS.md session 30). With 16-
+    or 32-row blocks, and with 8 warps, the splits lost."""
+    blocks = [(32, 1, 4), (64, 1, 4), (64, 2, 4), (64, 4, 4)] if not interpreting() else [(64, 1, 4)]
     return [triton.Config({"BLOCK_P": p, "N_SPLIT": n}, num_warps=w) for p, n, w in blocks]
 
 

@@ -47,9 +47,11 @@ def test_a_walk_split_over_the_state_index_matches_one_block(mix_inputs, monkeyp
 
 
 def test_walk_splits_are_kept_only_where_each_program_has_16_state_columns():
-    whole, halves = (triton.Config({"BLOCK_P": 64, "N_SPLIT": n}, num_warps=4) for n in (1, 2))
-    assert triton_states._prune_splits([whole, halves], {}, BLOCK_N=16) == [whole]
-    assert triton_states._prune_splits([whole, halves], {}, BLOCK_N=32) == [whole, halves]
+    whole, halves, quarters = (triton.Config({"BLOCK_P": 64, "N_SPLIT": n}, num_warps=4) for n in (1, 2, 4))
+    configs = [whole, halves, quarters]
+    assert triton_states._prune_splits(configs, {}, BLOCK_N=16) == [whole]
+    assert triton_states._prune_splits(configs, {}, BLOCK_N=32) == [whole, halves]
+    assert triton_states._prune_splits(configs, {}, BLOCK_N=64) == configs
 
 
 @pytest.mark.parametrize("dtype, forward_states", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32),
