@@ -79,8 +79,8 @@ def _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, B_d, C_d, s_bl, s_
                          mask=im[:, None] & pm[None, :], other=0.0)
             st = (b * H + h) * nchunks * P * N + c * P * N + ps[:, None] * N + ns[None, :]
             st_mask = pm[:, None] & nm[None, :]
-            r, _ = prefix_values(cum, dta, off, idx, im, A_h, SHIFT if FORWARD else 1 - SHIFT)
-            q, dt = prefix_values(cum, dta, off, idx, im, A_h, 0 if FORWARD else 1)
+            r, _ = prefix_values(cum, dta, off, idx, LS, A_h, SHIFT if FORWARD else 1 - SHIFT)
+            q, dt = prefix_values(cum, dta, off, idx, LS, A_h, 0 if FORWARD else 1)
             if c > 0 if FORWARD else c < nchunks - 1:  # a state enters this chunk
                 decay_in = tl.exp(r) if FORWARD else tl.exp(tl.load(cum + off + c_end - 1) - r)
                 dci = decay_in[:, None] * mma_split(dyi, tl.load(states_d + st, mask=st_mask, other=0.0), None,

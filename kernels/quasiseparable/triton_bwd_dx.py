@@ -34,17 +34,17 @@ __all__ = ["chunk_bwd_dx_kernel"]
 
 
 @triton.jit
-def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, c0,
+def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, c0,
              Q: tl.constexpr, dx, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr,
              S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows], k the
     columns' `column_exponents`; S loaded from the group's products that `triton_bwd_pairs` stored
     (S_STORED) or computed here."""
     if FORWARD:
-        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT)
+        r, _ = prefix_values(cum, dta, off, rows, LS, A_h, SHIFT)
         expo = (r * LOG2E)[None, :] - k[:, None]
     else:
-        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, 1 - SHIFT)
+        r, _ = prefix_values(cum, dta, off, rows, LS, A_h, 1 - SHIFT)
         expo = k[:, None] - (r * LOG2E)[None, :]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
     if S_STORED:
@@ -79,15 +79,15 @@ def chunk_bwd_dx_kernel(
     dy_bh = dy + b * s_yb + h * s_yh + ps[None, :] * s_yp
     dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
-    q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
+    q_f, dt_f = prefix_values(cum, dta, off_f, cols, LS, A_h, 0)
     k_f = column_exponents(q_f, dt_f, True)
-    dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
+    dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
                    L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
-        q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+        q_b, dt_b = prefix_values(cum, dta, off_b, cols, LS, A_h, 1)
         k_b = column_exponents(q_b, dt_b, False)
-        dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
+        dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
                        N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
     if D_MODE > 0:
         dxj += load_d(Dp, b, cols, cm, h, s_db, s_dl, s_dh, D_MODE) * dyj.to(tl.float32)
@@ -96,13 +96,13 @@ def chunk_bwd_dx_kernel(
         rows = i0 + tl.arange(0, BLOCK)
         rm = rows < c_end
         dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=rm[:, None] & pm[None, :], other=0.0)
-        dxj = _dx_tile(dyi, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, A_h, rows, rm, cols, cm, ns, s_bl, s_bn,
+        dxj = _dx_tile(dyi, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, LS, A_h, rows, rm, cols, cm, ns, s_bl, s_bn,
                        N, L, c0, Q, dxj, True, False, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         for i0 in range(c0, j0, BLOCK):  # rows above: backward triangle only
             rows = i0 + tl.arange(0, BLOCK)
             dyi = tl.load(dy_bh + rows[:, None] * s_yl, mask=pm[None, :], other=0.0)
-            dxj = _dx_tile(dyi, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, A_h, rows, rows < L, cols, cm, ns,
+            dxj = _dx_tile(dyi, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, LS, A_h, rows, rows < L, cols, cm, ns,
                            s_bl, s_bn, N, L, c0, Q, dxj, False, False, SHIFT, S_STORED, DOT_PREC)
     ks_f = slot_sum(Ks, slot_stride, off_f, cols, cm, c0, c_end, SLOT_BLOCK, False)
     if STATES:  # compiled out when L fits one chunk

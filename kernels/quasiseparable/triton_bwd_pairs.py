@@ -63,8 +63,8 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         h = g * hpg + hh
         A_h = tl.load(A + h).to(tl.float32)
         off = off0 + h * LS
-        r, _ = prefix_values(cum, dta, off, rows, rm, A_h, SHIFT if FORWARD else 1 - SHIFT)
-        q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
+        r, _ = prefix_values(cum, dta, off, rows, LS, A_h, SHIFT if FORWARD else 1 - SHIFT)
+        q, dt = prefix_values(cum, dta, off, cols, LS, A_h, 0 if FORWARD else 1)
         dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
                       mask=rm[:, None] & pm[None, :], other=0.0)
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
@@ -101,10 +101,10 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
         A_h = tl.load(A + h).to(tl.float32)
         off_f = off0 + h * LS
         off_b = BHL + off_f
-        r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, 1)
-        q_f, dt_f = prefix_values(cum, dta, off_f, cols, cm, A_h, 0)
-        r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 0)
-        q_b, dt_b = prefix_values(cum, dta, off_b, cols, cm, A_h, 1)
+        r_f, _ = prefix_values(cum, dta, off_f, rows, LS, A_h, 1)
+        q_f, dt_f = prefix_values(cum, dta, off_f, cols, LS, A_h, 0)
+        r_b, _ = prefix_values(cum, dta, off_b, rows, LS, A_h, 0)
+        q_b, dt_b = prefix_values(cum, dta, off_b, cols, LS, A_h, 1)
         dyi = tl.load(dy_b + h * s_yh + rows[:, None] * s_yl + ps[None, :] * s_yp,
                       mask=rm[:, None] & pm[None, :], other=0.0)
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,

@@ -80,8 +80,12 @@ def head_program(A, L, LS, H, G, P, BHL, Q: tl.constexpr, BLOCK: tl.constexpr, B
 
 
 @triton.jit
-def prefix_values(cum, dta, off, idx, mask, A_h, COEF: tl.constexpr):
-    """(p - COEF * dt A, dt) at positions idx (fp32; zero where masked)."""
+def prefix_values(cum, dta, off, idx, LS, A_h, COEF: tl.constexpr):
+    """(p - COEF * dt A, dt) at positions idx of one padded row (fp32). Positions in [L, LS) read the row's
+    padding (dt 0, p constant: `triton_dt`), finite values that every caller masks where they would count;
+    from LS on, zero. A mask on LS, a multiple of 16, leaves the loads vectors where one on L splits them
+    into one load an element (at L = 197: 147 scalar loads in the pair kernel, 19 with this mask)."""
+    mask = idx < LS
     p = tl.load(cum + off + idx, mask=mask, other=0.0)
     dt = tl.load(dta + off + idx, mask=mask, other=0.0)
     return p - COEF * dt * A_h, dt
@@ -142,11 +146,11 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 
 
 @triton.jit
-def _mix_tile(Sp, r2, cum, dta, off, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
+def _mix_tile(Sp, r2, cum, dta, off, LS, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
     """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
     Sp (`triton_products`), r2 the rows' prefixes times log2 e."""
-    q, dt = prefix_values(cum, dta, off, cols, cm, A_h, 0 if FORWARD else 1)
+    q, dt = prefix_values(cum, dta, off, cols, LS, A_h, 0 if FORWARD else 1)
     k = column_exponents(q, dt, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
@@ -185,34 +189,34 @@ def chunk_fwd_kernel(
     S_f = S + b * s_sb + g * s_sg
     S_b = S_f + s_sd
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
-    r_f, _ = prefix_values(cum, dta, off_f, rows, rm, A_h, SHIFT)
+    r_f, _ = prefix_values(cum, dta, off_f, rows, LS, A_h, SHIFT)
     r2_f = r_f * LOG2E
     if BIDIR:
-        r_b, _ = prefix_values(cum, dta, off_b, rows, rm, A_h, 1 - SHIFT)
+        r_b, _ = prefix_values(cum, dta, off_b, rows, LS, A_h, 1 - SHIFT)
         r2_b = r_b * LOG2E
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, A_h, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
+        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, LS, A_h, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
     if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
-        q_f, dt_f = prefix_values(cum, dta, off_f, rows, rm, A_h, 0)
-        q_b, dt_b = prefix_values(cum, dta, off_b, rows, rm, A_h, 1)
+        q_f, dt_f = prefix_values(cum, dta, off_f, rows, LS, A_h, 0)
+        q_b, dt_b = prefix_values(cum, dta, off_b, rows, LS, A_h, 1)
         mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
                              column_exponents(q_b, dt_b, False), rows, rm, c0, Q)
     else:
-        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, A_h, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
+        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, LS, A_h, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
         if BIDIR:
-            mat += _mix_tile(S_b, r2_b, cum, dta, off_b, A_h, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
+            mat += _mix_tile(S_b, r2_b, cum, dta, off_b, LS, A_h, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
     acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(S_b, r2_b, cum, dta, off_b, A_h, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
+            mat = _mix_tile(S_b, r2_b, cum, dta, off_b, LS, A_h, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     if STATES:  # compiled out when L fits one chunk
