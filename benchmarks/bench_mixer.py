@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import cpu_time_ms, emit, env_header, peak_memory_gib, profile_table, time_ms  # noqa: E402
+from timing import cpu_time_ms, emit, env_header, gpu_busy_ms, peak_memory_gib, profile_table, time_ms  # noqa: E402
 
 from hydra_vision.kernels import quasiseparable_mix, ssd_causal_mix  # noqa: E402
 from hydra_vision.kernels.quasiseparable.chunk_tuning import AUTO, DEFAULT_CHUNK, resolve_chunk_size  # noqa: E402
@@ -130,7 +130,8 @@ def check_against_reference(kw: dict, chunk_size: int | str | None) -> dict:
 
 def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tensor], mode: str,
              cpu_reps: int = 0) -> dict:
-    """Time fn() without grad (fwd) or fn().backward (fwdbwd): do_bench and the peak memory on CUDA;
+    """Time fn() without grad (fwd) or fn().backward (fwdbwd): do_bench, the peak memory and the GPU's busy time
+    (`gpu_ms`, the time without the host's share) on CUDA;
     with cpu_reps, the median of that many runs by the host clock, the leaves' grads dropped after each."""
     if mode == "fwd":
         def step():
@@ -155,13 +156,16 @@ def run_case(name: str, fn: Callable[[], torch.Tensor], leaves: list[torch.Tenso
         return cpu_time_ms(clean_step, warmup=0, reps=cpu_reps)
     stats = time_ms(step, grad_to_none=leaves)
     stats["peak_gib"] = peak_memory_gib(step)
+    stats["gpu_ms"] = gpu_busy_ms(step)
     return stats
 
 
-def warm_triton_step(kw: dict, chunk_size: int | str | None) -> Callable[[], None]:
-    """One triton forward+backward as a function, after three runs (compiled and autotuned)."""
+def warm_step(kw: dict, chunk_size: int | str | None, case: str = "triton") -> Callable[[], None]:
+    """One forward+backward of `case` as a function, after three runs (compiled and autotuned)."""
+    fn = case_fn(case, kw, chunk_size)
+
     def step():
-        y = quasiseparable_mix(**kw, chunk_size=chunk_size, backend="triton")
+        y = fn()
         y.backward(torch.ones_like(y))
 
     for _ in range(3):
@@ -170,16 +174,16 @@ def warm_triton_step(kw: dict, chunk_size: int | str | None) -> Callable[[], Non
     return step
 
 
-def profile(kw: dict, chunk_size: int | str | None, label: str, rows: int = 15) -> None:
-    """torch.profiler table of the CUDA kernels of one triton forward+backward."""
-    step = warm_triton_step(kw, chunk_size)
+def profile(kw: dict, chunk_size: int | str | None, case: str, label: str, rows: int = 15) -> None:
+    """torch.profiler table of the CUDA kernels of one forward+backward of `case`."""
+    step = warm_step(kw, chunk_size, case)
     print(profile_table(step, label, steps=5, rows=rows, sort_by=("cuda_time_total",), cpu_ops=False))
 
 
 def ncu_window(kw: dict, chunk_size: int | str | None) -> None:
     """One warm triton forward+backward between cudaProfilerStart and Stop, the only kernels that
     `ncu --profile-from-start off` profiles (autotuning's launches stay outside)."""
-    step = warm_triton_step(kw, chunk_size)
+    step = warm_step(kw, chunk_size)
     torch.cuda.cudart().cudaProfilerStart()
     step()
     torch.cuda.synchronize()
@@ -202,15 +206,15 @@ def table(records: list[dict]) -> str:
         "",
         f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms "
         f"| SDPA h{header['H']} ms | two-pass / triton (>= 2) | triton / causal (<= 1.3) "
-        "| SDPA / triton (> 1 from L 1025) | triton peak GiB |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| SDPA / triton (> 1 from L 1025) | triton / causal, GPU time | triton peak GiB |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def ms(row: dict, name: str) -> str:
         return f"{row[name]['ms']:.3f}" if name in row else "-"
 
-    def ratio(row: dict, num: str, den: str) -> str:
-        return f"{row[num]['ms'] / row[den]['ms']:.2f}" if num in row and den in row else "-"
+    def ratio(row: dict, num: str, den: str, key: str = "ms") -> str:
+        return f"{row[num][key] / row[den][key]:.2f}" if key in row.get(num, {}) and key in row.get(den, {}) else "-"
 
     for (L, mode), row in sorted(cases.items()):
         batch = next(iter(row.values()))["batch"]
@@ -219,7 +223,7 @@ def table(records: list[dict]) -> str:
             f"| {L} | {batch} | {mode} | {ms(row, 'triton')} | {ms(row, 'two_pass')} | {ms(row, 'causal')} | "
             f"{ms(row, 'reference')} | {ms(row, f'sdpa_h{h_attn}')} | {ms(row, 'sdpa_h' + str(header['H']))} | "
             f"{ratio(row, 'two_pass', 'triton')} | {ratio(row, 'triton', 'causal')} | "
-            f"{ratio(row, f'sdpa_h{h_attn}', 'triton')} | {peak} |"
+            f"{ratio(row, f'sdpa_h{h_attn}', 'triton')} | {ratio(row, 'triton', 'causal', 'gpu_ms')} | {peak} |"
         )
     return "\n".join(lines)
 
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
-    parser.add_argument("--profile", action="store_true", help="print a profiler table per length instead")
+    parser.add_argument("--profile", action="store_true", help="instead, a profiler table per length and case (sdpa left out)")
     parser.add_argument("--ncu-window", action="store_true",
                         help="instead, one warm triton forward+backward per length inside cudaProfilerStart/Stop (for ncu)")
     parser.add_argument("--cold-start", action="store_true",
@@ -270,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                   "process_s": round(time.perf_counter() - PROCESS_START, 2)}, stream)
             return 0
         if args.profile:
-            profile(kw, args.chunk_size, f"B{batch}_L{L}_D{args.d_model}")
+            for case in (c for c in args.cases if c != "sdpa"):
+                profile(kw, args.chunk_size, case, f"{case} B{batch}_L{L}_D{args.d_model}")
             continue
         if args.ncu_window:
             ncu_window(kw, args.chunk_size)

@@ -38,6 +38,25 @@ def test_table_says_which_chunk_size_was_timed():
     assert "| 4097 | 6 | fwdbwd | 2.000 | - | 1.600 |" in text
 
 
+def test_table_compares_triton_with_causal_by_gpu_time_where_both_have_it():
+    header = {"kind": "header", "date": "d", "device": "gpu", "torch": "t", "triton": "tr", "d_model": 768, "H": 24,
+              "P": 64, "N": 64, "G": 1, "dtype": "bfloat16", "tokens": 25216, "chunk_size": "auto"}
+    row = {"kind": "case", "L": 197, "batch": 128, "mode": "fwdbwd", "peak_gib": 0.4}
+    timed = [header, {**row, "case": "triton", "ms": 1.5, "gpu_ms": 1.2}, {**row, "case": "causal", "ms": 1.5, "gpu_ms": 0.8}]
+    assert "| 1.00 | - | 1.50 | 0.40 |" in bench_mixer.table(timed)
+    old = [header, {**row, "case": "triton", "ms": 1.5}, {**row, "case": "causal", "ms": 1.5}]
+    assert "| 1.00 | - | - | 0.40 |" in bench_mixer.table(old)
+
+
+def test_profile_runs_each_named_case(monkeypatch):
+    profiled = []
+    monkeypatch.setattr(bench_mixer, "make_inputs", lambda *a: {"kw": {}, "leaves": []})
+    monkeypatch.setattr(bench_mixer, "profile", lambda kw, chunk, case, label: profiled.append(label))
+    monkeypatch.setattr(bench_mixer, "env_header", lambda: {})
+    bench_mixer.main(["--profile", "--cases", "causal", "sdpa", "two_pass", "--lengths", "197"])
+    assert profiled == ["causal B128_L197_D768", "two_pass B128_L197_D768"]
+
+
 def test_config_lines_rank_every_timed_config_and_mark_the_winner():
     fast, slow = triton.Config({"BLOCK": 64}, num_warps=8), triton.Config({"BLOCK": 32}, num_warps=4, num_stages=1)
     record = {"kernel": "k", "key": {"L": 4097}, "timings": {slow: [0.5, 0.4, 0.6], fast: [0.2, 0.1, 0.3]},
