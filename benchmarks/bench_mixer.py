@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
-    parser.add_argument("--profile", action="store_true", help="instead, a profiler table per length and case (sdpa left out)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead, a profiler table per length and case (sdpa left out)")
     parser.add_argument("--ncu-window", action="store_true",
                         help="instead, one warm triton forward+backward per length inside cudaProfilerStart/Stop (for ncu)")
     parser.add_argument("--cold-start", action="store_true",

@@ -42,7 +42,8 @@ def test_table_compares_triton_with_causal_by_gpu_time_where_both_have_it():
     header = {"kind": "header", "date": "d", "device": "gpu", "torch": "t", "triton": "tr", "d_model": 768, "H": 24,
               "P": 64, "N": 64, "G": 1, "dtype": "bfloat16", "tokens": 25216, "chunk_size": "auto"}
     row = {"kind": "case", "L": 197, "batch": 128, "mode": "fwdbwd", "peak_gib": 0.4}
-    timed = [header, {**row, "case": "triton", "ms": 1.5, "gpu_ms": 1.2}, {**row, "case": "causal", "ms": 1.5, "gpu_ms": 0.8}]
+    timed = [header, {**row, "case": "triton", "ms": 1.5, "gpu_ms": 1.2},
+             {**row, "case": "causal", "ms": 1.5, "gpu_ms": 0.8}]
     assert "| 1.00 | - | 1.50 | 0.40 |" in bench_mixer.table(timed)
     old = [header, {**row, "case": "triton", "ms": 1.5}, {**row, "case": "causal", "ms": 1.5}]
     assert "| 1.00 | - | - | 0.40 |" in bench_mixer.table(old)
