@@ -48,7 +48,8 @@ def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns,
         expo = k[:, None] - (r * LOG2E)[None, :]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
     if S_STORED:
-        st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0))
+        st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :],
+                              mask=(rows < LS)[:, None] & (cols < LS)[None, :], other=0.0))  # stored up to LS
     else:
         st = mma(bt, tl.trans(load_cs(Cp, rows, rm, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)), None, DOT_PREC)
     mt = st * tl.exp2(tl.where(tl.trans(valid), expo, float("-inf")))

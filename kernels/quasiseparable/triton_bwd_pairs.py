@@ -54,9 +54,10 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
           BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
           DOT_PREC: tl.constexpr):
     """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
-    STORE_S) and the R / K' slot parts of every head of the group."""
+    STORE_S, up to the padded length LS as `triton_products` stores it) and the R / K' slot parts of every
+    head of the group."""
     if STORE_S:
-        tl.store(s_ptr, s, mask=rm[:, None] & cm[None, :])
+        tl.store(s_ptr, s, mask=(rows < LS)[:, None] & (cols < LS)[None, :])
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
@@ -82,7 +83,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
 
 @triton.jit
 def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, off0, BHL, g, hpg, LS,
-                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, t, ds_ptr, s_ptr, s_sd,
+                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, t, ds_ptr, s_ptr, s_sd, t_sd,
                    BLOCK: tl.constexpr, STORE_S: tl.constexpr, DOT_PREC: tl.constexpr):
     """A diagonal tile pair of the shifted bidirectional mix, both directions in one pass over the heads:
     their triangles (strictly lower: forward, strictly upper: backward) are disjoint, and G_h = dy_h x_h^T
@@ -90,8 +91,9 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
     where `_pair`, once per direction, takes two. Stores what `_pair` stores for each direction."""
     both = rm[:, None] & cm[None, :]
     if STORE_S:
-        tl.store(s_ptr, s_f, mask=both)
-        tl.store(s_ptr + s_sd, s_b, mask=both)
+        padded = (rows < LS)[:, None] & (cols < LS)[None, :]
+        tl.store(s_ptr, s_f, mask=padded)
+        tl.store(s_ptr + t_sd, s_b, mask=padded)
     low = triangle_mask(rows, cols, rm, cm, True, True, 1)
     up = triangle_mask(rows, cols, rm, cm, False, True, 1)
     s_low, s_up = tl.where(low, s_f, 0.0), tl.where(up, s_b, 0.0)
@@ -128,7 +130,7 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
 @triton.jit
 def chunk_bwd_pairs_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
-    dta, cum, A, dS, S, s_sd, s_sb, s_sg, Rs, Ks,
+    dta, cum, A, dS, S, s_sd, s_sb, s_sg, t_sd, t_sb, t_sg, Rs, Ks,
     L, LS, H, G, P, N, BHL,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
@@ -149,6 +151,7 @@ def chunk_bwd_pairs_kernel(
     slot_stride = (1 + BIDIR) * BHL
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
     tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
+    tile_s = b * t_sb + g * t_sg + rows[:, None] * Q + (cols - c * Q)[None, :]  # S has LS rows, dS L
     if BIDIR and SHIFT:  # the two triangles of a diagonal tile are disjoint: one pass (`_diagonal_pair`)
         merged = ti == tj
     else:
@@ -157,19 +160,19 @@ def chunk_bwd_pairs_kernel(
         s_f = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
         s_b = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
         _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, b * H * LS, BHL, g,
-                       hpg, LS, rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, dS + tile, S + tile, s_sd,
+                       hpg, LS, rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, dS + tile, S + tile_s, s_sd, t_sd,
                        BLOCK, STORE_S, DOT_PREC)
     else:
         # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
         if tj <= ti:
             s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
             _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
-                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile, BLOCK, True, SHIFT,
+                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile_s, BLOCK, True, SHIFT,
                   STORE_S, DOT_PREC)
         if BIDIR:
             if tj >= ti:
                 s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT,
                                   DOT_PREC)
                 _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
-                      rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + s_sd + tile,
+                      rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + t_sd + tile_s,
                       BLOCK, False, SHIFT, STORE_S, DOT_PREC)

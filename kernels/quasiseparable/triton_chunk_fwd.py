@@ -149,17 +149,19 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 def _mix_tile(Sp, r2, cum, dta, off, LS, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
     """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
-    Sp (`triton_products`), r2 the rows' prefixes times log2 e."""
+    Sp (`triton_products`: written up to LS, so the load masks on LS, whole vectors), r2 the rows' prefixes
+    times log2 e."""
     q, dt = prefix_values(cum, dta, off, cols, LS, A_h, 0 if FORWARD else 1)
     k = column_exponents(q, dt, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
-    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=valid, other=0.0)
+    padded = (rows < LS)[:, None] & (cols < LS)[None, :]
+    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=padded, other=0.0)
     return s * tl.exp2(tl.where(valid, expo, float("-inf")))
 
 
 @triton.jit
-def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, Q: tl.constexpr):
+def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, LS, Q: tl.constexpr):
     """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
     (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
     backward, with one exp where a `_mix_tile` per direction takes two. S_*: the group's stored products,
@@ -167,7 +169,8 @@ def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, Q: tl.constexpr
     low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
     up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
     tile = pos[:, None] * Q + (pos - c0)[None, :]
-    s = tl.load(S_f + tile, mask=low, other=0.0) + tl.load(S_b + tile, mask=up, other=0.0)
+    padded = (pos < LS)[:, None] & (pos < LS)[None, :]
+    s = tl.where(low, tl.load(S_f + tile, mask=padded, other=0.0), tl.load(S_b + tile, mask=padded, other=0.0))
     expo = tl.where(low, r2_f[:, None] - k_f[None, :], tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
     return s * tl.exp2(expo)
 
@@ -205,7 +208,7 @@ def chunk_fwd_kernel(
         q_f, dt_f = prefix_values(cum, dta, off_f, rows, LS, A_h, 0)
         q_b, dt_b = prefix_values(cum, dta, off_b, rows, LS, A_h, 1)
         mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
-                             column_exponents(q_b, dt_b, False), rows, rm, c0, Q)
+                             column_exponents(q_b, dt_b, False), rows, rm, c0, LS, Q)
     else:
         mat = _mix_tile(S_f, r2_f, cum, dta, off_f, LS, A_h, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
         if BIDIR:

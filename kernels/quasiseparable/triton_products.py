@@ -2,7 +2,8 @@
 
     S_f[i, j] = Cs_f[i] . B_f[j]  (tile pairs with j's tile <= i's),   S_b[i, j] = Cs_b[i] . B_b[j]  (>=)
 
-in fp32, [ND, batch, G, L, Q] (column index within the chunk). They do not depend on the head,
+in fp32, [ND, batch, G, LS, Q] (column index within the chunk; LS = L padded to a multiple of 16, the
+positions past L stored as 0, so that readers mask on LS and load whole vectors). They do not depend on the head,
 so the forward kernel, one program per head, loads them (from this kernel) instead of recomputing
 them, and so does dx when L fits one chunk (the backward's pair kernel, which computes them anyway,
 stores them). With several chunks dx recomputes them: loading them transposed measured slower.
@@ -42,7 +43,7 @@ def tile_products(Cp, Bp, rows, rm, cols, cm, ns, s_l, s_n, N, L, FORWARD: tl.co
 @cached_launch
 @triton.jit
 def chunk_products_kernel(
-    Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, S, s_sd, s_sb, s_sg, L, N,
+    Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn, S, s_sd, s_sb, s_sg, L, LS, N,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
@@ -52,13 +53,14 @@ def chunk_products_kernel(
     rows = r0 + tl.arange(0, BLOCK)
     cols = j0 + tl.arange(0, BLOCK)
     rm, cm = rows < L, cols < L
+    padded = (rows < LS)[:, None] & (cols < LS)[None, :]  # B, C load as 0 past L: S is 0 there
     ns = tl.arange(0, BLOCK_N)
     bc = b * s_bb + g * s_bg
     out = S + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     if tj <= ti:
         s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        tl.store(out, s, mask=rm[:, None] & cm[None, :])
+        tl.store(out, s, mask=padded)
     if BIDIR:
         if tj >= ti:
             s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-            tl.store(out + s_sd, s, mask=rm[:, None] & cm[None, :])
+            tl.store(out + s_sd, s, mask=padded)

@@ -58,17 +58,31 @@ def test_mix_kernels_compile_for_every_diagonal_mode(variant) -> None:
 
 @pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
 def test_tile_stores_are_element_by_element_when_the_length_is_off_16() -> None:
-    """The pair kernel's fp32 dS and S tiles are stored in vectors when L is a multiple of 16 and element by
-    element when it is not: the int L then carries no divisibility hint, so the mask cols < L is not known
-    to be uniform over a vector (RESULTS.md, session 17). Storing whole rows instead made the stores vectors
-    but moved more bytes, and the mixer got slower on the H200 (session 18), so the masks stay."""
+    """The pair kernel's fp32 dS tiles are stored in vectors when L is a multiple of 16 and element by element
+    when it is not: the int L then carries no divisibility hint, so the mask cols < L is not known to be
+    uniform over a vector (RESULTS.md, session 17). Storing whole rows instead made the stores vectors but
+    moved more bytes, and the mixer got slower on the H200 (session 18), so those masks stay. The group's
+    products S, read by every head, are stored up to L rounded up to 16 (session 31): vectors at any length."""
     def stores(length: int) -> list[tuple[int, int]]:
         rows = _report("--length", str(length), "--kernels", "mix_pairs")[1:]
         assert rows and all(r["ld_vector"] + r["ld_scalar"] > 0 for r in rows)
         return [(r["st_vector"], r["st_scalar"]) for r in rows]
 
-    assert all(vector > 0 for vector, _ in stores(32))
-    assert all(vector == 0 and scalar > 0 for vector, scalar in stores(30))
+    whole, ragged = stores(32), stores(30)
+    assert all(vector > 0 for vector, _ in whole)
+    assert all(vector > 0 and scalar > scalar_32 for (vector, scalar), (_, scalar_32) in zip(ragged, whole))
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_every_head_reads_the_group_products_in_vectors_at_any_length() -> None:
+    """The forward and dx kernels load S tiles masked on L rounded up to 16, which Triton knows to be uniform
+    over a vector, so they compile to the same vector and scalar loads at L = 30 as at 32 (masked on L, every
+    element of an S tile was its own load at 30)."""
+    def loads(length: int) -> list[tuple[str, int, int]]:
+        rows = _report("--length", str(length), "--kernels", "mix_fwd", "mix_dx")[1:]
+        return [(r["kernel"], r["ld_vector"], r["ld_scalar"]) for r in rows]
+
+    assert loads(30) == loads(32)
 
 
 @pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
