@@ -25,6 +25,7 @@ from .triton_chunk_fwd import (
     load_cs,
     load_d,
     prefix_values,
+    products_mask,
     prune_blocks,
     triangle_mask,
 )
@@ -49,7 +50,7 @@ def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns,
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
     if S_STORED:
         st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :],
-                              mask=(rows < LS)[:, None] & (cols < LS)[None, :], other=0.0))  # stored up to LS
+                              mask=products_mask(rows, cols, LS), other=0.0))
     else:
         st = mma(bt, tl.trans(load_cs(Cp, rows, rm, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)), None, DOT_PREC)
     mt = st * tl.exp2(tl.where(tl.trans(valid), expo, float("-inf")))

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import LOG2E, prefix_values, triangle_mask
+from .triton_chunk_fwd import LOG2E, prefix_values, products_mask, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
@@ -57,7 +57,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     STORE_S, up to the padded length LS as `triton_products` stores it) and the R / K' slot parts of every
     head of the group."""
     if STORE_S:
-        tl.store(s_ptr, s, mask=(rows < LS)[:, None] & (cols < LS)[None, :])
+        tl.store(s_ptr, s, mask=products_mask(rows, cols, LS))
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
@@ -91,7 +91,7 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
     where `_pair`, once per direction, takes two. Stores what `_pair` stores for each direction."""
     both = rm[:, None] & cm[None, :]
     if STORE_S:
-        padded = (rows < LS)[:, None] & (cols < LS)[None, :]
+        padded = products_mask(rows, cols, LS)
         tl.store(s_ptr, s_f, mask=padded)
         tl.store(s_ptr + t_sd, s_b, mask=padded)
     low = triangle_mask(rows, cols, rm, cm, True, True, 1)

@@ -31,7 +31,7 @@ from .triton_config import approx_log2, interpreting, mma, mma_split
 
 __all__ = [
     "LOG2E", "TINY", "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "column_exponents", "head_program", "load_bc",
-    "load_cs", "prefix_values", "prune_blocks", "triangle_mask",
+    "load_cs", "prefix_values", "products_mask", "prune_blocks", "triangle_mask",
 ]
 
 
@@ -146,6 +146,14 @@ def triangle_mask(rows, cols, rm, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
 
 
 @triton.jit
+def products_mask(rows, cols, LS):
+    """[len(rows), len(cols)] elements of a tile of the group's products S that `triton_products` writes: both
+    positions below LS, L rounded up to 16 (0 past L). Uniform over 16 positions, so loads and stores under it
+    stay vectors where a mask on L splits them into one access an element."""
+    return (rows < LS)[:, None] & (cols < LS)[None, :]
+
+
+@triton.jit
 def _mix_tile(Sp, r2, cum, dta, off, LS, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
     """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
@@ -155,8 +163,7 @@ def _mix_tile(Sp, r2, cum, dta, off, LS, A_h, rows, rm, cols, cm, c0, Q: tl.cons
     k = column_exponents(q, dt, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
-    padded = (rows < LS)[:, None] & (cols < LS)[None, :]
-    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=padded, other=0.0)
+    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=products_mask(rows, cols, LS), other=0.0)
     return s * tl.exp2(tl.where(valid, expo, float("-inf")))
 
 
@@ -169,7 +176,7 @@ def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, LS, Q: tl.const
     low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
     up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
     tile = pos[:, None] * Q + (pos - c0)[None, :]
-    padded = (pos < LS)[:, None] & (pos < LS)[None, :]
+    padded = products_mask(pos, pos, LS)
     s = tl.where(low, tl.load(S_f + tile, mask=padded, other=0.0), tl.load(S_b + tile, mask=padded, other=0.0))
     expo = tl.where(low, r2_f[:, None] - k_f[None, :], tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
     return s * tl.exp2(expo)

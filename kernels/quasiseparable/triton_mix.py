@@ -92,13 +92,19 @@ def _dims(x: torch.Tensor, B: torch.Tensor) -> dict:
                 BLOCK_N=max(16, next_power_of_2(N)))
 
 
+def _products_buffer(B: torch.Tensor, bidir: bool, Q: int) -> torch.Tensor:
+    """Room for the group's products S of B's (batch, L, G, N) shape: (ND, batch, G, LS, Q) fp32,
+    LS = `padded_length(L)` (`triton_products` writes them up to LS, 0 past L)."""
+    batch, L, G, _ = B.shape
+    return torch.empty((1 + bidir, batch, G, padded_length(L), Q), device=B.device, dtype=torch.float32)
+
+
 def _group_products(Bf: torch.Tensor, Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor],
                     Q: int, shift: bool, dot_prec: str) -> torch.Tensor:
-    """S = Cs B^T of every tile pair of every chunk, per group and direction: (ND, batch, G, LS, Q) fp32,
-    LS = `padded_length(L)`, 0 past L."""
+    """S = Cs B^T of every tile pair of every chunk, per group and direction (`_products_buffer`)."""
     batch, L, G, N = Bf.shape
     bidir = Bb is not None
-    S = torch.empty((1 + bidir, batch, G, padded_length(L), Q), device=Bf.device, dtype=torch.float32)
+    S = _products_buffer(Bf, bidir, Q)
     block = pair_block(Q)
     chunk_products_kernel[(cdiv(L, Q) * (Q // block) ** 2, batch, G)](
         Bf, Cf, Bb if bidir else Bf, Cb if bidir else Cf, *Bf.stride(), S, *S.stride()[:3], L, S.shape[3], N,
@@ -192,8 +198,7 @@ def backward_into(
     inputs = (x, *x.stride(), dy, *dy.stride(), Bf, Cf, Bb_, Cb_, *Bf.stride())
     pair = pair_block(Q)
     dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
-    # stored for dx with one chunk only (else unused), LS rows as the forward's (`_group_products`)
-    S = torch.empty((1 + bidir, batch, G, LS, Q), device=x.device, dtype=torch.float32) if nchunks == 1 else dS
+    S = _products_buffer(Bf, bidir, Q) if nchunks == 1 else dS  # stored for dx with one chunk only (else unused)
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
     chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
         *inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import load_bc, load_cs
+from .triton_chunk_fwd import load_bc, load_cs, products_mask
 from .triton_config import mma
 
 __all__ = ["chunk_products_kernel", "tile_pair", "tile_products"]
@@ -53,7 +53,7 @@ def chunk_products_kernel(
     rows = r0 + tl.arange(0, BLOCK)
     cols = j0 + tl.arange(0, BLOCK)
     rm, cm = rows < L, cols < L
-    padded = (rows < LS)[:, None] & (cols < LS)[None, :]  # B, C load as 0 past L: S is 0 there
+    padded = products_mask(rows, cols, LS)  # B, C load as 0 past L: S is 0 there
     ns = tl.arange(0, BLOCK_N)
     bc = b * s_bb + g * s_bg
     out = S + b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
