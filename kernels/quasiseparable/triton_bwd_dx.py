@@ -17,7 +17,6 @@ import triton.language as tl
 from ..launcher import cached_launch
 from .triton_bwd_pairs import slot_sum
 from .triton_chunk_fwd import (
-    LOG2E,
     chunk_configs,
     column_exponents,
     head_program,
@@ -27,6 +26,7 @@ from .triton_chunk_fwd import (
     prefix_values,
     products_mask,
     prune_blocks,
+    row_exponents,
     triangle_mask,
 )
 from .triton_config import mma, mma_split
@@ -39,21 +39,20 @@ def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns,
              Q: tl.constexpr, dx, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr,
              S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows], k the
-    columns' `column_exponents`; S loaded from the group's products that `triton_bwd_pairs` stored
-    (S_STORED) or computed here."""
-    if FORWARD:
-        r, _ = prefix_values(cum, dta, off, rows, LS, A_h, SHIFT)
-        expo = (r * LOG2E)[None, :] - k[:, None]
-    else:
-        r, _ = prefix_values(cum, dta, off, rows, LS, A_h, 1 - SHIFT)
-        expo = k[:, None] - (r * LOG2E)[None, :]
-    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)  # [rows, cols]
+    columns' `column_exponents` (+inf / -inf on masked columns, as `load_exponents` gives them); S loaded
+    from the group's products that `triton_bwd_pairs` stored (S_STORED) or computed here. Off the diagonal
+    tile nothing is masked: masked rows and columns have exponent -inf (`row_exponents`)."""
+    r, _ = prefix_values(cum, dta, off, rows, LS, A_h, SHIFT if FORWARD else 1 - SHIFT)
+    r2 = row_exponents(r, rm, FORWARD)
+    expo = r2[None, :] - k[:, None] if FORWARD else k[:, None] - r2[None, :]
+    if DIAG:
+        expo = tl.where(tl.trans(triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)), expo, float("-inf"))
     if S_STORED:
         st = tl.trans(tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :],
                               mask=products_mask(rows, cols, LS), other=0.0))
     else:
         st = mma(bt, tl.trans(load_cs(Cp, rows, rm, ns, s_bl, s_bn, N, L, FORWARD, SHIFT)), None, DOT_PREC)
-    mt = st * tl.exp2(tl.where(tl.trans(valid), expo, float("-inf")))
+    mt = st * tl.exp2(expo)
     return mma(mt.to(dyi.dtype), dyi, dx, DOT_PREC)
 
 
@@ -82,13 +81,13 @@ def chunk_bwd_dx_kernel(
     dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
     q_f, dt_f = prefix_values(cum, dta, off_f, cols, LS, A_h, 0)
-    k_f = column_exponents(q_f, dt_f, True)
+    k_f = tl.where(cm, column_exponents(q_f, dt_f, True), float("inf"))
     dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
                    L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
         q_b, dt_b = prefix_values(cum, dta, off_b, cols, LS, A_h, 1)
-        k_b = column_exponents(q_b, dt_b, False)
+        k_b = tl.where(cm, column_exponents(q_b, dt_b, False), float("-inf"))
         dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
                        N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
     if D_MODE > 0:

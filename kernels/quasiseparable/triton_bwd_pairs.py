@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import LOG2E, prefix_values, products_mask, triangle_mask
+from .triton_chunk_fwd import LOG2E, prefix_values, products_mask, row_exponents, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
@@ -52,13 +52,15 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS,
           rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
           BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
-          DOT_PREC: tl.constexpr):
+          DIAG: tl.constexpr, DOT_PREC: tl.constexpr):
     """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
     STORE_S, up to the padded length LS as `triton_products` stores it) and the R / K' slot parts of every
-    head of the group."""
+    head of the group. DIAG: the pair may be a diagonal one, whose triangle is masked; off the diagonal
+    nothing is, as masked rows and columns have exponent -inf (`row_exponents`)."""
     if STORE_S:
         tl.store(s_ptr, s, mask=products_mask(rows, cols, LS))
     valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
+    void = float("inf") if FORWARD else float("-inf")
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
         h = g * hpg + hh
@@ -71,9 +73,11 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        r2, q2 = r * LOG2E, q * LOG2E
+        r2, q2 = row_exponents(r, rm, FORWARD), tl.where(cm, q * LOG2E, void)
         expo = r2[:, None] - q2[None, :] if FORWARD else q2[None, :] - r2[:, None]
-        f = gm * tl.exp2(tl.where(valid, expo, float("-inf")))
+        if DIAG:
+            expo = tl.where(valid, expo, float("-inf"))
+        f = gm * tl.exp2(expo)
         acc += f * dt[None, :]
         sf = s * f
         tl.store(Rs + tj * slot_stride + off + rows, tl.sum(sf * dt[None, :], axis=1), mask=rm)
@@ -152,7 +156,8 @@ def chunk_bwd_pairs_kernel(
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
     tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
     tile_s = b * t_sb + g * t_sg + rows[:, None] * Q + (cols - c * Q)[None, :]  # S has LS rows, dS L
-    if BIDIR and SHIFT:  # the two triangles of a diagonal tile are disjoint: one pass (`_diagonal_pair`)
+    merged_diagonals: tl.constexpr = BIDIR and SHIFT
+    if merged_diagonals:  # the two triangles of a diagonal tile are disjoint: one pass (`_diagonal_pair`)
         merged = ti == tj
     else:
         merged = False
@@ -168,11 +173,11 @@ def chunk_bwd_pairs_kernel(
             s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
             _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
                   rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile_s, BLOCK, True, SHIFT,
-                  STORE_S, DOT_PREC)
+                  STORE_S, not merged_diagonals, DOT_PREC)
         if BIDIR:
             if tj >= ti:
                 s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT,
                                   DOT_PREC)
                 _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
                       rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + t_sd + tile_s,
-                      BLOCK, False, SHIFT, STORE_S, DOT_PREC)
+                      BLOCK, False, SHIFT, STORE_S, not merged_diagonals, DOT_PREC)

@@ -31,7 +31,8 @@ from .triton_config import approx_log2, interpreting, mma, mma_split
 
 __all__ = [
     "LOG2E", "TINY", "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "column_exponents", "head_program", "load_bc",
-    "load_cs", "prefix_values", "products_mask", "prune_blocks", "triangle_mask",
+    "load_cs", "load_exponents", "prefix_values", "products_mask", "prune_blocks", "row_exponents",
+    "triangle_mask",
 ]
 
 
@@ -88,6 +89,8 @@ def prefix_values(cum, dta, off, idx, LS, A_h, COEF: tl.constexpr):
     mask = idx < LS
     p = tl.load(cum + off + idx, mask=mask, other=0.0)
     dt = tl.load(dta + off + idx, mask=mask, other=0.0)
+    if COEF == 0:  # p - 0 * dt A is p for finite dt, which the compiler may not assume (IEEE: 0 inf = nan)
+        return p, dt
     return p - COEF * dt * A_h, dt
 
 
@@ -154,17 +157,32 @@ def products_mask(rows, cols, LS):
 
 
 @triton.jit
-def _mix_tile(Sp, r2, cum, dta, off, LS, A_h, rows, rm, cols, cm, c0, Q: tl.constexpr,
+def load_exponents(kexp, off, idx, LS, FORWARD: tl.constexpr):
+    """The `column_exponents` of positions idx of one padded row, as `triton_dt` stores them; from LS on
+    +inf (FORWARD) or -inf, which makes every exponent r2 - k (k - r2) of those columns -inf."""
+    return tl.load(kexp + off + idx, mask=idx < LS, other=float("inf") if FORWARD else float("-inf"))
+
+
+@triton.jit
+def row_exponents(r, rm, FORWARD: tl.constexpr):
+    """The rows' part r log2 e of a tile's base-2 exponent; -inf (FORWARD) or +inf on masked rows, which
+    makes every exponent r2 - k (k - r2) of those rows -inf."""
+    return tl.where(rm, r * LOG2E, float("-inf") if FORWARD else float("inf"))
+
+
+@triton.jit
+def _mix_tile(Sp, r2, kexp, off, LS, rows, rm, cols, cm, c0, Q: tl.constexpr,
               FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
     """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
-    Sp (`triton_products`: written up to LS, so the load masks on LS, whole vectors), r2 the rows' prefixes
-    times log2 e."""
-    q, dt = prefix_values(cum, dta, off, cols, LS, A_h, 0 if FORWARD else 1)
-    k = column_exponents(q, dt, FORWARD)
+    Sp (`triton_products`: written up to LS, so the load masks on LS, whole vectors), r2 the rows'
+    `row_exponents` and the columns' stored exponents. Off the diagonal tile nothing is masked: rows past L
+    and columns from LS on have exponent -inf, and columns in [L, LS) finite ones (their padding) with S 0."""
+    k = load_exponents(kexp, off, cols, LS, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
-    valid = triangle_mask(rows, cols, rm, cm, FORWARD, DIAG, SHIFT)
+    if DIAG:
+        expo = tl.where(triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT), expo, float("-inf"))
     s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=products_mask(rows, cols, LS), other=0.0)
-    return s * tl.exp2(tl.where(valid, expo, float("-inf")))
+    return s * tl.exp2(expo)
 
 
 @triton.jit
@@ -188,7 +206,7 @@ def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, LS, Q: tl.const
 @triton.jit
 def chunk_fwd_kernel(
     x, s_xb, s_xl, s_xh, s_xp, Cf, Cb, s_bb, s_bl, s_bg, s_bn, Dp, s_db, s_dl, s_dh,
-    S, s_sd, s_sb, s_sg, dta, cum, A, states, y,
+    S, s_sd, s_sb, s_sg, dta, cum, kexp, A, states, y,
     L, LS, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
@@ -200,33 +218,31 @@ def chunk_fwd_kernel(
     S_b = S_f + s_sd
     x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
     r_f, _ = prefix_values(cum, dta, off_f, rows, LS, A_h, SHIFT)
-    r2_f = r_f * LOG2E
+    r2_f = row_exponents(r_f, rm, True)
     if BIDIR:
         r_b, _ = prefix_values(cum, dta, off_b, rows, LS, A_h, 1 - SHIFT)
-        r2_b = r_b * LOG2E
+        r2_b = row_exponents(r_b, rm, False)
     acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, LS, A_h, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
+        mat = _mix_tile(S_f, r2_f, kexp, off_f, LS, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
         acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
     xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
     if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
-        q_f, dt_f = prefix_values(cum, dta, off_f, rows, LS, A_h, 0)
-        q_b, dt_b = prefix_values(cum, dta, off_b, rows, LS, A_h, 1)
-        mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, column_exponents(q_f, dt_f, True),
-                             column_exponents(q_b, dt_b, False), rows, rm, c0, LS, Q)
+        mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, load_exponents(kexp, off_f, rows, LS, True),
+                             load_exponents(kexp, off_b, rows, LS, False), rows, rm, c0, LS, Q)
     else:
-        mat = _mix_tile(S_f, r2_f, cum, dta, off_f, LS, A_h, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
+        mat = _mix_tile(S_f, r2_f, kexp, off_f, LS, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
         if BIDIR:
-            mat += _mix_tile(S_b, r2_b, cum, dta, off_b, LS, A_h, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
+            mat += _mix_tile(S_b, r2_b, kexp, off_b, LS, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
     acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(S_b, r2_b, cum, dta, off_b, LS, A_h, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
+            mat = _mix_tile(S_b, r2_b, kexp, off_b, LS, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
             acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
 
     if STATES:  # compiled out when L fits one chunk

@@ -4,6 +4,10 @@ Forward, per direction d (0 forward, 1 backward scan), token t and head h:
 
     dt[d, t]  = clamp(softplus(dt_raw[t] + dt_bias), lo, hi)        (softplus optional)
     cum[d, t] = sum_{k = chunk start}^{t} dt[d, k] A_h               (chunk-local inclusive prefix)
+    k[d, t]   = the mix's column exponent of token t (`column_exponents`; optional)
+
+k depends on the token only, so it is computed here once instead of in every row tile's walk over the
+columns (the forward mix kernel reads it).
 
 Backward: every decay is a difference of prefix sums, so the gradient of a_t = dt_t A
 follows from per-token row sums R[d, t] = dy_t . y_d[t] and column sums
@@ -23,6 +27,7 @@ import triton.language as tl
 
 from ..host_math import cdiv, next_power_of_2, padded_length
 from ..launcher import cached_launch
+from .triton_chunk_fwd import column_exponents
 
 __all__ = ["dt_backward", "dt_forward", "token_rows"]
 
@@ -55,9 +60,10 @@ def _activate(v, lo, hi, SOFTPLUS: tl.constexpr):
 @cached_launch
 @triton.jit
 def _dt_fwd_kernel(
-    dt_f, dt_b, s_b, s_l, s_h, A, bias, dta, cum,
+    dt_f, dt_b, s_b, s_l, s_h, A, bias, dta, cum, kexp,
     L, LS, H, BHL, lo, hi,
     Q: tl.constexpr, BLOCK_H: tl.constexpr, NDIR: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    EXPONENTS: tl.constexpr,
 ):
     pid_c, b, pid_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
     t = pid_c * Q + tl.arange(0, Q)
@@ -74,8 +80,12 @@ def _dt_fwd_kernel(
         raw = tl.load(src + b * s_b + t[:, None] * s_l + hs[None, :] * s_h, mask=mask, other=0.0).to(tl.float32)
         dt, _ = _activate(raw + v0[None, :], lo, hi, SOFTPLUS)
         dt = tl.where(mask, dt, 0.0)
+        a = dt * A_h[None, :]
+        p = tl.cumsum(a, axis=0)
         tl.store(dta + d * BHL + out, dt, mask=rows)
-        tl.store(cum + d * BHL + out, tl.cumsum(dt * A_h[None, :], axis=0), mask=rows)
+        tl.store(cum + d * BHL + out, p, mask=rows)
+        if EXPONENTS:  # q_f = p_f, q_b = p_b - a_b (`triton_chunk_fwd`)
+            tl.store(kexp + d * BHL + out, column_exponents(p if d == 0 else p - a, dt, d == 0), mask=rows)
 
 
 def token_rows(dta: torch.Tensor) -> tuple[int, int]:
@@ -86,30 +96,32 @@ def token_rows(dta: torch.Tensor) -> tuple[int, int]:
 
 def dt_forward(
     dt_f: torch.Tensor, dt_b: torch.Tensor | None, A: torch.Tensor, dt_bias: torch.Tensor | None,
-    dt_softplus: bool, lo: float, hi: float, Q: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Final dt and chunk-local prefix sums of dt A (fp32).
+    dt_softplus: bool, lo: float, hi: float, Q: int, exponents: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Final dt, chunk-local prefix sums of dt A and (`exponents`) the mix's column exponents (fp32).
 
     Args:
         dt_f, dt_b: (batch, L, H) raw step sizes (dt_b None for a causal scan), same strides.
         A, dt_bias: (H,). Q: the chunk length (a power of two).
 
     Returns:
-        dta, cum: (NDIR, batch, H, padded_length(L)) fp32; past L, dt is 0 and the prefix sum constant.
+        dta, cum, k: (NDIR, batch, H, padded_length(L)) fp32; past L, dt is 0 and the prefix sum constant;
+        k None unless `exponents`.
     """
     batch, L, H = dt_f.shape
     ndir = 1 if dt_b is None else 2
     LS = padded_length(L)
     dta = torch.empty(ndir, batch, H, LS, device=dt_f.device, dtype=torch.float32)
     cum = torch.empty_like(dta)
+    kexp = torch.empty_like(dta) if exponents else None
     BLOCK_H = min(16, next_power_of_2(H))
     grid = (cdiv(L, Q), batch, cdiv(H, BLOCK_H))
     _dt_fwd_kernel[grid](
         dt_f, dt_f if dt_b is None else dt_b, *dt_f.stride(), A, A if dt_bias is None else dt_bias, dta, cum,
-        L, LS, H, batch * H * LS, lo, hi,
-        Q=Q, BLOCK_H=BLOCK_H, NDIR=ndir, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+        dta if kexp is None else kexp, L, LS, H, batch * H * LS, lo, hi,
+        Q=Q, BLOCK_H=BLOCK_H, NDIR=ndir, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus, EXPONENTS=exponents,
     )
-    return dta, cum
+    return dta, cum, kexp
 
 
 @triton.jit

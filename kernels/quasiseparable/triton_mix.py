@@ -123,7 +123,7 @@ def _forward(
     L, H = k["L"], k["H"]
     Q = chunk_length(L, chunk_size)
     bidir = dt_b is not None
-    dta, cum = dt_forward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, Q)
+    dta, cum, kexp = dt_forward(dt_f, dt_b, A, dt_bias, dt_softplus, lo, hi, Q, exponents=True)
     nchunks = cdiv(L, Q)
     states = dta  # one chunk: no states (unused)
     if nchunks > 1:
@@ -139,7 +139,7 @@ def _forward(
     LS, BHL = token_rows(dta)
     chunk_fwd_kernel[grid](
         x, *x.stride(), Cf, Cb if bidir else Cf, *Cf.stride(), Dp, *d_strides,
-        S, *S.stride()[:3], dta, cum, A, states, y,
+        S, *S.stride()[:3], dta, cum, kexp, A, states, y,
         L, LS, H, k["G"], k["P"], k["N"], BHL, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
         D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),

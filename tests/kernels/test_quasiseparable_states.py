@@ -20,7 +20,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 def test_stored_states_are_the_fp32_walk_rounded_once(mix_inputs, adjoint):
     kw = mix_inputs(2, 45, 2, 8, 1, 16, dtype=torch.bfloat16, seed=4, device=DEVICE)
     Q = 16
-    dta, cum = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
+    dta, cum, _ = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
     u, K0, K1 = (kw["x"], kw["B_fwd"], kw["B_bwd"]) if not adjoint else (kw["x"], kw["C_fwd"], kw["C_bwd"])
     walked = chunk_states(u, K0, K1, dta, cum, kw["A"], Q, adjoint, True)
     stored = chunk_states(u, K0, K1, dta, cum, kw["A"], Q, adjoint, True, torch.bfloat16)
@@ -35,7 +35,7 @@ def test_a_walk_split_over_the_state_index_matches_one_block(mix_inputs, monkeyp
     16-row blocks of P walks the same states as the default config."""
     kw = mix_inputs(2, 45, 2, 32, 1, 32, seed=6, device=DEVICE)
     Q = 16
-    dta, cum = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
+    dta, cum, _ = dt_forward(kw["dt_fwd"], kw["dt_bwd"], kw["A"], kw["dt_bias"], True, 0.0, math.inf, Q)
     args = (kw["x"], kw["B_fwd"], kw["B_bwd"], dta, cum, kw["A"], Q, False, True)
     whole = chunk_states(*args)
     launcher = triton_states._states_kernel
