@@ -133,8 +133,10 @@ def _forward(
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype))  # loaded by every head
 
+    heads = 2 if (H // k["G"]) % 2 == 0 else 1  # heads a program, of one group: they share the products' loads
+
     def grid(meta):
-        return (cdiv(L, meta["BLOCK"]), H, k["batch"])
+        return (cdiv(L, meta["BLOCK"]), H // heads, k["batch"])
 
     LS, BHL = token_rows(dta)
     chunk_fwd_kernel[grid](
@@ -142,7 +144,7 @@ def _forward(
         S, *S.stride()[:3], dta, cum, kexp, A, states, y,
         L, LS, H, k["G"], k["P"], k["N"], BHL, nchunks,
         Q=Q, BLOCK_P=k["BLOCK_P"], BLOCK_N=k["BLOCK_N"], BIDIR=bidir, SHIFT=int(shift), STATES=nchunks > 1,
-        D_MODE=_d_mode(D), DOT_PREC=dot_precision(x.dtype),
+        D_MODE=_d_mode(D), HEADS=heads, DOT_PREC=dot_precision(x.dtype),
     )
     return y, dta, cum
 
