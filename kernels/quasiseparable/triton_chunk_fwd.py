@@ -1,14 +1,15 @@
 """Triton stage 3 (forward): y = QS(x) for one tile of rows, both triangles, the states and D in one store.
 
-A program owns BLOCK rows i of one chunk, one head and one batch element (`head_program`). Over the
-column tiles j of its chunk it builds the tile of the quasiseparable matrix
+A program owns BLOCK rows i of one chunk, HEADS (1 or 2) heads of one group and one batch element. Over
+the column tiles j of its chunk it builds each head's tile of the quasiseparable matrix
 
     lower (j < i, or j <= i without shift):  Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]
     upper (j > i, or j >= i without shift):  Cs_b[i] . B_b[j] exp(q_b[j] - r_b[i]) dt_b[j]
 
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
-The products Cs . B are loaded from `triton_products`, which computes them once per group.
+The products Cs . B are loaded from `triton_products`, which computes them once per group; a tile of
+them serves both heads of a program.
 A tile element takes one exp2: exp(r_i - q_j) dt_j = exp2(r_i log2 e - k_j) with the columns'
 `column_exponents` k (dt folded in), and likewise for the upper triangle.
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
