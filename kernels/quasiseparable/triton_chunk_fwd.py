@@ -1,14 +1,15 @@
 """Triton stage 3 (forward): y = QS(x) for one tile of rows, both triangles, the states and D in one store.
 
-A program owns BLOCK rows i of one chunk, one head and one batch element (`head_program`). Over the
-column tiles j of its chunk it builds the tile of the quasiseparable matrix
+A program owns BLOCK rows i of one chunk, HEADS (1 or 2) heads of one group and one batch element. Over
+the column tiles j of its chunk it builds each head's tile of the quasiseparable matrix
 
     lower (j < i, or j <= i without shift):  Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]
     upper (j > i, or j >= i without shift):  Cs_b[i] . B_b[j] exp(q_b[j] - r_b[i]) dt_b[j]
 
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
-The products Cs . B are loaded from `triton_products`, which computes them once per group.
+The products Cs . B are loaded from `triton_products`, which computes them once per group; a tile of
+them serves both heads of a program.
 A tile element takes one exp2: exp(r_i - q_j) dt_j = exp2(r_i log2 e - k_j) with the columns'
 `column_exponents` k (dt folded in), and likewise for the upper triangle.
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
@@ -171,37 +172,98 @@ def row_exponents(r, rm, FORWARD: tl.constexpr):
 
 
 @triton.jit
-def _mix_tile(Sp, r2, kexp, off, LS, rows, rm, cols, cm, c0, Q: tl.constexpr,
-              FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr):
-    """[BLOCK rows, BLOCK cols] tile of one triangle of the matrix (fp32) from the group's stored products
-    Sp (`triton_products`: written up to LS, so the load masks on LS, whole vectors), r2 the rows'
-    `row_exponents` and the columns' stored exponents. Off the diagonal tile nothing is masked: rows past L
-    and columns from LS on have exponent -inf, and columns in [L, LS) finite ones (their padding) with S 0."""
+def _products_tile(Sp, rows, cols, c0, LS, Q: tl.constexpr):
+    """[len(rows), len(cols)] tile of the group's stored products (`triton_products`: written up to LS, so the
+    load masks on LS, whole vectors); shared by the heads of a program."""
+    return tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=products_mask(rows, cols, LS), other=0.0)
+
+
+@triton.jit
+def _mix_tile(s, r2, kexp, off, LS, rows, rm, cols, cm, FORWARD: tl.constexpr, DIAG: tl.constexpr,
+              SHIFT: tl.constexpr):
+    """[BLOCK rows, BLOCK cols] tile of one triangle of one head's matrix (fp32) from the group's products s
+    (`_products_tile`), r2 the rows' `row_exponents` and the columns' stored exponents. Off the diagonal tile
+    nothing is masked: rows past L and columns from LS on have exponent -inf, and columns in [L, LS) finite
+    ones (their padding) with s 0."""
     k = load_exponents(kexp, off, cols, LS, FORWARD)
     expo = r2[:, None] - k[None, :] if FORWARD else k[None, :] - r2[:, None]
     if DIAG:
         expo = tl.where(triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT), expo, float("-inf"))
-    s = tl.load(Sp + rows[:, None] * Q + (cols - c0)[None, :], mask=products_mask(rows, cols, LS), other=0.0)
     return s * tl.exp2(expo)
 
 
 @triton.jit
-def _diagonal_tile(S_f, S_b, r2_f, r2_b, k_f, k_b, pos, pm_, c0, LS, Q: tl.constexpr):
-    """[BLOCK, BLOCK] diagonal tile of the shifted bidirectional matrix, rows and columns the positions pos
-    (fp32): the strictly lower triangle from the forward parameters, the strictly upper one from the
-    backward, with one exp where a `_mix_tile` per direction takes two. S_*: the group's stored products,
-    r2_*: the rows' prefixes times log2 e, k_*: the columns' `column_exponents`."""
-    low = triangle_mask(pos, pos, pm_, pm_, True, True, 1)
-    up = triangle_mask(pos, pos, pm_, pm_, False, True, 1)
-    tile = pos[:, None] * Q + (pos - c0)[None, :]
-    padded = products_mask(pos, pos, LS)
-    s = tl.where(low, tl.load(S_f + tile, mask=padded, other=0.0), tl.load(S_b + tile, mask=padded, other=0.0))
-    expo = tl.where(low, r2_f[:, None] - k_f[None, :], tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
-    return s * tl.exp2(expo)
+def _tile_product(acc, s, r2, kexp, off, x_bh, s_xl, LS, rows, rm, cols, cm, xm, FORWARD: tl.constexpr,
+                  SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """acc + (one head's off-diagonal tile, `_mix_tile`) @ x[cols] of that head (rows xm of x loaded)."""
+    xj = tl.load(x_bh + cols[:, None] * s_xl, mask=xm, other=0.0)
+    mat = _mix_tile(s, r2, kexp, off, LS, rows, rm, cols, cm, FORWARD, False, SHIFT)
+    return mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
+
+
+@triton.jit
+def _diagonal_product(acc, s_f, s_b, r2_f, r2_b, kexp, off_f, off_b, xi, LS, rows, rm, BIDIR: tl.constexpr,
+                      SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """acc + (one head's diagonal tile) @ x[rows]: with shift both triangles are strict and disjoint, so one
+    exponential a element takes both (where a `_mix_tile` per direction takes two); s_f, s_b the group's
+    products of the tile (s_b unused without BIDIR)."""
+    if BIDIR and SHIFT:
+        low = triangle_mask(rows, rows, rm, rm, True, True, 1)
+        up = triangle_mask(rows, rows, rm, rm, False, True, 1)
+        k_f = load_exponents(kexp, off_f, rows, LS, True)
+        k_b = load_exponents(kexp, off_b, rows, LS, False)
+        expo = tl.where(low, r2_f[:, None] - k_f[None, :],
+                        tl.where(up, k_b[None, :] - r2_b[:, None], float("-inf")))
+        mat = tl.where(low, s_f, s_b) * tl.exp2(expo)
+    else:
+        mat = _mix_tile(s_f, r2_f, kexp, off_f, LS, rows, rm, rows, rm, True, True, SHIFT)
+        if BIDIR:
+            mat += _mix_tile(s_b, r2_b, kexp, off_b, LS, rows, rm, rows, rm, False, True, SHIFT)
+    return mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
+
+
+@triton.jit
+def _head_rows(A, h, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum, dta, rows, rm, BIDIR: tl.constexpr,
+               SHIFT: tl.constexpr):
+    """Head h's part of a program: its offsets into the (direction, batch, H, LS) arrays (both directions),
+    its x (batch b, the P columns ps), the rows' prefixes r_f, r_b (fp32) and `row_exponents` r2_f, r2_b
+    (r_b = r_f without BIDIR)."""
+    A_h = tl.load(A + h).to(tl.float32)
+    off_f = b * H * LS + h * LS
+    off_b = BHL + off_f
+    r_f, _ = prefix_values(cum, dta, off_f, rows, LS, A_h, SHIFT)
+    if BIDIR:
+        r_b, _ = prefix_values(cum, dta, off_b, rows, LS, A_h, 1 - SHIFT)
+    else:
+        r_b = r_f
+    return off_f, off_b, x + b * s_xb + h * s_xh + ps[None, :] * s_xp, r_f, row_exponents(r_f, rm, True), r_b, \
+        row_exponents(r_b, rm, False)
+
+
+@triton.jit
+def _finish_head(acc, xi, h, b, c, c_end, r_f, r_b, off_b, cs_f, cs_b, states, cum, Dp, s_db, s_dl, s_dh, y,
+                 rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR: tl.constexpr, STATES: tl.constexpr,
+                 D_MODE: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Head h's rows of y: acc plus the other chunks' states exp(r_f) Cs_f . S_f + exp(T_b - r_b) Cs_b . S_b
+    (STATES) and D x, stored."""
+    if STATES:  # compiled out when L fits one chunk
+        st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
+        st_mask = (ns < N)[:, None] & pm[None, :]
+        if c > 0:
+            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
+            acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
+        if BIDIR:
+            if c < nchunks - 1:
+                T_b = tl.load(cum + off_b + c_end - 1)
+                s_in = tl.load(st + BHL // LS * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
+                acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
+    if D_MODE > 0:
+        acc += load_d(Dp, b, rows, rm, h, s_db, s_dl, s_dh, D_MODE) * xi.to(tl.float32)
+    tl.store(y + ((b * L + rows[:, None]) * H + h) * P + ps[None, :], acc, mask=rm[:, None] & pm[None, :])
 
 
 @cached_launch
-@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "HEADS"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_fwd_kernel(
@@ -209,56 +271,61 @@ def chunk_fwd_kernel(
     S, s_sd, s_sb, s_sg, dta, cum, kexp, A, states, y,
     L, LS, H, G, P, N, BHL, nchunks,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, DOT_PREC: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, STATES: tl.constexpr, D_MODE: tl.constexpr, HEADS: tl.constexpr,
+    DOT_PREC: tl.constexpr,
 ):
-    b, h, g, c, c0, c_end, r0, rows, rm, ps, ns, pm, A_h, off_f, off_b = head_program(
-        A, L, LS, H, G, P, BHL, Q, BLOCK, BLOCK_P, BLOCK_N)
-    bc = b * s_bb + g * s_bg
+    tile, b = tl.program_id(0), tl.program_id(2).to(tl.int64)
+    h0 = tl.program_id(1) * HEADS  # HEADS (1 or 2) heads of one group: the products' loads are shared
+    h1 = h0 + HEADS - 1
+    g = h0 // (H // G)
+    c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
+    r0 = tile * BLOCK
     S_f = S + b * s_sb + g * s_sg
     S_b = S_f + s_sd
-    x_bh = x + b * s_xb + h * s_xh + ps[None, :] * s_xp
-    r_f, _ = prefix_values(cum, dta, off_f, rows, LS, A_h, SHIFT)
-    r2_f = row_exponents(r_f, rm, True)
-    if BIDIR:
-        r_b, _ = prefix_values(cum, dta, off_b, rows, LS, A_h, 1 - SHIFT)
-        r2_b = row_exponents(r_b, rm, False)
-    acc = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+    off_f0, off_b0, x0, r_f0, r2_f0, r_b0, r2_b0 = _head_rows(A, h0, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum,
+                                                              dta, rows, rm, BIDIR, SHIFT)
+    off_f1, off_b1, x1, r_f1, r2_f1, r_b1, r2_b1 = _head_rows(A, h1, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum,
+                                                              dta, rows, rm, BIDIR, SHIFT)
+    acc0 = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+    acc1 = tl.zeros([BLOCK, BLOCK_P], tl.float32)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
-        xj = tl.load(x_bh + cols[:, None] * s_xl, mask=pm[None, :], other=0.0)
-        mat = _mix_tile(S_f, r2_f, kexp, off_f, LS, rows, rm, cols, cols < L, c0, Q, True, False, SHIFT)
-        acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
-    xi = tl.load(x_bh + rows[:, None] * s_xl, mask=rm[:, None] & pm[None, :], other=0.0)
-    if BIDIR and SHIFT:  # the diagonal tile's triangles are disjoint: one pass (`_diagonal_tile`)
-        mat = _diagonal_tile(S_f, S_b, r2_f, r2_b, load_exponents(kexp, off_f, rows, LS, True),
-                             load_exponents(kexp, off_b, rows, LS, False), rows, rm, c0, LS, Q)
-    else:
-        mat = _mix_tile(S_f, r2_f, kexp, off_f, LS, rows, rm, rows, rm, c0, Q, True, True, SHIFT)
-        if BIDIR:
-            mat += _mix_tile(S_b, r2_b, kexp, off_b, LS, rows, rm, rows, rm, c0, Q, False, True, SHIFT)
-    acc = mma(mat.to(xi.dtype), xi, acc, DOT_PREC)
+        s = _products_tile(S_f, rows, cols, c0, LS, Q)
+        acc0 = _tile_product(acc0, s, r2_f0, kexp, off_f0, x0, s_xl, LS, rows, rm, cols, cols < L, pm[None, :],
+                             True, SHIFT, DOT_PREC)
+        if HEADS == 2:
+            acc1 = _tile_product(acc1, s, r2_f1, kexp, off_f1, x1, s_xl, LS, rows, rm, cols, cols < L,
+                                 pm[None, :], True, SHIFT, DOT_PREC)
+    s_f = _products_tile(S_f, rows, rows, c0, LS, Q)
+    s_b = _products_tile(S_b, rows, rows, c0, LS, Q) if BIDIR else s_f
+    xm = rm[:, None] & pm[None, :]
+    xi0 = tl.load(x0 + rows[:, None] * s_xl, mask=xm, other=0.0)
+    acc0 = _diagonal_product(acc0, s_f, s_b, r2_f0, r2_b0, kexp, off_f0, off_b0, xi0, LS, rows, rm, BIDIR, SHIFT,
+                             DOT_PREC)
+    xi1 = xi0
+    if HEADS == 2:
+        xi1 = tl.load(x1 + rows[:, None] * s_xl, mask=xm, other=0.0)
+        acc1 = _diagonal_product(acc1, s_f, s_b, r2_f1, r2_b1, kexp, off_f1, off_b1, xi1, LS, rows, rm, BIDIR,
+                                 SHIFT, DOT_PREC)
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
-            xj = tl.load(x_bh + cols[:, None] * s_xl, mask=cm[:, None] & pm[None, :], other=0.0)
-            mat = _mix_tile(S_b, r2_b, kexp, off_b, LS, rows, rm, cols, cm, c0, Q, False, False, SHIFT)
-            acc = mma(mat.to(xj.dtype), xj, acc, DOT_PREC)
-
-    if STATES:  # compiled out when L fits one chunk
-        st = states + (b * H + h) * nchunks * P * N + ps[None, :] * N + ns[:, None]  # [BLOCK_N, BLOCK_P] view of S^T
-        st_mask = (ns < N)[:, None] & pm[None, :]
-        if c > 0:
-            s_in = tl.load(st + c * P * N, mask=st_mask, other=0.0)
-            cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
-            acc += tl.exp(r_f)[:, None] * mma_split(cs_f, s_in, None, DOT_PREC)
+            s = _products_tile(S_b, rows, cols, c0, LS, Q)
+            acc0 = _tile_product(acc0, s, r2_b0, kexp, off_b0, x0, s_xl, LS, rows, rm, cols, cm,
+                                 cm[:, None] & pm[None, :], False, SHIFT, DOT_PREC)
+            if HEADS == 2:
+                acc1 = _tile_product(acc1, s, r2_b1, kexp, off_b1, x1, s_xl, LS, rows, rm, cols, cm,
+                                     cm[:, None] & pm[None, :], False, SHIFT, DOT_PREC)
+    cs_f = xi0  # the shifted C rows of the group, loaded when other chunks' states enter
+    cs_b = xi0
+    if STATES:
+        bc = b * s_bb + g * s_bg
+        cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
         if BIDIR:
-            if c < nchunks - 1:
-                T_b = tl.load(cum + off_b + c_end - 1)
-                cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
-                s_in = tl.load(st + BHL // LS * nchunks * P * N + c * P * N, mask=st_mask, other=0.0)
-                acc += tl.exp(T_b - r_b)[:, None] * mma_split(cs_b, s_in, None, DOT_PREC)
-    if D_MODE > 0:
-        acc += load_d(Dp, b, rows, rm, h, s_db, s_dl, s_dh, D_MODE) * xi.to(tl.float32)
-    y_ptr = y + ((b * L + rows[:, None]) * H + h) * P + ps[None, :]
-    tl.store(y_ptr, acc, mask=rm[:, None] & pm[None, :])
+            cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
+    _finish_head(acc0, xi0, h0, b, c, c_end, r_f0, r_b0, off_b0, cs_f, cs_b, states, cum, Dp, s_db, s_dl, s_dh, y,
+                 rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR, STATES, D_MODE, DOT_PREC)
+    if HEADS == 2:
+        _finish_head(acc1, xi1, h1, b, c, c_end, r_f1, r_b1, off_b1, cs_f, cs_b, states, cum, Dp, s_db, s_dl, s_dh,
+                     y, rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR, STATES, D_MODE, DOT_PREC)

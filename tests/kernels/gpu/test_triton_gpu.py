@@ -63,6 +63,7 @@ def _shape(batch, L, H, P, G, N, Q, dtype, diag="data", shift=True):
     [
         _shape(8, 197, 24, 64, 1, 64, 256, torch.bfloat16),  # Hydra-ViT-B at 224 px, one chunk
         _shape(4, 196, 24, 64, 1, 64, 256, torch.float16, diag="head"),
+        _shape(4, 197, 6, 64, 2, 64, 256, torch.bfloat16),  # three heads a group: one head a forward program
         _shape(2, 1025, 8, 64, 1, 64, 256, torch.bfloat16),  # 512 px, five chunks, ragged
         _shape(1, 2049, 4, 128, 2, 128, 128, torch.float16),  # headdim 128, d_state 128
         _shape(2, 577, 8, 32, 4, 16, 64, torch.bfloat16, diag="head", shift=False),  # headdim 32, d_state 16
