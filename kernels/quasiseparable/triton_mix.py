@@ -2,16 +2,17 @@
 
 Launch sequence:
 
-    forward:  dt_forward -> [chunk_states(x), L > Q] -> chunk_products_kernel (S = Cs B^T per group)
-              -> chunk_fwd_kernel
+    forward:  dt_forward (dt, prefix sums, the columns' exponents) -> [chunk_states(x), L > Q]
+              -> chunk_products_kernel (S = Cs B^T per group) -> chunk_fwd_kernel
     backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
               -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
-one chunk and no state launch: three launches forward, four backward. The per-head forward kernel
-loads the group's products S instead of computing them per head; so does dx at one chunk (13% faster
+one chunk and no state launch: three launches forward, four backward. The forward kernel (one or
+two heads of a group a program) loads the group's products S instead of computing them per head; so
+does dx at one chunk (13% faster
 forward+backward at 128 x 197 on an H200, session 13). With several chunks dx computes its own: it
 reads S transposed, and loading it made dx 2.1 ms a step slower at 1,024 px (session 26), where the
 forward kernel gained 1.7 ms.
