@@ -150,17 +150,21 @@ def test_no_kernel_reads_memory_no_kernel_wrote(mix_inputs, cast_inputs, poison_
         torch.testing.assert_close(poisoned[name], g, rtol=0, atol=0, msg=name)
 
 
-def test_strong_decay_and_large_dt_stay_finite(mix_inputs, cast_inputs):
+@pytest.mark.parametrize("L, Q", [(40, 16), (40, 64), (100, 128)], ids=["chunks", "one_chunk", "tile_pairs"])
+def test_strong_decay_and_large_dt_stay_finite(mix_inputs, cast_inputs, L, Q):
     """Per-token decays down to exp(-180) and dt far above the init range: no inf/NaN, and exact up
     to the rounding of the fp32 chunk-local prefix sums the decays are differences of (their
-    absolute error, eps * max|prefix|, is the exponent's error; Mamba-2's kernels share it)."""
-    kw = mix_inputs(1, 40, 2, 8, 1, 8, dt_softplus=False, dt_bias=False, device=DEVICE)
+    absolute error, eps * max|prefix|, is the exponent's error; Mamba-2's kernels share it). At one
+    chunk the tiles past the diagonal reach past L and the padded length: an exponent there that is not
+    -inf would overflow to inf and turn its zero products into NaN (in the pair kernel's column sums too,
+    which cover the rows past L of off-diagonal tile pairs)."""
+    kw = mix_inputs(1, L, 2, 8, 1, 8, dt_softplus=False, dt_bias=False, device=DEVICE)
     kw["A"] = kw["A"] * 100.0
-    kw["dt_fwd"] = kw["dt_fwd"] * torch.linspace(1.0, 10.0, 40, device=DEVICE)[None, :, None]
+    kw["dt_fwd"] = kw["dt_fwd"] * torch.linspace(1.0, 10.0, L, device=DEVICE)[None, :, None]
     grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(6)).to(DEVICE)
-    out = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=16)
+    out = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=Q)
     ref = _grads(quasiseparable_mix_naive, cast_inputs(kw, dtype=torch.float64, requires_grad=True), grad_out)
-    max_prefix = 16 * max((kw[n] * kw["A"]).abs().max().item() for n in ("dt_fwd", "dt_bwd"))
+    max_prefix = min(Q, L) * max((kw[n] * kw["A"]).abs().max().item() for n in ("dt_fwd", "dt_bwd"))
     rel = 4 * torch.finfo(torch.float32).eps * max_prefix
     assert rel > 1e-4, "the case must stress the prefix sums"
     for name, g in out.items():
