@@ -131,7 +131,9 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     if device.type != "cuda":
         stats = cpu_time_ms(step, warmup=1, reps=3 if quick else 10)
         return {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": None}
-    stats = time_ms(step, warmup_ms=25 if quick else 200, rep_ms=100 if quick else 1000)
+    # do_bench times about rep_ms / (one step's estimate) steps: with 100 ms a quick run timed one 80 ms step, whose
+    # wall time moved with the host by up to 25% (RESULTS.md, session 32); 500 ms gives a median of several
+    stats = time_ms(step, warmup_ms=25 if quick else 200, rep_ms=500 if quick else 1000)
     resident = torch.cuda.memory_allocated() / 2**30
     peak = round(resident + peak_memory_gib(step), 4)
     record = {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak, "gpu_ms": gpu_busy_ms(step)}
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra timm.create_model arguments for every model, e.g. depth=2")
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE / 1e12,
                         help="dense peak of the device for MFU (H100 bf16: 989)")
-    parser.add_argument("--quick", action="store_true", help="fewer warm-up and timed steps")
+    parser.add_argument("--quick", action="store_true", help="fewer warm-up and timed steps (about 0.5 s of them)")
     parser.add_argument("--profile", action="store_true",
                         help="print each case's profiler tables, by GPU and by host time")
     parser.add_argument("--python-profile", action="store_true",
