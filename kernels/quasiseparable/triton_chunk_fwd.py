@@ -1,6 +1,6 @@
 """Triton stage 3 (forward): y = QS(x) for one tile of rows, both triangles, the states and D in one store.
 
-A program owns BLOCK rows i of one chunk, HEADS (1 or 2) heads of one group and one batch element. Over
+A program owns BLOCK rows i of one chunk, HEADS heads of one group and one batch element. Over
 the column tiles j of its chunk it builds each head's tile of the quasiseparable matrix
 
     lower (j < i, or j <= i without shift):  Cs_f[i] . B_f[j] exp(r_f[i] - q_f[j]) dt_f[j]
@@ -9,7 +9,7 @@ the column tiles j of its chunk it builds each head's tile of the quasiseparable
 and multiplies it into x[j]; the states of earlier / later chunks add
 exp(r_f[i]) Cs_f[i] . S_f and exp(T_b - r_b[i]) Cs_b[i] . S_b, and D[i] x[i] the diagonal.
 The products Cs . B are loaded from `triton_products`, which computes them once per group; a tile of
-them serves both heads of a program.
+them serves every head of a program (a tuple of per-head values and accumulators, HEADS long).
 A tile element takes one exp2: exp(r_i - q_j) dt_j = exp2(r_i log2 e - k_j) with the columns'
 `column_exponents` k (dt folded in), and likewise for the upper triangle.
 Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift] (the shift is only an index), and
@@ -275,57 +275,58 @@ def chunk_fwd_kernel(
     DOT_PREC: tl.constexpr,
 ):
     tile, b = tl.program_id(0), tl.program_id(2).to(tl.int64)
-    h0 = tl.program_id(1) * HEADS  # HEADS (1 or 2) heads of one group: the products' loads are shared
-    h1 = h0 + HEADS - 1
+    h0 = tl.program_id(1) * HEADS  # HEADS heads of one group (`_heads_per_program`): the products' loads are shared
     g = h0 // (H // G)
     c, c0, c_end, rows, rm, ps, ns, pm = chunk_tile(tile, L, P, Q, BLOCK, BLOCK_P, BLOCK_N)
     r0 = tile * BLOCK
     S_f = S + b * s_sb + g * s_sg
     S_b = S_f + s_sd
-    off_f0, off_b0, x0, r_f0, r2_f0, r_b0, r2_b0 = _head_rows(A, h0, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum,
-                                                              dta, rows, rm, BIDIR, SHIFT)
-    off_f1, off_b1, x1, r_f1, r2_f1, r_b1, r2_b1 = _head_rows(A, h1, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum,
-                                                              dta, rows, rm, BIDIR, SHIFT)
-    acc0 = tl.zeros([BLOCK, BLOCK_P], tl.float32)
-    acc1 = tl.zeros([BLOCK, BLOCK_P], tl.float32)
+    heads = ()
+    accs = ()
+    for i in tl.static_range(HEADS):
+        heads = heads + (_head_rows(A, h0 + i, b, H, LS, BHL, x, s_xb, s_xh, ps, s_xp, cum, dta, rows, rm, BIDIR,
+                                    SHIFT),)
+        accs = accs + (tl.zeros([BLOCK, BLOCK_P], tl.float32),)
     for j0 in range(c0, r0, BLOCK):  # left of the diagonal: forward triangle only
         cols = j0 + tl.arange(0, BLOCK)
         s = _products_tile(S_f, rows, cols, c0, LS, Q)
-        acc0 = _tile_product(acc0, s, r2_f0, kexp, off_f0, x0, s_xl, LS, rows, rm, cols, cols < L, pm[None, :],
-                             True, SHIFT, DOT_PREC)
-        if HEADS == 2:
-            acc1 = _tile_product(acc1, s, r2_f1, kexp, off_f1, x1, s_xl, LS, rows, rm, cols, cols < L,
-                                 pm[None, :], True, SHIFT, DOT_PREC)
+        stepped = ()
+        for i in tl.static_range(HEADS):
+            off_f, _, x_h, _, r2_f, _, _ = heads[i]
+            stepped = stepped + (_tile_product(accs[i], s, r2_f, kexp, off_f, x_h, s_xl, LS, rows, rm, cols, cols < L,
+                                               pm[None, :], True, SHIFT, DOT_PREC),)
+        accs = stepped
     s_f = _products_tile(S_f, rows, rows, c0, LS, Q)
     s_b = _products_tile(S_b, rows, rows, c0, LS, Q) if BIDIR else s_f
     xm = rm[:, None] & pm[None, :]
-    xi0 = tl.load(x0 + rows[:, None] * s_xl, mask=xm, other=0.0)
-    acc0 = _diagonal_product(acc0, s_f, s_b, r2_f0, r2_b0, kexp, off_f0, off_b0, xi0, LS, rows, rm, BIDIR, SHIFT,
-                             DOT_PREC)
-    xi1 = xi0
-    if HEADS == 2:
-        xi1 = tl.load(x1 + rows[:, None] * s_xl, mask=xm, other=0.0)
-        acc1 = _diagonal_product(acc1, s_f, s_b, r2_f1, r2_b1, kexp, off_f1, off_b1, xi1, LS, rows, rm, BIDIR,
-                                 SHIFT, DOT_PREC)
+    xis = ()
+    stepped = ()
+    for i in tl.static_range(HEADS):
+        off_f, off_b, x_h, _, r2_f, _, r2_b = heads[i]
+        xi = tl.load(x_h + rows[:, None] * s_xl, mask=xm, other=0.0)
+        xis = xis + (xi,)
+        stepped = stepped + (_diagonal_product(accs[i], s_f, s_b, r2_f, r2_b, kexp, off_f, off_b, xi, LS, rows, rm,
+                                               BIDIR, SHIFT, DOT_PREC),)
+    accs = stepped
     if BIDIR:
         for j0 in range(r0 + BLOCK, c_end, BLOCK):  # right of the diagonal: backward triangle only
             cols = j0 + tl.arange(0, BLOCK)
             cm = cols < c_end
             s = _products_tile(S_b, rows, cols, c0, LS, Q)
-            acc0 = _tile_product(acc0, s, r2_b0, kexp, off_b0, x0, s_xl, LS, rows, rm, cols, cm,
-                                 cm[:, None] & pm[None, :], False, SHIFT, DOT_PREC)
-            if HEADS == 2:
-                acc1 = _tile_product(acc1, s, r2_b1, kexp, off_b1, x1, s_xl, LS, rows, rm, cols, cm,
-                                     cm[:, None] & pm[None, :], False, SHIFT, DOT_PREC)
-    cs_f = xi0  # the shifted C rows of the group, loaded when other chunks' states enter
-    cs_b = xi0
+            stepped = ()
+            for i in tl.static_range(HEADS):
+                _, off_b, x_h, _, _, _, r2_b = heads[i]
+                stepped = stepped + (_tile_product(accs[i], s, r2_b, kexp, off_b, x_h, s_xl, LS, rows, rm, cols, cm,
+                                                   cm[:, None] & pm[None, :], False, SHIFT, DOT_PREC),)
+            accs = stepped
+    cs_f = xis[0]  # the shifted C rows of the group, loaded when other chunks' states enter
+    cs_b = xis[0]
     if STATES:
         bc = b * s_bb + g * s_bg
         cs_f = load_cs(Cf + bc, rows, rm, ns, s_bl, s_bn, N, L, True, SHIFT)
         if BIDIR:
             cs_b = load_cs(Cb + bc, rows, rm, ns, s_bl, s_bn, N, L, False, SHIFT)
-    _finish_head(acc0, xi0, h0, b, c, c_end, r_f0, r_b0, off_b0, cs_f, cs_b, states, cum, Dp, s_db, s_dl, s_dh, y,
-                 rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR, STATES, D_MODE, DOT_PREC)
-    if HEADS == 2:
-        _finish_head(acc1, xi1, h1, b, c, c_end, r_f1, r_b1, off_b1, cs_f, cs_b, states, cum, Dp, s_db, s_dl, s_dh,
-                     y, rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR, STATES, D_MODE, DOT_PREC)
+    for i in tl.static_range(HEADS):
+        _, off_b, _, r_f, _, r_b, _ = heads[i]
+        _finish_head(accs[i], xis[i], h0 + i, b, c, c_end, r_f, r_b, off_b, cs_f, cs_b, states, cum, Dp, s_db, s_dl,
+                     s_dh, y, rows, rm, ps, pm, ns, L, H, P, N, BHL, LS, nchunks, BIDIR, STATES, D_MODE, DOT_PREC)

@@ -93,6 +93,14 @@ def _dims(x: torch.Tensor, B: torch.Tensor) -> dict:
                 BLOCK_N=max(16, next_power_of_2(N)))
 
 
+def _heads_per_program(nchunks: int, H: int, G: int) -> int:
+    """Heads of one group a forward program takes: two share each tile of the group's products at one chunk when
+    the group's head count is even (the kernel 7.6% faster at 128 x 197 on an H100, session 32); with chunks of
+    64 its 64-row tiles spill at 4 warps with two, and it was 1.2% slower. Four measured worse offline: 255
+    registers at 32 / 4 / 1 (142 with two)."""
+    return 2 if nchunks == 1 and (H // G) % 2 == 0 else 1
+
+
 def _products_buffer(B: torch.Tensor, bidir: bool, Q: int) -> torch.Tensor:
     """Room for the group's products S of B's (batch, L, G, N) shape: (ND, batch, G, LS, Q) fp32,
     LS = `padded_length(L)` (`triton_products` writes them up to LS, 0 past L)."""
@@ -134,9 +142,7 @@ def _forward(
     d_strides = (0, 0, 0) if D is None or D.dim() == 1 else D.stride()
     S = _group_products(Bf, Cf, Bb, Cb, Q, shift, dot_precision(x.dtype))  # loaded by every head
 
-    # two heads of a group a program share the products' loads: 7.6% off the kernel at one chunk of 197 tokens
-    # (H100, session 32); with chunks of 64 its 64-row tiles spill at 4 warps and it was 1.2% slower
-    heads = 2 if nchunks == 1 and (H // k["G"]) % 2 == 0 else 1
+    heads = _heads_per_program(nchunks, H, k["G"])
 
     def grid(meta):
         return (cdiv(L, meta["BLOCK"]), H // heads, k["batch"])
