@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from triton.runtime.interpreter import InterpretedFunction
 
 from hydra_vision.kernels import quasiseparable_mix
-from hydra_vision.kernels.quasiseparable import triton_chunk_fwd, triton_dt
+from hydra_vision.kernels.quasiseparable import triton_chunk_fwd, triton_dt, triton_mix
 from hydra_vision.kernels.quasiseparable.naive import quasiseparable_mix_naive
 from hydra_vision.kernels.quasiseparable.reference import quasiseparable_mix_reference
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length, quasiseparable_mix_triton
@@ -187,6 +187,20 @@ def test_result_does_not_depend_on_chunk_size(mix_inputs):
     ys = [quasiseparable_mix_triton(**kw, chunk_size=q) for q in (16, 32, 64)]
     for y in ys[1:]:
         torch.testing.assert_close(y, ys[0], rtol=1e-5, atol=1e-5)
+
+
+def test_heads_a_program_do_not_change_the_result(mix_inputs, cast_inputs, monkeypatch):
+    """A forward program over two heads of a group (the rule's choice at one chunk) computes each head exactly as a
+    program over one head does: the same products tile, exponents and dot per head, so y and every gradient agree
+    bit for bit (a mixed-up head index in the shared program would not)."""
+    assert triton_mix._heads_per_program(1, 4, 2) == 2 and triton_mix._heads_per_program(2, 4, 2) == 1
+    kw = mix_inputs(2, 40, 4, 8, 2, 8, seed=5, device=DEVICE)
+    grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    paired = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=64)
+    monkeypatch.setattr(triton_mix, "_heads_per_program", lambda nchunks, H, G: 1)
+    single = _grads(quasiseparable_mix_triton, cast_inputs(kw, requires_grad=True), grad_out, chunk_size=64)
+    for name, g in paired.items():
+        torch.testing.assert_close(g, single[name], rtol=0, atol=0, msg=name)
 
 
 def test_dt_backward_in_segments_matches_one_pass(mix_inputs, cast_inputs, monkeypatch):
