@@ -23,6 +23,7 @@ from .triton_chunk_fwd import (
     load_bc,
     load_cs,
     load_d,
+    masked_columns,
     prefix_values,
     products_mask,
     prune_blocks,
@@ -39,7 +40,7 @@ def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns,
              Q: tl.constexpr, dx, FORWARD: tl.constexpr, DIAG: tl.constexpr, SHIFT: tl.constexpr,
              S_STORED: tl.constexpr, DOT_PREC: tl.constexpr):
     """dx += (S o decay o dt)^T dy for one triangle of one tile, the tile built as [cols, rows], k the
-    columns' `column_exponents` (+inf / -inf on masked columns, as `load_exponents` gives them); S loaded
+    columns' `column_exponents` (`masked_columns`); S loaded
     from the group's products that `triton_bwd_pairs` stored (S_STORED) or computed here. Off the diagonal
     tile nothing is masked: masked rows and columns have exponent -inf (`row_exponents`)."""
     r, _ = prefix_values(cum, dta, off, rows, LS, A_h, SHIFT if FORWARD else 1 - SHIFT)
@@ -81,13 +82,13 @@ def chunk_bwd_dx_kernel(
     dyj = tl.load(dy_bh + cols[:, None] * s_yl, mask=cm[:, None] & pm[None, :], other=0.0)
     b_f = load_bc(Bf + bc, cols, cm, ns, s_bl, s_bn, N)
     q_f, dt_f = prefix_values(cum, dta, off_f, cols, LS, A_h, 0)
-    k_f = tl.where(cm, column_exponents(q_f, dt_f, True), float("inf"))
+    k_f = masked_columns(column_exponents(q_f, dt_f, True), cm, True)
     dxj = _dx_tile(dyj, b_f, Cf + bc, S_f, k_f, cum, dta, off_f, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn, N,
                    L, c0, Q, tl.zeros([BLOCK, BLOCK_P], tl.float32), True, True, SHIFT, S_STORED, DOT_PREC)
     if BIDIR:
         b_b = load_bc(Bb + bc, cols, cm, ns, s_bl, s_bn, N)
         q_b, dt_b = prefix_values(cum, dta, off_b, cols, LS, A_h, 1)
-        k_b = tl.where(cm, column_exponents(q_b, dt_b, False), float("-inf"))
+        k_b = masked_columns(column_exponents(q_b, dt_b, False), cm, False)
         dxj = _dx_tile(dyj, b_b, Cb + bc, S_b, k_b, cum, dta, off_b, LS, A_h, cols, cm, cols, cm, ns, s_bl, s_bn,
                        N, L, c0, Q, dxj, False, True, SHIFT, S_STORED, DOT_PREC)
     if D_MODE > 0:

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
-from .triton_chunk_fwd import LOG2E, prefix_values, products_mask, row_exponents, triangle_mask
+from .triton_chunk_fwd import LOG2E, masked_columns, prefix_values, products_mask, row_exponents, triangle_mask
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
@@ -56,11 +56,11 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
     """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
     STORE_S, up to the padded length LS as `triton_products` stores it) and the R / K' slot parts of every
     head of the group. DIAG: the pair may be a diagonal one, whose triangle is masked; off the diagonal
-    nothing is, as masked rows and columns have exponent -inf (`row_exponents`)."""
+    nothing is, as masked rows and columns have exponent -inf (`row_exponents`, `masked_columns`)."""
     if STORE_S:
         tl.store(s_ptr, s, mask=products_mask(rows, cols, LS))
-    valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
-    void = float("inf") if FORWARD else float("-inf")
+    if DIAG:
+        valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
     acc = tl.zeros([BLOCK, BLOCK], tl.float32)
     for hh in range(hpg):
         h = g * hpg + hh
@@ -73,7 +73,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
         xj = tl.load(x_b + h * s_xh + cols[:, None] * s_xl + ps[None, :] * s_xp,
                      mask=cm[:, None] & pm[None, :], other=0.0)
         gm = mma(dyi, tl.trans(xj), None, DOT_PREC)
-        r2, q2 = row_exponents(r, rm, FORWARD), tl.where(cm, q * LOG2E, void)
+        r2, q2 = row_exponents(r, rm, FORWARD), masked_columns(q * LOG2E, cm, FORWARD)
         expo = r2[:, None] - q2[None, :] if FORWARD else q2[None, :] - r2[:, None]
         if DIAG:
             expo = tl.where(valid, expo, float("-inf"))

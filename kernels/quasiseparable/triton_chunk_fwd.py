@@ -32,7 +32,7 @@ from .triton_config import approx_log2, interpreting, mma, mma_split
 
 __all__ = [
     "LOG2E", "TINY", "chunk_configs", "chunk_fwd_kernel", "chunk_tile", "column_exponents", "head_program", "load_bc",
-    "load_cs", "load_exponents", "prefix_values", "products_mask", "prune_blocks", "row_exponents",
+    "load_cs", "load_exponents", "masked_columns", "prefix_values", "products_mask", "prune_blocks", "row_exponents",
     "triangle_mask",
 ]
 
@@ -162,6 +162,13 @@ def load_exponents(kexp, off, idx, LS, FORWARD: tl.constexpr):
     """The `column_exponents` of positions idx of one padded row, as `triton_dt` stores them; from LS on
     +inf (FORWARD) or -inf, which makes every exponent r2 - k (k - r2) of those columns -inf."""
     return tl.load(kexp + off + idx, mask=idx < LS, other=float("inf") if FORWARD else float("-inf"))
+
+
+@triton.jit
+def masked_columns(k, cm, FORWARD: tl.constexpr):
+    """Columns' exponents k where cm, +inf (FORWARD) or -inf on masked columns (the value `load_exponents` gives
+    past LS), which makes every exponent r2 - k (k - r2) of those columns -inf."""
+    return tl.where(cm, k, float("inf") if FORWARD else float("-inf"))
 
 
 @triton.jit
