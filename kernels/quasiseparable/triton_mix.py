@@ -11,11 +11,10 @@ Launch sequence:
 Both directions, the shift and the diagonal are handled inside each launch; a causal
 (unidirectional, unshifted) scan is the same kernels with BIDIR=False. At L <= 256 there is
 one chunk and no state launch: three launches forward, four backward. The forward kernel (one or
-two heads of a group a program) loads the group's products S instead of computing them per head; so
-does dx at one chunk (13% faster
-forward+backward at 128 x 197 on an H200, session 13). With several chunks dx computes its own: it
-reads S transposed, and loading it made dx 2.1 ms a step slower at 1,024 px (session 26), where the
-forward kernel gained 1.7 ms.
+two heads of a group a program, `_heads_per_program`) loads the group's products S instead of
+computing them per head; so does dx at one chunk (13% faster forward+backward at 128 x 197 on an
+H200, session 13). With several chunks dx computes its own: it reads S transposed, and loading it
+made dx 2.1 ms a step slower at 1,024 px (session 26), where the forward kernel gained 1.7 ms.
 
 Derivation. Per head and chunk, with p the chunk-local inclusive prefix sum of a = dt A,
 T its chunk total, Cs_f[i] = C_f[i - shift], Cs_b[i] = C_b[i + shift]:
