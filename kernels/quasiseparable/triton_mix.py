@@ -63,7 +63,7 @@ from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, resolve_chunk_size, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
 from .triton_bwd_dx import chunk_bwd_dx_kernel
-from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
+from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block, tail_tile
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision, forward_state_dtype
 from .triton_dt import dt_backward, dt_forward, token_rows
@@ -210,9 +210,11 @@ def backward_into(
     dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
     S = _products_buffer(Bf, bidir, Q) if nchunks == 1 else dS  # stored for dx with one chunk only (else unused)
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
-    chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
+    tail = tail_tile(L, Q, pair)
+    pairs = (L // pair) ** 2 + 1 + bidir if tail else nchunks * (Q // pair) ** 2
+    chunk_bwd_pairs_kernel[(pairs, batch, G)](
         *inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
-        STORE_S=nchunks == 1,
+        STORE_S=nchunks == 1, TAIL=tail, SPAN=next_power_of_2(L) if tail else 16,
     )
 
     def grid(per_tile: int, middle: int) -> Callable[[dict], tuple[int, int, int]]:
