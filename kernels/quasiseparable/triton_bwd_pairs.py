@@ -241,45 +241,40 @@ def _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_
 
 
 @cached_launch
-@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
+@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK", "TAIL"])
 @triton.jit
 def chunk_bwd_pairs_kernel(
     x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
     dta, cum, A, dS, S, s_sd, s_sb, s_sg, t_sd, t_sb, t_sg, Rs, Ks,
-    L, LS, H, G, P, N, BHL,
+    L, LS, H, G, P, N, BHL, T,
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
     TAIL: tl.constexpr, SPAN: tl.constexpr,
 ):
-    # TAIL > 0: one chunk whose last tile holds at most TAIL positions; its tile pairs go to two programs
-    # after the T x T full ones (`_row_tail`, `_column_tail`, SPAN >= L columns or rows), as a tile pair
-    # costs about the same whether its tiles are full or not
-    if TAIL > 0:
-        T = L // BLOCK
-        in_tail = tl.program_id(0) >= T * T
-    else:
-        T = Q // BLOCK
-        in_tail = tl.program_id(0) < 0
-    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)
+    # TAIL == 0: the T x T tile pairs of each chunk, a program each. TAIL > 0: the tail programs of one chunk
+    # whose last tile holds at most TAIL positions after T full ones (`_row_tail`, `_column_tail`; SPAN >= L
+    # columns or rows), a launch of their own after the T x T full pairs, so each launch compiles one path
+    b = tl.program_id(1).to(tl.int64)
+    g = tl.program_id(2)
     ps, ns = tl.arange(0, BLOCK_P), tl.arange(0, BLOCK_N)
     pm = ps < P
     hpg = H // G
     bc = b * s_bb + g * s_bg
     slot_stride = (1 + BIDIR) * BHL
     x_b, dy_b = x + b * s_xb, dy + b * s_yb
-    if in_tail:
-        if TAIL > 0:  # compiled out without tail programs
-            ds_bg, prod_bg = dS + b * s_sb + g * s_sg, S + b * t_sb + g * t_sg
-            if tl.program_id(0) == T * T:
-                _row_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
-                          s_bn, cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg,
-                          prod_bg, s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
-            else:
-                _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cb + bc, Bb + bc, s_bl, s_bn, cum, dta, A,
-                             b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
-                             BLOCK, TAIL, SPAN, Q, SHIFT, DOT_PREC)
-    elif (r0 < L) & (j0 < L):
-        _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl, s_bn,
-                   cum, dta, A, b, g, c, ti, tj, r0, j0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride,
-                   dS + b * s_sb + g * s_sg, S + b * t_sb + g * t_sg, s_sd, t_sd, BLOCK, Q, BIDIR, SHIFT, STORE_S,
-                   DOT_PREC)
+    ds_bg, prod_bg = dS + b * s_sb + g * s_sg, S + b * t_sb + g * t_sg
+    if TAIL > 0:
+        if tl.program_id(0) == 0:
+            _row_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl, s_bn,
+                      cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg,
+                      s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
+        else:
+            _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cb + bc, Bb + bc, s_bl, s_bn, cum, dta, A, b,
+                         g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
+                         BLOCK, TAIL, SPAN, Q, SHIFT, DOT_PREC)
+    else:
+        _, _, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)
+        if (r0 < L) & (j0 < L):
+            _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
+                       s_bn, cum, dta, A, b, g, c, ti, tj, r0, j0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks,
+                       slot_stride, ds_bg, prod_bg, s_sd, t_sd, BLOCK, Q, BIDIR, SHIFT, STORE_S, DOT_PREC)

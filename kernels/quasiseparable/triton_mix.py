@@ -211,11 +211,13 @@ def backward_into(
     S = _products_buffer(Bf, bidir, Q) if nchunks == 1 else dS  # stored for dx with one chunk only (else unused)
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
     tail = tail_tile(L, Q, pair)
-    pairs = (L // pair) ** 2 + 1 + bidir if tail else nchunks * (Q // pair) ** 2
-    chunk_bwd_pairs_kernel[(pairs, batch, G)](
-        *inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
-        STORE_S=nchunks == 1, TAIL=tail, SPAN=next_power_of_2(L) if tail else 16,
-    )
+    per_side = L // pair if tail else Q // pair  # tile pairs of a chunk: per_side ** 2, and the tail's two programs
+    pair_args = (*inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, per_side)
+    chunk_bwd_pairs_kernel[(nchunks * per_side ** 2, batch, G)](
+        *pair_args, BLOCK=pair, **tiles, STORE_S=nchunks == 1, TAIL=0, SPAN=16)
+    if tail:
+        chunk_bwd_pairs_kernel[(1 + bidir, batch, G)](
+            *pair_args, BLOCK=pair, **tiles, STORE_S=True, TAIL=tail, SPAN=next_power_of_2(L))
 
     def grid(per_tile: int, middle: int) -> Callable[[dict], tuple[int, int, int]]:
         return lambda meta: (cdiv(L, meta["BLOCK"]) * per_tile, middle, batch)
