@@ -11,6 +11,13 @@ is one product per group and the only per-head product is G; the other gradients
 with dS per group (`triton_bwd_bc`: dC, dB, and R summed over its slots) or per head
 (`triton_bwd_dx`: dx, dD, and K' summed over its slots). The slots [NSLOT, ND, batch, H, L]
 hold one partial sum per tile of the other index, so no two programs write the same element.
+
+A tile pair costs about the same whether its tiles are full or not (the per-head loads, products and
+exponentials of the whole tile). At one chunk whose last tile holds 1 .. TAIL_MAX positions (Hydra-ViT's
+197 tokens: three tiles of 64, then 5) the T x T full pairs run as above and a second launch of two
+programs per (batch, group) takes the rest (`tail_tile`): the last tile's rows against every column in
+one [16, SPAN] tile that crosses the diagonal (`_row_tail`), and every earlier row against its columns in
+one [SPAN, 16] tile (`_column_tail`): 9 + 2 programs instead of 16 at 197 tokens.
 """
 from __future__ import annotations
 
@@ -34,8 +41,7 @@ def pair_block(Q: int) -> int:
 
 def tail_tile(L: int, Q: int, block: int) -> int:
     """The pair kernel's TAIL: TAIL_MAX when L fits one chunk of Q and ends in a tile of 1 .. TAIL_MAX positions
-    after at least one full one (Hydra-ViT's 197 tokens: three of 64, then 5), else 0 (every tile pair its own
-    program). 7 of the 16 tile pairs at 197 hold the 5 positions; the tail programs take them in two."""
+    after at least one full one, else 0 (every tile pair its own program)."""
     return TAIL_MAX if L <= Q and L > block and 0 < L % block <= TAIL_MAX else 0
 
 
@@ -155,63 +161,42 @@ def _row_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_b
               L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
               BLOCK: tl.constexpr, TAIL: tl.constexpr, SPAN: tl.constexpr, Q: tl.constexpr, BIDIR: tl.constexpr,
               SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
-    """The last tile's rows (T BLOCK .. L - 1, at most TAIL) against every column of the chunk, in one
-    [TAIL, SPAN] tile that crosses the diagonal: the pairs of T + 1 tile pairs in one program. R and K' go
-    to slot T (R_f of these rows then covers every column tile, so its slots before T are zeroed)."""
+    """The last tile's rows (T BLOCK .. L - 1, at most TAIL) against every column of the chunk: one [TAIL, SPAN]
+    tile across the diagonal, as the diagonal tile pair (T, T), whose slot T then holds R_f of these rows over
+    every column tile (its slots before T are zeroed)."""
     rows = T * BLOCK + tl.arange(0, TAIL)
     cols = tl.arange(0, SPAN)
-    rm, cm = rows < L, cols < L
-    off0 = b * H * LS
-    tile = rows[:, None] * Q + cols[None, :]
-    if BIDIR and SHIFT:
-        s_f = tile_products(Cf, Bf, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        s_b = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-        _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, off0, BHL, g, hpg, LS,
-                       rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, T, ds_bg + tile, prod_bg + tile, s_sd, t_sd,
-                       True, DOT_PREC)
-    else:
-        s = tile_products(Cf, Bf, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS, rows, rm, cols, cm,
-              ps, pm, Rs, Ks, slot_stride, T, T, ds_bg + tile, prod_bg + tile, LS, True, SHIFT, True, True, DOT_PREC)
-        if BIDIR:
-            s = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + off0, g, hpg, LS, rows, rm,
-                  cols, cm, ps, pm, Rs, Ks, slot_stride, T, T, ds_bg + s_sd + tile, prod_bg + t_sd + tile, LS, False,
-                  SHIFT, True, True, DOT_PREC)
-    _zero_slots(Rs, slot_stride, off0, g, hpg, LS, rows, rm, 0, T)
+    _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, 0, T, T,
+               rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg,
+               prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, True, DOT_PREC)
+    _zero_slots(Rs, slot_stride, b * H * LS, g, hpg, LS, rows, rows < L, 0, T)
 
 
 @triton.jit
-def _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, hpg, H,
+def _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, hpg, H,
                  L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
-                 BLOCK: tl.constexpr, TAIL: tl.constexpr, SPAN: tl.constexpr, Q: tl.constexpr, SHIFT: tl.constexpr,
-                 DOT_PREC: tl.constexpr):
-    """Every row before the last tile against the last tile's columns, in one [SPAN, TAIL] tile of the
-    backward triangle: T tile pairs in one program. R goes to slot T, K'_b of these columns to slot 0 (it
-    covers every row tile before T, so slots 1 .. T - 1 are zeroed; slot T is `_row_tail`'s)."""
+                 BLOCK: tl.constexpr, TAIL: tl.constexpr, SPAN: tl.constexpr, Q: tl.constexpr, BIDIR: tl.constexpr,
+                 SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Every row before the last tile against the last tile's columns: one [SPAN, TAIL] tile of the backward
+    triangle, as the tile pair (0, T), whose slot 0 then holds K'_b of these columns over every row tile before
+    T (slots 1 .. T - 1 are zeroed; slot T is `_row_tail`'s). S is stored for those rows only."""
     t0 = T * BLOCK
     rows = tl.arange(0, SPAN)
     cols = t0 + tl.arange(0, TAIL)
-    rm, cm = rows < t0, cols < L
-    off0 = BHL + b * H * LS
-    tile = rows[:, None] * Q + cols[None, :]
-    s = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-    _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS, rows, rm, cols, cm,
-          ps, pm, Rs, Ks, slot_stride, 0, T, ds_bg + s_sd + tile, prod_bg + t_sd + tile, t0, False, SHIFT, True, False,
-          DOT_PREC)
-    _zero_slots(Ks, slot_stride, off0, g, hpg, LS, cols, cm, 1, T)
+    _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, 0, 0, T,
+               rows, rows < t0, cols, cols < L, t0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg,
+               prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, True, DOT_PREC)
+    _zero_slots(Ks, slot_stride, BHL + b * H * LS, g, hpg, LS, cols, cols < L, 1, T)
 
 
 @triton.jit
 def _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, c, ti, tj,
-               r0, j0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg, s_sd, t_sd,
-               BLOCK: tl.constexpr, Q: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr,
-               STORE_S: tl.constexpr, DOT_PREC: tl.constexpr):
-    """The tile pair (ti, tj) of chunk c: the forward triangle's part where tj <= ti, the backward's where
-    tj >= ti; a diagonal pair of the shifted bidirectional mix in one pass (`_diagonal_pair`)."""
-    rows = r0 + tl.arange(0, BLOCK)
-    cols = j0 + tl.arange(0, BLOCK)
-    rm, cm = rows < L, cols < L
+               rows, rm, cols, cm, s_rows, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg,
+               s_sd, t_sd, Q: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
+               DOT_PREC: tl.constexpr):
+    """The pairs rows x cols of chunk c as the tile pair (ti, tj) (the slots its R and K' parts go to): the
+    forward triangle's part where tj <= ti, the backward's where tj >= ti; a diagonal pair of the shifted
+    bidirectional mix in one pass (`_diagonal_pair`). S is stored for rows below s_rows."""
     tile = rows[:, None] * Q + (cols - c * Q)[None, :]  # S has LS rows, dS L
     off0 = b * H * LS
     merged_diagonals: tl.constexpr = BIDIR and SHIFT
@@ -230,14 +215,14 @@ def _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_
         if tj <= ti:
             s = tile_products(Cf, Bf, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
             _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS, rows, rm, cols, cm,
-                  ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + tile, prod_bg + tile, LS, True, SHIFT, STORE_S,
+                  ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + tile, prod_bg + tile, s_rows, True, SHIFT, STORE_S,
                   not merged_diagonals, DOT_PREC)
         if BIDIR:
             if tj >= ti:
                 s = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
                 _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + off0, g, hpg, LS, rows, rm,
-                      cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + s_sd + tile, prod_bg + t_sd + tile, LS,
-                      False, SHIFT, STORE_S, not merged_diagonals, DOT_PREC)
+                      cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + s_sd + tile, prod_bg + t_sd + tile,
+                      s_rows, False, SHIFT, STORE_S, not merged_diagonals, DOT_PREC)
 
 
 @cached_launch
@@ -269,12 +254,15 @@ def chunk_bwd_pairs_kernel(
                       cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg,
                       s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
         else:
-            _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cb + bc, Bb + bc, s_bl, s_bn, cum, dta, A, b,
-                         g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
-                         BLOCK, TAIL, SPAN, Q, SHIFT, DOT_PREC)
+            _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
+                         s_bn, cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg,
+                         prod_bg, s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
     else:
         _, _, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)
         if (r0 < L) & (j0 < L):
+            rows = r0 + tl.arange(0, BLOCK)
+            cols = j0 + tl.arange(0, BLOCK)
             _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
-                       s_bn, cum, dta, A, b, g, c, ti, tj, r0, j0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks,
-                       slot_stride, ds_bg, prod_bg, s_sd, t_sd, BLOCK, Q, BIDIR, SHIFT, STORE_S, DOT_PREC)
+                       s_bn, cum, dta, A, b, g, c, ti, tj, rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL,
+                       ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, STORE_S,
+                       DOT_PREC)

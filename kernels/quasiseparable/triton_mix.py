@@ -5,7 +5,8 @@ Launch sequence:
     forward:  dt_forward (dt, prefix sums, the columns' exponents) -> [chunk_states(x), L > Q]
               -> chunk_products_kernel (S = Cs B^T per group) -> chunk_fwd_kernel
     backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
-              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
+              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q;
+                 a second launch for a short last tile, `tail_tile`)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
