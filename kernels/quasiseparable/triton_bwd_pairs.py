@@ -11,6 +11,13 @@ is one product per group and the only per-head product is G; the other gradients
 with dS per group (`triton_bwd_bc`: dC, dB, and R summed over its slots) or per head
 (`triton_bwd_dx`: dx, dD, and K' summed over its slots). The slots [NSLOT, ND, batch, H, L]
 hold one partial sum per tile of the other index, so no two programs write the same element.
+
+A tile pair costs about the same whether its tiles are full or not (the per-head loads, products and
+exponentials of the whole tile). At one chunk whose last tile holds 1 .. TAIL_MAX positions (Hydra-ViT's
+197 tokens: three tiles of 64, then 5) the T x T full pairs run as above and a second launch of two
+programs per (batch, group) takes the rest (`tail_tile`): the last tile's rows against every column in
+one [16, SPAN] tile that crosses the diagonal (`_row_tail`), and every earlier row against its columns in
+one [SPAN, 16] tile (`_column_tail`): 9 + 2 programs instead of 16 at 197 tokens.
 """
 from __future__ import annotations
 
@@ -22,12 +29,20 @@ from .triton_chunk_fwd import LOG2E, masked_columns, prefix_values, products_mas
 from .triton_config import interpreting, mma
 from .triton_products import tile_pair, tile_products
 
-__all__ = ["chunk_bwd_pairs_kernel", "pair_block", "slot_sum"]
+__all__ = ["chunk_bwd_pairs_kernel", "pair_block", "slot_sum", "tail_tile"]
+
+TAIL_MAX = 16  # the longest last tile whose pairs the tail programs take
 
 
 def pair_block(Q: int) -> int:
     """Tile length of the pair kernel (fixed per launch: the slot count Q // block sizes the buffers)."""
     return min(Q, 64)
+
+
+def tail_tile(L: int, Q: int, block: int) -> int:
+    """The pair kernel's TAIL: TAIL_MAX when L fits one chunk of Q and ends in a tile of 1 .. TAIL_MAX positions
+    after at least one full one, else 0 (every tile pair its own program)."""
+    return TAIL_MAX if L <= Q and L > block and 0 < L % block <= TAIL_MAX else 0
 
 
 def _configs() -> list[triton.Config]:
@@ -50,18 +65,19 @@ def slot_sum(slots, slot_stride, off, pos, mask, c0, c_end, SLOT_BLOCK, LOWER: t
 
 @triton.jit
 def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS,
-          rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr,
-          BLOCK: tl.constexpr, FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
-          DIAG: tl.constexpr, DOT_PREC: tl.constexpr):
+          rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_ptr, s_ptr, s_rows,
+          FORWARD: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr, DIAG: tl.constexpr,
+          DOT_PREC: tl.constexpr):
     """One direction of one tile pair with its products s: dS (stored), s (stored for the dx kernel when
-    STORE_S, up to the padded length LS as `triton_products` stores it) and the R / K' slot parts of every
-    head of the group. DIAG: the pair may be a diagonal one, whose triangle is masked; off the diagonal
-    nothing is, as masked rows and columns have exponent -inf (`row_exponents`, `masked_columns`)."""
+    STORE_S, on its rows below s_rows and up to the padded length LS as `triton_products` stores it) and the
+    R / K' parts of every head of the group in slots tj / ti. DIAG: the pair may cross the diagonal, so its
+    triangle is masked; off it nothing is, as masked rows and columns have exponent -inf (`row_exponents`,
+    `masked_columns`)."""
     if STORE_S:
-        tl.store(s_ptr, s, mask=products_mask(rows, cols, LS))
+        tl.store(s_ptr, s, mask=products_mask(rows, cols, LS) & (rows < s_rows)[:, None])
     if DIAG:
         valid = triangle_mask(rows, cols, rm, cm, FORWARD, True, SHIFT)
-    acc = tl.zeros([BLOCK, BLOCK], tl.float32)
+    acc = tl.zeros_like(s)
     for hh in range(hpg):
         h = g * hpg + hh
         A_h = tl.load(A + h).to(tl.float32)
@@ -88,7 +104,7 @@ def _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g
 @triton.jit
 def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, off0, BHL, g, hpg, LS,
                    rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, t, ds_ptr, s_ptr, s_sd, t_sd,
-                   BLOCK: tl.constexpr, STORE_S: tl.constexpr, DOT_PREC: tl.constexpr):
+                   STORE_S: tl.constexpr, DOT_PREC: tl.constexpr):
     """A diagonal tile pair of the shifted bidirectional mix, both directions in one pass over the heads:
     their triangles (strictly lower: forward, strictly upper: backward) are disjoint, and G_h = dy_h x_h^T
     does not depend on the direction, so each head takes one product and one exponential over the tile
@@ -101,7 +117,7 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
     low = triangle_mask(rows, cols, rm, cm, True, True, 1)
     up = triangle_mask(rows, cols, rm, cm, False, True, 1)
     s_low, s_up = tl.where(low, s_f, 0.0), tl.where(up, s_b, 0.0)
-    acc = tl.zeros([BLOCK, BLOCK], tl.float32)
+    acc = tl.zeros_like(s_f)
     for hh in range(hpg):
         h = g * hpg + hh
         A_h = tl.load(A + h).to(tl.float32)
@@ -129,55 +145,124 @@ def _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum,
     tl.store(ds_ptr + s_sd, tl.where(up, acc, 0.0), mask=both)
 
 
-@cached_launch
-@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK"])
 @triton.jit
-def chunk_bwd_pairs_kernel(
-    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
-    dta, cum, A, dS, S, s_sd, s_sb, s_sg, t_sd, t_sb, t_sg, Rs, Ks,
-    L, LS, H, G, P, N, BHL,
-    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
-):
-    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK)
-    if (r0 >= L) | (j0 >= L):
-        return
-    if not BIDIR:
-        if tj > ti:  # the causal scan has no upper triangle
-            return
-    rows = r0 + tl.arange(0, BLOCK)
-    cols = j0 + tl.arange(0, BLOCK)
-    rm, cm = rows < L, cols < L
-    ps, ns = tl.arange(0, BLOCK_P), tl.arange(0, BLOCK_N)
-    pm = ps < P
-    hpg = H // G
-    bc = b * s_bb + g * s_bg
-    slot_stride = (1 + BIDIR) * BHL
-    x_b, dy_b = x + b * s_xb, dy + b * s_yb
-    tile = b * s_sb + g * s_sg + rows[:, None] * Q + (cols - c * Q)[None, :]
-    tile_s = b * t_sb + g * t_sg + rows[:, None] * Q + (cols - c * Q)[None, :]  # S has LS rows, dS L
+def _zero_slots(slots, slot_stride, off0, g, hpg, LS, pos, mask, s_start, s_end):
+    """slots[s, head, pos] = 0 for the heads of group g and s_start <= s < s_end (fp32): the slots of tile
+    pairs whose sums a tail program stores in one slot (`_row_tail`, `_column_tail`)."""
+    zero = tl.zeros(pos.shape, tl.float32)
+    for hh in range(hpg):
+        off = off0 + (g * hpg + hh) * LS
+        for t in range(s_start, s_end):
+            tl.store(slots + t * slot_stride + off + pos, zero, mask=mask)
+
+
+@triton.jit
+def _row_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, hpg, H,
+              L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
+              BLOCK: tl.constexpr, TAIL: tl.constexpr, SPAN: tl.constexpr, Q: tl.constexpr, BIDIR: tl.constexpr,
+              SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """The last tile's rows (T BLOCK .. L - 1, at most TAIL) against every column of the chunk: one [TAIL, SPAN]
+    tile across the diagonal, as the diagonal tile pair (T, T), whose slot T then holds R_f of these rows over
+    every column tile (its slots before T are zeroed)."""
+    rows = T * BLOCK + tl.arange(0, TAIL)
+    cols = tl.arange(0, SPAN)
+    _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, 0, T, T,
+               rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg,
+               prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, True, DOT_PREC)
+    _zero_slots(Rs, slot_stride, b * H * LS, g, hpg, LS, rows, rows < L, 0, T)
+
+
+@triton.jit
+def _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, hpg, H,
+                 L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg, s_sd, t_sd,
+                 BLOCK: tl.constexpr, TAIL: tl.constexpr, SPAN: tl.constexpr, Q: tl.constexpr, BIDIR: tl.constexpr,
+                 SHIFT: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Every row before the last tile against the last tile's columns: one [SPAN, TAIL] tile of the backward
+    triangle, as the tile pair (0, T), whose slot 0 then holds K'_b of these columns over every row tile before
+    T (slots 1 .. T - 1 are zeroed; slot T is `_row_tail`'s). S is stored for those rows only."""
+    t0 = T * BLOCK
+    rows = tl.arange(0, SPAN)
+    cols = t0 + tl.arange(0, TAIL)
+    _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, 0, 0, T,
+               rows, rows < t0, cols, cols < L, t0, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg,
+               prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, True, DOT_PREC)
+    _zero_slots(Ks, slot_stride, BHL + b * H * LS, g, hpg, LS, cols, cols < L, 1, T)
+
+
+@triton.jit
+def _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf, Bf, Cb, Bb, s_bl, s_bn, cum, dta, A, b, g, c, ti, tj,
+               rows, rm, cols, cm, s_rows, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg,
+               s_sd, t_sd, Q: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr, STORE_S: tl.constexpr,
+               DOT_PREC: tl.constexpr):
+    """The pairs rows x cols of chunk c as the tile pair (ti, tj) (the slots its R and K' parts go to): the
+    forward triangle's part where tj <= ti, the backward's where tj >= ti; a diagonal pair of the shifted
+    bidirectional mix in one pass (`_diagonal_pair`). S is stored for rows below s_rows."""
+    tile = rows[:, None] * Q + (cols - c * Q)[None, :]  # S has LS rows, dS L
+    off0 = b * H * LS
     merged_diagonals: tl.constexpr = BIDIR and SHIFT
     if merged_diagonals:  # the two triangles of a diagonal tile are disjoint: one pass (`_diagonal_pair`)
         merged = ti == tj
     else:
         merged = False
     if merged:
-        s_f = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-        s_b = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
-        _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, b * H * LS, BHL, g,
-                       hpg, LS, rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, dS + tile, S + tile_s, s_sd, t_sd,
-                       BLOCK, STORE_S, DOT_PREC)
+        s_f = tile_products(Cf, Bf, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
+        s_b = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
+        _diagonal_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s_f, s_b, cum, dta, A, off0, BHL, g, hpg, LS,
+                       rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, ds_bg + tile, prod_bg + tile, s_sd, t_sd,
+                       STORE_S, DOT_PREC)
     else:
         # off the diagonal tile every pair lies in one triangle, so the diagonal tile's mask serves all
         if tj <= ti:
-            s = tile_products(Cf + bc, Bf + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
-            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, b * H * LS, g, hpg, LS,
-                  rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + tile, S + tile_s, BLOCK, True, SHIFT,
-                  STORE_S, not merged_diagonals, DOT_PREC)
+            s = tile_products(Cf, Bf, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, True, SHIFT, DOT_PREC)
+            _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, off0, g, hpg, LS, rows, rm, cols, cm,
+                  ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + tile, prod_bg + tile, s_rows, True, SHIFT, STORE_S,
+                  not merged_diagonals, DOT_PREC)
         if BIDIR:
             if tj >= ti:
-                s = tile_products(Cb + bc, Bb + bc, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT,
-                                  DOT_PREC)
-                _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + b * H * LS, g, hpg, LS,
-                      rows, rm, cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, dS + s_sd + tile, S + t_sd + tile_s,
-                      BLOCK, False, SHIFT, STORE_S, not merged_diagonals, DOT_PREC)
+                s = tile_products(Cb, Bb, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, False, SHIFT, DOT_PREC)
+                _pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, s, cum, dta, A, BHL + off0, g, hpg, LS, rows, rm,
+                      cols, cm, ps, pm, Rs, Ks, slot_stride, ti, tj, ds_bg + s_sd + tile, prod_bg + t_sd + tile,
+                      s_rows, False, SHIFT, STORE_S, not merged_diagonals, DOT_PREC)
+
+
+@cached_launch
+@triton.autotune(configs=_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "BLOCK", "TAIL"])
+@triton.jit
+def chunk_bwd_pairs_kernel(
+    x, s_xb, s_xl, s_xh, s_xp, dy, s_yb, s_yl, s_yh, s_yp, Bf, Cf, Bb, Cb, s_bb, s_bl, s_bg, s_bn,
+    dta, cum, A, dS, S, s_sd, s_sb, s_sg, t_sd, t_sb, t_sg, Rs, Ks,
+    L, LS, H, G, P, N, BHL, T,
+    Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    BIDIR: tl.constexpr, SHIFT: tl.constexpr, DOT_PREC: tl.constexpr, STORE_S: tl.constexpr,
+    TAIL: tl.constexpr, SPAN: tl.constexpr,
+):
+    # TAIL == 0: the T x T tile pairs of each chunk, a program each. TAIL > 0: the tail programs of one chunk
+    # whose last tile holds at most TAIL positions after T full ones (`_row_tail`, `_column_tail`; SPAN >= L
+    # columns or rows), a launch of their own after the T x T full pairs, so each launch compiles one path
+    b = tl.program_id(1).to(tl.int64)
+    g = tl.program_id(2)
+    ps, ns = tl.arange(0, BLOCK_P), tl.arange(0, BLOCK_N)
+    pm = ps < P
+    hpg = H // G
+    bc = b * s_bb + g * s_bg
+    slot_stride = (1 + BIDIR) * BHL
+    x_b, dy_b = x + b * s_xb, dy + b * s_yb
+    ds_bg, prod_bg = dS + b * s_sb + g * s_sg, S + b * t_sb + g * t_sg
+    if TAIL > 0:
+        if tl.program_id(0) == 0:
+            _row_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl, s_bn,
+                      cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg, prod_bg,
+                      s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
+        else:
+            _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
+                         s_bn, cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg,
+                         prod_bg, s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
+    else:
+        _, _, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)
+        if (r0 < L) & (j0 < L):
+            rows = r0 + tl.arange(0, BLOCK)
+            cols = j0 + tl.arange(0, BLOCK)
+            _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
+                       s_bn, cum, dta, A, b, g, c, ti, tj, rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL,
+                       ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, STORE_S,
+                       DOT_PREC)

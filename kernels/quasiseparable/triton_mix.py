@@ -5,7 +5,8 @@ Launch sequence:
     forward:  dt_forward (dt, prefix sums, the columns' exponents) -> [chunk_states(x), L > Q]
               -> chunk_products_kernel (S = Cs B^T per group) -> chunk_fwd_kernel
     backward: [chunk_states_and_adjoints (x's states and dy's adjoint states, one launch), L > Q only]
-              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q)
+              -> chunk_bwd_pairs_kernel (dS per group, R and K' parts per head; S per group when L <= Q;
+                 a second launch for a short last tile, `tail_tile`)
               -> chunk_bwd_dx_kernel (dx, dD, K') + chunk_bwd_bc_kernel (dB, dC, R) -> dt_backward
 
 Both directions, the shift and the diagonal are handled inside each launch; a causal
@@ -63,7 +64,7 @@ from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, resolve_chunk_size, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
 from .triton_bwd_dx import chunk_bwd_dx_kernel
-from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block
+from .triton_bwd_pairs import chunk_bwd_pairs_kernel, pair_block, tail_tile
 from .triton_chunk_fwd import chunk_fwd_kernel
 from .triton_config import dot_precision, forward_state_dtype
 from .triton_dt import dt_backward, dt_forward, token_rows
@@ -210,10 +211,14 @@ def backward_into(
     dS = torch.empty((1 + bidir, batch, G, L, Q), device=x.device, dtype=torch.float32)
     S = _products_buffer(Bf, bidir, Q) if nchunks == 1 else dS  # stored for dx with one chunk only (else unused)
     R_slots, K_slots = torch.empty((2, Q // pair, *dta.shape), device=x.device, dtype=torch.float32)
-    chunk_bwd_pairs_kernel[(nchunks * (Q // pair) ** 2, batch, G)](
-        *inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, BLOCK=pair, **tiles,
-        STORE_S=nchunks == 1,
-    )
+    tail = tail_tile(L, Q, pair)
+    per_side = L // pair if tail else Q // pair  # tile pairs of a chunk: per_side ** 2, and the tail's two programs
+    pair_args = (*inputs, dta, cum, A, dS, S, *dS.stride()[:3], *S.stride()[:3], R_slots, K_slots, *sizes, per_side)
+    chunk_bwd_pairs_kernel[(nchunks * per_side ** 2, batch, G)](
+        *pair_args, BLOCK=pair, **tiles, STORE_S=nchunks == 1, TAIL=0, SPAN=16)
+    if tail:
+        chunk_bwd_pairs_kernel[(1 + bidir, batch, G)](
+            *pair_args, BLOCK=pair, **tiles, STORE_S=True, TAIL=tail, SPAN=next_power_of_2(L))
 
     def grid(per_tile: int, middle: int) -> Callable[[dict], tuple[int, int, int]]:
         return lambda meta: (cdiv(L, meta["BLOCK"]) * per_tile, middle, batch)

@@ -21,11 +21,10 @@ __all__ = ["chunk_products_kernel", "tile_pair", "tile_products"]
 
 
 @triton.jit
-def tile_pair(Q: tl.constexpr, BLOCK: tl.constexpr):
-    """For a program of a (tile pair of a chunk, batch, group) grid: batch, group, chunk, the row and
-    column tiles' indices within the chunk and their first positions (possibly past L)."""
+def tile_pair(Q: tl.constexpr, BLOCK: tl.constexpr, T):
+    """For a program of a (tile pair of a chunk, batch, group) grid, T x T tile pairs a chunk: batch, group,
+    chunk, the row and column tiles' indices within the chunk and their first positions (possibly past L)."""
     pair, b, g = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
-    T: tl.constexpr = Q // BLOCK
     c = pair // (T * T)
     ti = (pair // T) % T
     tj = pair % T
@@ -47,7 +46,7 @@ def chunk_products_kernel(
     Q: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, BIDIR: tl.constexpr, SHIFT: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
-    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK)
+    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, Q // BLOCK)
     if (r0 >= L) | (j0 >= L):
         return
     rows = r0 + tl.arange(0, BLOCK)

@@ -86,6 +86,8 @@ SHAPES = [
     _shape(1, 200, 2, 4, 1, 4, 128, shift=False),  # chunks of two 64-row tiles: R and K' summed over pair slots
     _shape(1, 110, 4, 4, 2, 4, 128),  # one chunk of two 64-row tiles: each group's S stored per tile pair
     _shape(1, 196, 2, 8, 1, 8, 256),  # Hydra-ViT's 14 x 14 tokens: one chunk of 256, its last tile 4 positions
+    _shape(2, 77, 4, 4, 2, 4, 128, diag="head", shift=False),  # a last tile of 13: the tail programs, unshifted
+    _shape(1, 80, 2, 4, 1, 4, 256),  # a last tile of 16, the longest the tail programs take
 ]
 
 

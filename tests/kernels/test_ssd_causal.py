@@ -77,7 +77,8 @@ def test_dispatcher_runs_reference_with_short_chunks(mix_inputs, spy_chunk_size)
 
 
 @pytest.mark.parametrize("dims, Q, diag", [((1, 1, 2, 8, 1, 8), 64, "head"), ((2, 30, 4, 8, 2, 16), 64, "data"),
-                                           ((1, 45, 2, 8, 1, 8), 16, None)], ids=["L1", "L30_one_chunk", "L45_chunked"])
+                                           ((1, 45, 2, 8, 1, 8), 16, None), ((1, 70, 2, 4, 1, 4), 128, "data")],
+                         ids=["L1", "L30_one_chunk", "L45_chunked", "L70_tail_tile"])
 def test_triton_matches_naive(mix_inputs, dims, Q, diag):
     kw = _causal_inputs(mix_inputs, *dims, diag=diag, seed=3, device=DEVICE)
     grad_out = torch.randn(kw["x"].shape, generator=torch.Generator().manual_seed(4)).to(DEVICE)
