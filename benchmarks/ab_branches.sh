@@ -8,9 +8,11 @@
 #                (default "--cases triton --lengths 197 4097 16385") -> $OUT/ab_BRANCH.jsonl, "L mode case ms".
 #                Each tree runs its own bench_mixer.py, whose default chunk is the models' rule from 0cc7df9 on and
 #                256 before (where "auto" meant timed): with older trees, pass --chunk-size N in AB_ARGS.
-#            AB=models: hydra_vit_base's eager 224 px training step -> $OUT/ab_models_BRANCH.jsonl,
-#                "model img/s gpu_ms GiB". The eager step at 224 px is host-bound on the H200: compare
-#                GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
+#            AB=models: hydra_vit_base's eager 224 px training step (AB_ARGS adds options, e.g. --kernel-times 60)
+#                -> $OUT/ab_models_BRANCH.jsonl, "model img/s gpu_ms GiB". The eager step at 224 px is host-bound
+#                on the H200: compare GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
+#            Before each run the tree's import of hydra_vision.kernels is checked to resolve inside its packed copy
+#            (exit 1 otherwise): a PYTHONPATH that misses the copy silently measures the installed checkout.
 #            AB=shell: bench_shell.py (conv, gated norm, LayerNorm alone) with AB_ARGS -> $OUT/ab_shell_BRANCH.jsonl,
 #                "op batch L mode ms kernels_us"
 # A branch name's '/' becomes '_' in paths. The first branch pays the Triton compile and autotune of
@@ -41,9 +43,16 @@ for branch in "$@"; do
     name=${branch//\//_}
     dir="$dir_root/$name"
     echo "== $branch"
+    imported=$(cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} python3 -c \
+        "import os, hydra_vision.kernels as k; print(os.path.realpath(os.path.dirname(k.__file__)))" 2>&1)
+    if [[ "$imported" != "$(realpath "$dir")"/* ]]; then
+        echo "$branch imports hydra_vision.kernels from '$imported', not from its packed tree $dir" >&2
+        exit 1
+    fi
     if [ "${AB:-mixer}" = models ]; then
+        # shellcheck disable=SC2086  # AB_ARGS is a list of options
         (cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} timeout 300 python3 benchmarks/bench_models.py \
-            --models hydra_vit_base --img-sizes 224 --modes train --compile off --quick \
+            --models hydra_vit_base --img-sizes 224 --modes train --compile off --quick ${AB_ARGS:-} \
             --out "$OUT/ab_models_$name.jsonl" >/dev/null 2>&1)
         grep '"case"' "$OUT/ab_models_$name.jsonl" | python3 -c "
 import json, sys

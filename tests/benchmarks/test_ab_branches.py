@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,18 @@ def test_run_names_a_branch_that_was_not_packed(tmp_path):
 def test_unknown_mode(tmp_path):
     result = run("bench", "main", ab_dir=tmp_path)
     assert result.returncode == 2 and "pack or run" in result.stderr
+
+
+def test_run_refuses_a_tree_that_imports_another_checkout(tmp_path):
+    """A tree whose PYTHONPATH misses its own hydra_vision (here one packed without it) would time the installed
+    package under the tree's name, so two trees would time the same code: run stops before any benchmark."""
+    (tmp_path / "ab" / "stale").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the script runs python3
+    (bin_dir / "python3").chmod(0o755)
+    env = {**os.environ, "AB_DIR": str(tmp_path / "ab"), "WHEELS": "", "OUT": str(tmp_path / "out"),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(SCRIPT), "run", "stale"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    assert "stale imports hydra_vision.kernels from" in result.stderr and "not from its packed tree" in result.stderr
