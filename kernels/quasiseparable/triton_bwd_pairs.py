@@ -239,8 +239,7 @@ def chunk_bwd_pairs_kernel(
     # TAIL == 0: the T x T tile pairs of each chunk, a program each. TAIL > 0: the tail programs of one chunk
     # whose last tile holds at most TAIL positions after T full ones (`_row_tail`, `_column_tail`; SPAN >= L
     # columns or rows), a launch of their own after the T x T full pairs, so each launch compiles one path
-    b = tl.program_id(1).to(tl.int64)
-    g = tl.program_id(2)
+    b, g, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)  # the tile indices are unused by the tail programs
     ps, ns = tl.arange(0, BLOCK_P), tl.arange(0, BLOCK_N)
     pm = ps < P
     hpg = H // G
@@ -257,12 +256,9 @@ def chunk_bwd_pairs_kernel(
             _column_tail(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
                          s_bn, cum, dta, A, b, g, hpg, H, L, LS, N, BHL, ps, pm, ns, Rs, Ks, slot_stride, T, ds_bg,
                          prod_bg, s_sd, t_sd, BLOCK, TAIL, SPAN, Q, BIDIR, SHIFT, DOT_PREC)
-    else:
-        _, _, c, ti, tj, r0, j0 = tile_pair(Q, BLOCK, T)
-        if (r0 < L) & (j0 < L):
-            rows = r0 + tl.arange(0, BLOCK)
-            cols = j0 + tl.arange(0, BLOCK)
-            _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl,
-                       s_bn, cum, dta, A, b, g, c, ti, tj, rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL,
-                       ps, pm, ns, Rs, Ks, slot_stride, ds_bg, prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, STORE_S,
-                       DOT_PREC)
+    elif (r0 < L) & (j0 < L):
+        rows = r0 + tl.arange(0, BLOCK)
+        cols = j0 + tl.arange(0, BLOCK)
+        _tile_pair(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, Cf + bc, Bf + bc, Cb + bc, Bb + bc, s_bl, s_bn,
+                   cum, dta, A, b, g, c, ti, tj, rows, rows < L, cols, cols < L, LS, hpg, H, L, LS, N, BHL, ps, pm,
+                   ns, Rs, Ks, slot_stride, ds_bg, prod_bg, s_sd, t_sd, Q, BIDIR, SHIFT, STORE_S, DOT_PREC)
