@@ -108,7 +108,8 @@ def test_every_autotune_config_is_exact(monkeypatch, mix_inputs, cast_inputs, na
     base = mix_inputs(2, 577, 8, 32, 4, N, dtype=torch.bfloat16, diag="head", shift=False, seed=577, device="cuda")
     _check_low_precision(cast_inputs, base, torch.bfloat16, Q)
     assert autotuner.best_config is config  # the pinned config is the one that ran
-    if name == "pairs":  # and at one chunk whose last tile holds 5 positions: the tail programs' launch too
+    if name == "pairs" and triton_bwd_pairs.prune_tail_configs([config], {}, TAIL=triton_bwd_pairs.TAIL_MAX):
+        # and at one chunk whose last tile holds 5 positions: the tail programs' launch too, where it takes config
         base = mix_inputs(2, 197, 8, 32, 4, N, dtype=torch.bfloat16, diag="head", seed=197, device="cuda")
         _check_low_precision(cast_inputs, base, torch.bfloat16, 256)
 
