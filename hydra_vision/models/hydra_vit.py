@@ -79,8 +79,21 @@ def check_image(
     return x
 
 
+def _hooked(module: nn.Module) -> bool:
+    """Whether calling module runs forward (pre-)hooks, its own or global ones."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or nn.modules.module._global_forward_hooks
+                or nn.modules.module._global_forward_pre_hooks)
+
+
 class HydraBlock(nn.Module):
-    """Pre-norm residual block: x + DropPath(LS(mixer(norm1(x)))), then optionally the same with an MLP."""
+    """Pre-norm residual block: x + DropPath(LS(mixer(norm1(x)))), then optionally the same with an MLP.
+
+    In eager mode with a `MatmulInputLayerNorm` norm1, the shortcut's gradient is added to norm1's inside its
+    backward kernel (`mix_with_shortcut`), not by autograd in a pass of its own. `fuse_residual = False` keeps
+    autograd's addition.
+    """
+
+    fuse_residual = True
 
     def __init__(
             self,
@@ -115,12 +128,27 @@ class HydraBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting() and recomputing(self.mixer.selective_recompute, x):
             mixed = self.mix_recomputing(x)
+        elif not torch.jit.is_scripting() and self.fuses_residual(x):
+            mixed, x = self.mix_with_shortcut(x)
         else:
             mixed = self.mixer(self.norm1(x))
         x = x + self.drop_path1(self.ls1(mixed))
         if self.mlp is not None:
             x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         return x
+
+    @torch.jit.unused
+    def fuses_residual(self, x: torch.Tensor) -> bool:
+        """Whether this call takes `mix_with_shortcut`: eager tensors (not FX proxies), norm1 a
+        `MatmulInputLayerNorm` without forward hooks (the fused path does not call them), and the flag on."""
+        return (self.fuse_residual and isinstance(x, torch.Tensor) and isinstance(self.norm1, MatmulInputLayerNorm)
+                and not _hooked(self.norm1))
+
+    @torch.jit.unused
+    def mix_with_shortcut(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(mixer(norm1(x)), x) from one norm1 node, whose backward kernel adds the gradients of both."""
+        normed, shortcut = self.norm1.with_shortcut(x)
+        return self.mixer(normed), shortcut
 
     @torch.jit.unused
     def mix_recomputing(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The fused LayerNorm against its PyTorch reference and an fp64 formula: y (in the requested dtype) and
-the gradients of x, weight and bias (Triton's CPU interpreter without CUDA; tests/conftest.py sets
-TRITON_INTERPRET)."""
+the gradients of x, weight and bias; `layer_norm_with_shortcut` (LayerNorm(x), x), whose backward kernel adds the
+shortcut's gradient, against the reference pair whose gradients autograd adds (Triton's CPU interpreter without
+CUDA; tests/conftest.py sets TRITON_INTERPRET)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hydra_vision.kernels.layernorm import layer_norm, layer_norm_reference
+from hydra_vision.kernels.layernorm import layer_norm, layer_norm_reference, layer_norm_with_shortcut
 from hydra_vision.kernels.layernorm.triton_layernorm import layer_norm_triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -150,3 +151,75 @@ def test_shape_errors_name_the_problem():
         layer_norm(x, w[:8], b, EPS)
     with pytest.raises(ValueError, match=r"bias must have shape \(16,\)"):
         layer_norm(x, w, b[:8], EPS)
+
+def _grads(pair, x, w, b, dy, dres, out_dtype) -> list[torch.Tensor]:
+    """y and the gradients of x, w, b of <y, dy> + <shortcut, dres> (None: that output unused), in fp64."""
+    y, shortcut = pair(x, w, b, out_dtype)
+    terms = [(t * g.to(t.dtype)).sum() for t, g in ((y, dy), (shortcut, dres)) if g is not None]
+    leaves = [t for t in (x, w, b) if t is not None]
+    grads = torch.autograd.grad(sum(terms), leaves, allow_unused=True)
+    return [y.detach().double(), *(torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))]
+
+
+def _triton(x, w, b, out_dtype):
+    return layer_norm_with_shortcut(x, w, b, EPS, out_dtype=out_dtype, backend="triton")
+
+
+def _reference(x, w, b, out_dtype):
+    return layer_norm_reference(x, w, b, EPS, out_dtype), x
+
+
+def _fp64(x, w, b, out_dtype):
+    return _formula(x, w, b, EPS, torch.float64), x
+
+
+def _fp64_leaves(x, w, b):
+    return [None if t is None else t.detach().double().requires_grad_() for t in (x, w, b)]
+
+
+def test_the_shortcut_is_x_and_its_gradient_is_added_once():
+    x, w, b, _ = _inputs((2, 3, 32), torch.float32)
+    y, shortcut = _triton(x, w, b, torch.float32)
+    assert torch.equal(shortcut, x) and shortcut.grad_fn is not None  # one node for both outputs
+    dres = torch.randn_like(x)
+    (dx,) = torch.autograd.grad((shortcut * dres).sum(), x)  # the norm's output unused: dx is dres
+    torch.testing.assert_close(dx, dres, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape, strided, bias", [((2, 5, 24), False, True), ((3, 40), True, False)], ids=str)
+@pytest.mark.parametrize("used", ["both", "norm"])
+def test_fp32_matches_the_reference_pair(shape, strided, bias, used):
+    x, w, b, dy = _inputs(shape, torch.float32, strided=strided, bias=bias)
+    dres = torch.randn(shape).to(DEVICE) if used == "both" else None
+    out = _grads(_triton, x, w, b, dy, dres, torch.float32)
+    ref = _grads(_reference, x, w, b, dy, dres, torch.float32)
+    for name, a, r in zip(("y", "dx", "dw", "db"), out, ref):
+        torch.testing.assert_close(a.double(), r.double(), rtol=2e-5, atol=2e-5 * r.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_low_precision_within_the_reference_pairs_own_error(dtype):
+    """|kernel - fp64| <= 2 |reference pair in the same dtype - fp64| + one rounding of the scale: the kernel
+    rounds dx once, the reference pair twice (the norm's dx, then the sum)."""
+    x, w, b, dy = _inputs((3, 7, 64), dtype, seed=2)
+    dres = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(DEVICE, dtype)
+    exact = _grads(_fp64, *_fp64_leaves(x, w, b), dy.double(), dres.double(), torch.float64)
+    out = _grads(_triton, x, w, b, dy, dres, dtype)
+    ref = _grads(_reference, x, w, b, dy, dres, dtype)
+    for name, o, r, e in zip(("y", "dx", "dw", "db"), out, ref, exact):
+        o, r, e = o.double(), r.double(), e.double()
+        bound = 2 * (r - e).abs().max().item() + torch.finfo(dtype).eps * e.abs().max().item()
+        assert (o - e).abs().max().item() <= bound, name
+
+
+def test_elsewhere_the_pair_is_the_norm_and_x_itself():
+    x, w, b, _ = _inputs((2, 3, 16), torch.float64)
+    y, shortcut = layer_norm_with_shortcut(x, w, b, EPS, backend="triton")  # fp64 stays on the reference
+    assert shortcut is x
+    torch.testing.assert_close(y, layer_norm_reference(x, w, b, EPS, torch.float64))
+
+
+def test_wrong_weight_shape_is_named():
+    x, w, b, _ = _inputs((2, 3, 16), torch.float32)
+    with pytest.raises(ValueError, match="weight must have shape"):
+        layer_norm_with_shortcut(x, w[:8], b, EPS, backend="triton")

@@ -1,7 +1,7 @@
 """The compiled kernels around the mix at Hydra-ViT-B's size (128 x 197 tokens; skipped without
 CUDA): gated RMSNorm over 1,536 channels, the depthwise conv + SiLU over 1,792 and the block's
-LayerNorm over 768, y and every gradient within twice the PyTorch reference's own error against
-fp64, plus one rounding."""
+LayerNorm over 768 (also with its shortcut), y and every gradient within twice the PyTorch reference's own
+error against fp64, plus one rounding."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +15,8 @@ from hydra_vision.kernels.dwconv.triton_conv import depthwise_conv1d_silu_triton
 from hydra_vision.kernels.gated_rmsnorm import gated_rmsnorm_reference  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton  # noqa: E402
 from hydra_vision.kernels.layernorm import layer_norm_reference  # noqa: E402
-from hydra_vision.kernels.layernorm.triton_layernorm import layer_norm_triton  # noqa: E402
+from hydra_vision.kernels.layernorm.triton_layernorm import (  # noqa: E402
+    layer_norm_triton, layer_norm_with_shortcut_triton)
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -55,13 +56,29 @@ def test_depthwise_conv_at_real_size(dtype):
     _check(depthwise_conv1d_silu_triton, depthwise_conv1d_silu_reference, [x, w, b], (False, 1792), dy, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_layer_norm_at_real_size(dtype):
+def _layer_norm_inputs(dtype: torch.dtype) -> tuple[list, torch.Tensor]:
     """Hydra-ViT-B's block norm: 128 x 196 tokens of 768 channels, rows read from a wider strided view."""
     g = torch.Generator("cuda").manual_seed(2)
     x = (2 + 3 * torch.randn(128, 196, 800, device="cuda", generator=g)).to(dtype)[..., :768]
     w = 1 + 0.5 * torch.randn(768, device="cuda", generator=g)
     b = 0.1 * torch.randn(768, device="cuda", generator=g)
-    dy = torch.randn(128, 196, 768, device="cuda", generator=g).to(dtype)
+    return [x, w, b], torch.randn(128, 196, 768, device="cuda", generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_layer_norm_at_real_size(dtype):
+    inputs, dy = _layer_norm_inputs(dtype)
     _check(lambda *t: layer_norm_triton(*t, 1e-6, t[0].dtype), lambda *t: layer_norm_reference(*t, 1e-6, t[0].dtype),
-           [x, w, b], (), dy, dtype)
+           inputs, (), dy, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_layer_norm_with_shortcut_at_real_size(dtype):
+    """y + x / 2 from the norm's node with its shortcut: x's gradient is dres = dy / 2 plus the norm's, added in
+    the backward kernel; the reference takes autograd's addition."""
+    def kernel(*t):
+        y, shortcut = layer_norm_with_shortcut_triton(*t, 1e-6, t[0].dtype)
+        return y + 0.5 * shortcut
+
+    inputs, dy = _layer_norm_inputs(dtype)
+    _check(kernel, lambda *t: layer_norm_reference(*t, 1e-6, t[0].dtype) + 0.5 * t[0], inputs, (), dy, dtype)
