@@ -29,16 +29,25 @@ def _checked_out_dtype(x: torch.Tensor, weight: torch.Tensor, bias: Optional[tor
     return x.dtype if out_dtype is None else out_dtype
 
 
-def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float = 1e-5, *,
-               out_dtype: Optional[torch.dtype] = None, backend: Optional[str] = None) -> torch.Tensor:
-    """Args: x (..., D); weight, bias (D,) (bias may be None); out_dtype; backend as above.
-    Returns: (..., D) in out_dtype (x's dtype when None)."""
-    out_dtype = _checked_out_dtype(x, weight, bias, out_dtype)
-    if use_triton(backend, x) and out_dtype != torch.float64:
+def _on_triton(backend: Optional[str], x: torch.Tensor, out_dtype: torch.dtype) -> bool:
+    return use_triton(backend, x) and out_dtype != torch.float64
+
+
+def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float,
+                out_dtype: torch.dtype, backend: Optional[str]) -> torch.Tensor:
+    """`layer_norm` on checked arguments."""
+    if _on_triton(backend, x, out_dtype):
         from .triton_layernorm import layer_norm_triton
 
         return layer_norm_triton(x, weight, bias, eps, out_dtype)
     return layer_norm_reference(x, weight, bias, eps, out_dtype)
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float = 1e-5, *,
+               out_dtype: Optional[torch.dtype] = None, backend: Optional[str] = None) -> torch.Tensor:
+    """Args: x (..., D); weight, bias (D,) (bias may be None); out_dtype; backend as above.
+    Returns: (..., D) in out_dtype (x's dtype when None)."""
+    return _layer_norm(x, weight, bias, eps, _checked_out_dtype(x, weight, bias, out_dtype), backend)
 
 
 def layer_norm_with_shortcut(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float = 1e-5,
@@ -48,8 +57,8 @@ def layer_norm_with_shortcut(x: torch.Tensor, weight: torch.Tensor, bias: Option
     one node whose backward kernel adds the gradient of the returned x (the shortcut) to the norm's, instead of
     autograd adding the two in a pass of its own; elsewhere it is the norm and x itself."""
     out_dtype = _checked_out_dtype(x, weight, bias, out_dtype)
-    if use_triton(backend, x) and out_dtype != torch.float64 and not dispatcher_needed(x):
+    if _on_triton(backend, x, out_dtype) and not dispatcher_needed(x):
         from .triton_layernorm import layer_norm_with_shortcut_triton
 
         return layer_norm_with_shortcut_triton(x, weight, bias, eps, out_dtype)
-    return layer_norm(x, weight, bias, eps, out_dtype=out_dtype, backend=backend), x
+    return _layer_norm(x, weight, bias, eps, out_dtype, backend), x
