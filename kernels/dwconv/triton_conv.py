@@ -1,8 +1,8 @@
 """The `triton` backend of the depthwise conv1d + SiLU, on channel-last tokens (no transposes).
 
 Each program walks a run of tokens of BLOCK_C channels of one batch element, token by token, in fp32,
-keeping the K rows of its window in registers (a rolling tuple: each token loads one new row, the next
-one's row is loaded a step ahead):
+keeping the K rows of its window in registers (a rolling tuple: each token loads one new row, loaded
+FORWARD_AHEAD tokens ahead in the forward and one token ahead in the backward):
 
     forward:  pre[l] = bias + sum_k w[k] x[l + k - left],  y[l] = SiLU(pre[l]) on the first silu_channels
     backward: one kernel, per SEGMENT of tokens: recompute pre[m] and dpre[m] = dy[m] SiLU'(pre[m]) (dy
@@ -14,8 +14,9 @@ one's row is loaded a step ahead):
 
 The forward's loop takes K tokens a step, unrolled, so its window never moves between registers; its runs
 are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes one token a step (unrolled
-by K it holds ~210 registers against 164, and ran slower: RESULTS.md, session 21); its segment is fixed,
-so that the partial sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
+by K it holds ~210 registers against 164, and ran slower: RESULTS.md, session 21; loading two or three rows
+ahead made it 30% slower, session 36); its segment is fixed, so that the partial sums have
+cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -38,6 +39,7 @@ from ..quasiseparable.triton_config import interpreting
 __all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_triton", "forward_configs"]
 
 SEGMENT = 64  # tokens per backward program, which walks SEGMENT + K - 1 of them (the halo of dx)
+FORWARD_AHEAD = 3  # rows of x the forward loads ahead of the token it computes
 
 
 def forward_configs() -> list[triton.Config]:
@@ -129,7 +131,7 @@ def _accumulate(sums, g, rows, N: tl.constexpr):
 @_autotune(forward_configs, ("L", "C", "K"))
 @triton.jit
 def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, LEFT: tl.constexpr,
-                     HAS_BIAS: tl.constexpr, STEPS: tl.constexpr, BLOCK_C: tl.constexpr):
+                     HAS_BIAS: tl.constexpr, AHEAD: tl.constexpr, STEPS: tl.constexpr, BLOCK_C: tl.constexpr):
     run, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cs < C
@@ -139,11 +141,11 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
     silu = cs < SILU_C
     start = run * (STEPS * K)
     xs = _window(x_b, start - LEFT, s_xl, L, cs, cm, K - 1)  # token start's window but its last row
-    ahead = _row(x_b, start - LEFT + K - 1, s_xl, L, cs, cm)
+    ahead = _window(x_b, start - LEFT + K - 1, s_xl, L, cs, cm, AHEAD)  # rows l - LEFT + K - 1 + i
     for l0 in range(start, tl.minimum(start + STEPS * K, L), K):
         for j in tl.static_range(K):
-            window = xs + (ahead,)  # rows l - LEFT .. l - LEFT + K - 1 of token l = l0 + j
-            ahead = _row(x_b, l0 + j + K - LEFT, s_xl, L, cs, cm)
+            window = xs + ahead[:1]  # rows l - LEFT .. l - LEFT + K - 1 of token l = l0 + j
+            ahead = ahead[1:] + (_row(x_b, l0 + j + K - LEFT + AHEAD - 1, s_xl, L, cs, cm),)
             pre = _dot(b0, ws, window, K, False)
             out = tl.where(silu, pre * tl.sigmoid(pre), pre)
             tl.store(y_b + (l0 + j) * C + cs, out.to(y.dtype.element_ty), mask=cm & (l0 + j < L))
@@ -207,7 +209,7 @@ def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     if y.numel():
         _conv_fwd_kernel[lambda meta: (cdiv(L, meta["STEPS"] * K), cdiv(C, meta["BLOCK_C"]), B)](
             x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, y, L, C, silu_channels, K=K,
-            LEFT=_left(K, causal), HAS_BIAS=bias is not None)
+            LEFT=_left(K, causal), HAS_BIAS=bias is not None, AHEAD=FORWARD_AHEAD)
     return y
 
 
