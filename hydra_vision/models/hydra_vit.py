@@ -18,7 +18,6 @@ from timm.layers import (
     LayerScale,
     LayerType,
     Mlp,
-    PatchEmbed,
     calculate_drop_path_rates,
     get_act_layer,
     get_device_dtype,
@@ -35,7 +34,7 @@ from timm.models._input import get_pretrained_grid_size, update_model_args, upda
 from timm.models._manipulate import named_apply
 from timm.models.vision_transformer import get_init_weights_vit, global_pool_nlc
 
-from hydra_vision.layers import MatmulInputLayerNorm, MatrixMixer, MixerType, create_mixer
+from hydra_vision.layers import GemmPatchEmbed, MatmulInputLayerNorm, MatrixMixer, MixerType, create_mixer
 from hydra_vision.layers.recompute import RecomputedActivations, autocast_input, recomputing
 
 __all__ = ['HydraVisionTransformer']
@@ -201,7 +200,7 @@ class HydraVisionTransformer(nn.Module):
             proj_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
             weight_init: Literal['', 'skip'] = '',
-            embed_layer: Callable = PatchEmbed,
+            embed_layer: Callable = GemmPatchEmbed,
             norm_layer: Optional[LayerType] = None,
             act_layer: Optional[LayerType] = None,
             mlp_layer: Type[nn.Module] = Mlp,
@@ -233,7 +232,8 @@ class HydraVisionTransformer(nn.Module):
             proj_drop_rate: Dropout in the MLP sub-block.
             drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
             weight_init: '' (trunc-normal 0.02 linears, as in the paper) or 'skip' (no init, e.g. for loading).
-            embed_layer: Patch embedding layer.
+            embed_layer: Patch embedding layer (default: timm's PatchEmbed with its conv as one GEMM,
+                `GemmPatchEmbed`).
             norm_layer: Normalisation layer (default: timm LayerNorm for the final norm, and for the blocks
                 `MatmulInputLayerNorm`, which returns the dtype their matmuls take under autocast).
             act_layer: Activation of the MLP sub-block (default: GELU).
@@ -406,8 +406,8 @@ class HydraVisionTransformer(nn.Module):
             not self.dynamic_img_size,
             self.patch_embed.dynamic_img_pad,
         )
-        # PatchEmbed's tokens are a transposed view of its conv output; without the copy every block's
-        # norm, casts and residual adds would run on (and propagate) that column-major layout.
+        # a conv embedding's tokens are a transposed view of its output (GemmPatchEmbed's are contiguous); without
+        # the copy every block's norm, casts and residual adds would run on (and propagate) that layout.
         x = self.patch_embed(x).contiguous()
         pos_embed = self.pos_embed
         if self.dynamic_img_size:
