@@ -47,12 +47,23 @@ class PatchConv2d(nn.Conv2d):
         return self._conv_forward(x, self.weight, self.bias)
 
 
+def _as_patch_conv(conv: nn.Conv2d) -> PatchConv2d:
+    """A `PatchConv2d` of conv's sizes holding conv's parameters (the same tensors) and training mode."""
+    patch_conv2d = PatchConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                               bias=conv.bias is not None, device="meta")
+    patch_conv2d.weight, patch_conv2d.bias = conv.weight, conv.bias
+    return patch_conv2d.train(conv.training)
+
+
 class GemmPatchEmbed(PatchEmbed):
-    """PatchEmbed (timm's arguments) whose proj is a `PatchConv2d` holding the parameters PatchEmbed made."""
+    """PatchEmbed (timm's arguments) whose proj is a `PatchConv2d` holding the parameters PatchEmbed made (also
+    after `set_input_size` resamples them to a new patch size)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        conv = self.proj
-        self.proj = PatchConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                                bias=conv.bias is not None, device="meta")
-        self.proj.weight, self.proj.bias = conv.weight, conv.bias
+        self.proj = _as_patch_conv(self.proj)
+
+    def set_input_size(self, img_size=None, patch_size=None) -> None:
+        super().set_input_size(img_size=img_size, patch_size=patch_size)
+        if not isinstance(self.proj, PatchConv2d):  # PatchEmbed made a new nn.Conv2d for the new patch size
+            self.proj = _as_patch_conv(self.proj)

@@ -61,7 +61,16 @@ def test_keeps_the_parameters_patch_embed_made():
     assert [n for n, _ in ours.named_parameters()] == ["proj.weight", "proj.bias"]
 
 
-def test_new_patch_size_resamples():
-    embed = GemmPatchEmbed(img_size=32, patch_size=16, embed_dim=8)
-    embed.set_input_size(patch_size=8)
-    assert embed(torch.randn(1, 3, 32, 32)).shape == (1, 16, 8)
+def test_new_patch_size_resamples_into_a_patch_conv():
+    """timm's set_input_size resamples the weight into a new nn.Conv2d; the embedding keeps it as a GEMM."""
+    torch.manual_seed(2)
+    timm_embed = PatchEmbed(img_size=32, patch_size=16, embed_dim=8)
+    ours = GemmPatchEmbed(img_size=32, patch_size=16, embed_dim=8)
+    ours.load_state_dict(timm_embed.state_dict())
+    for embed in (timm_embed, ours):
+        embed.set_input_size(patch_size=8)
+    assert isinstance(ours.proj, PatchConv2d) and ours.proj.patchify
+    x = torch.randn(1, 3, 32, 32)
+    out = ours(x)
+    assert out.shape == (1, 16, 8)
+    torch.testing.assert_close(out, timm_embed(x), rtol=1e-5, atol=1e-5)
