@@ -47,7 +47,8 @@ if [[ " $steps " == *" tests "* ]]; then
     start=$(date +%s)
     marker=$([ -n "${ALL_TESTS:-}" ] && echo "" || echo "not slow")
     # with pytest-xdist (carry its wheel in .whl), TEST_WORKERS processes compile the kernels' autotune
-    # configs side by side; -v names each test as it ends, so a step cut by its limit still says what passed
+    # configs side by side; -v names each test as it ends, so a step cut by its limit still says what passed;
+    # a test that hits a CUDA fault ends its worker (tests/conftest.py), so later tests run in a fresh one
     workers=$(python3 -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-6}")
     timeout "${TEST_LIMIT:-330}" python3 -m pytest tests/kernels/gpu tests/kernels/test_quasiseparable_states.py \
         tests/layers/test_fused_layer.py \
