@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import triton
 import triton.language as tl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -311,8 +310,8 @@ def test_fuzz_against_reference(mix_inputs, cast_inputs, batch, L, heads_per_gro
 def test_the_tail_launch_drops_the_config_that_faulted_on_the_gpu(monkeypatch):
     """4 warps in one stage gave the pair kernel's tail launch an illegal memory access on an H100 (RESULTS.md,
     session 35): pruned there, kept for the full pairs (on the GPU; the interpreter keeps its one config)."""
-    configs = [triton.Config({}, num_warps=w, num_stages=s) for w in (4, 8) for s in (1, 2)]
     monkeypatch.setattr(triton_bwd_pairs, "interpreting", lambda: False)
+    configs = triton_bwd_pairs._configs()  # the GPU's four
     assert triton_bwd_pairs.prune_tail_configs(configs, {}, TAIL=0) == configs
     kept = triton_bwd_pairs.prune_tail_configs(configs, {}, TAIL=triton_bwd_pairs.TAIL_MAX)
     assert [(c.num_warps, c.num_stages) for c in kept] == [(4, 2), (8, 1), (8, 2)]
