@@ -13,10 +13,12 @@ FORWARD_AHEAD tokens ahead in the forward and one token ahead in the backward):
               neighbouring segments are recomputed, so dpre never goes to memory.
 
 The forward's loop takes K tokens a step, unrolled, so its window never moves between registers; its runs
-are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes one token a step (unrolled
-by K it holds ~210 registers against 164, and ran slower: RESULTS.md, session 21; loading two or three rows
-ahead made it 30% slower, session 36); its segment is fixed, so that the partial sums have
-cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
+are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes BACKWARD_UNROLL tokens a step
+(its rolling tuples move between registers once a step: 251 SASS instructions a token at 2, 152 registers,
+against 290 and 164 at 1, and 13-15% less time; at 3 it holds 176 registers and ran 45-51% slower, session 37;
+unrolled by K it holds ~210 registers and ran slower: RESULTS.md, session 21; loading two or three rows
+ahead made it 30% slower, session 36); its segment is fixed, so that the partial
+sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
@@ -40,6 +42,7 @@ __all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_trit
 
 SEGMENT = 64  # tokens per backward program, which walks SEGMENT + K - 1 of them (the halo of dx)
 FORWARD_AHEAD = 3  # rows of x the forward loads ahead of the token it computes
+BACKWARD_UNROLL = 2  # tokens a step of the backward's loop
 
 
 def forward_configs() -> list[triton.Config]:
@@ -157,7 +160,7 @@ def _conv_fwd_kernel(x, s_xb, s_xl, w, bias, y, L, C, SILU_C, K: tl.constexpr, L
 @triton.jit
 def _conv_bwd_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dx, s_dxb, s_dxl, parts, L, C, SILU_C,
                      K: tl.constexpr, LEFT: tl.constexpr, HAS_BIAS: tl.constexpr, SEGMENT: tl.constexpr,
-                     BLOCK_C: tl.constexpr):
+                     UNROLL: tl.constexpr, BLOCK_C: tl.constexpr):
     seg, pc, b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     cs = pc * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = cs < C
@@ -174,23 +177,25 @@ def _conv_bwd_kernel(x, s_xb, s_xl, w, bias, dy, s_yb, s_yl, dx, s_dxb, s_dxl, p
     gs = _zeros(K - 1, BLOCK_C)  # dpre rows m - K + 1 .. m - 1; those before `first` reach no stored dx
     dws = _zeros(K, BLOCK_C)
     db = tl.zeros([BLOCK_C], tl.float32)
-    for m in range(first, end + LEFT):
-        window = xs + (x_ahead,)  # rows m - LEFT .. m - LEFT + K - 1
-        x_ahead = _row(x_b, m + K - LEFT, s_xl, L, cs, cm)
-        g = g_ahead
-        g_ahead = _row(dy_b, m + 1, s_yl, L, cs, cm)
-        pre = _dot(b0, ws, window, K, False)
-        s = tl.sigmoid(pre)
-        g = tl.where(silu, g * s * (1.0 + pre * (1.0 - s)), g)  # dpre[m]
-        own = tl.where((m >= start) & (m < end), g, 0.0)  # the segment's own tokens
-        dws = _accumulate(dws, own, window, K)
-        db += own
-        gs = gs + (g,)  # dpre[m - K + 1 .. m]: dx[m - LEFT] = sum_k w[k] dpre[m - k]
-        dxv = _dot(ws[0] * gs[K - 1], ws[1:], gs[:K - 1], K - 1, True)
-        l = m - LEFT
-        tl.store(dx_b + l * s_dxl + cs, dxv.to(dx.dtype.element_ty), mask=cm & (l >= start) & (l < end))
-        gs = gs[1:]
-        xs = window[1:]
+    for m0 in range(first, end + LEFT, UNROLL):  # the last step may run past end + LEFT: masked
+        for j in tl.static_range(UNROLL):
+            m = m0 + j
+            window = xs + (x_ahead,)  # rows m - LEFT .. m - LEFT + K - 1
+            x_ahead = _row(x_b, m + K - LEFT, s_xl, L, cs, cm)
+            g = g_ahead
+            g_ahead = _row(dy_b, m + 1, s_yl, L, cs, cm)
+            pre = _dot(b0, ws, window, K, False)
+            s = tl.sigmoid(pre)
+            g = tl.where(silu, g * s * (1.0 + pre * (1.0 - s)), g)  # dpre[m]
+            own = tl.where((m >= start) & (m < end), g, 0.0)  # the segment's own tokens
+            dws = _accumulate(dws, own, window, K)
+            db += own
+            gs = gs + (g,)  # dpre[m - K + 1 .. m]: dx[m - LEFT] = sum_k w[k] dpre[m - k]
+            dxv = _dot(ws[0] * gs[K - 1], ws[1:], gs[:K - 1], K - 1, True)
+            l = m - LEFT
+            tl.store(dx_b + l * s_dxl + cs, dxv.to(dx.dtype.element_ty), mask=cm & (l >= start) & (l < end))
+            gs = gs[1:]
+            xs = window[1:]
     row = (b * tl.num_programs(0) + seg) * (K + 1)
     for k in tl.static_range(K):
         tl.store(parts + (row + k) * C + cs, dws[k], mask=cm)
@@ -238,7 +243,7 @@ def conv_backward_into(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
         _conv_bwd_kernel[lambda meta: (segments, cdiv(C, meta["BLOCK_C"]), B)](
             x, x.stride(0), x.stride(1), weight, bias if bias is not None else weight, dy, dy.stride(0), dy.stride(1),
             dx, dx.stride(0), dx.stride(1), parts, L, C, silu_channels, K=K, LEFT=_left(K, causal),
-            HAS_BIAS=bias is not None, SEGMENT=SEGMENT)
+            HAS_BIAS=bias is not None, SEGMENT=SEGMENT, UNROLL=BACKWARD_UNROLL)
     sums = parts.sum(0)  # (K + 1, C): one reduction for dw and db
     dw = sums[:K].t().contiguous().view(weight.shape).to(weight.dtype)  # contiguous, as the fake
     db = sums[K].to(bias.dtype, copy=True) if bias is not None else weight.new_empty(0)  # storage of its own
