@@ -48,10 +48,13 @@ def test_forward_kernel_reports_registers() -> None:
 
 
 @pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
-@pytest.mark.parametrize("variant", [("--diag", "head"), ("--diag", "none", "--no-shift")], ids=str)
-def test_mix_kernels_compile_for_every_diagonal_mode(variant) -> None:
+@pytest.mark.parametrize("variant", [("--diag", "head"), ("--diag", "none", "--no-shift"),
+                                     ("--length", "48", "--chunk-size", "16")], ids=str)
+def test_mix_kernels_compile_for_every_diagonal_mode_and_with_states(variant) -> None:
     """The compiler, unlike the interpreter, rejects e.g. a helper that returns a scalar in one branch and
-    a column in the other (a per-head D once compiled only in the interpreter)."""
+    a column in the other (a per-head D once compiled only in the interpreter), or a variable whose shape
+    changes in a branch of the state-passing code, which only lengths of several chunks compile (a dx
+    kernel variant once passed the interpreter and the one-chunk compile and failed on the GPU, session 37)."""
     records = _report("--kernels", "mix_fwd", "mix_pairs", "mix_dx", "mix_bc", *variant)
     assert {r["kernel"] for r in records[1:]} == {"mix_fwd", "mix_pairs", "mix_dx", "mix_bc"}
 
