@@ -13,12 +13,11 @@ FORWARD_AHEAD tokens ahead in the forward and one token ahead in the backward):
               neighbouring segments are recomputed, so dpre never goes to memory.
 
 The forward's loop takes K tokens a step, unrolled, so its window never moves between registers; its runs
-are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes BACKWARD_UNROLL tokens a step
-(its rolling tuples move between registers once a step: 251 SASS instructions a token at 2, 152 registers,
-against 290 and 164 at 1, and 13-15% less time; at 3 it holds 176 registers and ran 45-51% slower, session 37;
-unrolled by K it holds ~210 registers and ran slower: RESULTS.md, session 21; loading two or three rows
-ahead made it 30% slower, session 36); its segment is fixed, so that the partial
-sums have cdiv(L, SEGMENT) rows per batch element whichever channel tile ran.
+are STEPS * K tokens, autotuned with the channel tile. The backward's loop takes BACKWARD_UNROLL = 2 tokens a
+step, so its rolling tuples move between registers once per two tokens (152 registers, 13-15% faster than one
+token a step); three tokens, K tokens and loading rows ahead all ran slower (RESULTS.md, sessions 21, 36, 37).
+Its segment is fixed, so that the partial sums have cdiv(L, SEGMENT) rows per batch element whichever channel
+tile ran.
 
 Registered as `hydra_vision::dwconv1d_silu` / `dwconv1d_silu_backward` with fake implementations,
 so torch.compile captures it without graph breaks; plain eager calls take the cheaper autograd.Function
