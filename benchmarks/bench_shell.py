@@ -1,14 +1,15 @@
 """The kernels around the mix alone (the "shell" of a Hydra block): depthwise conv1d + SiLU, gated
-RMSNorm and the block's LayerNorm, forward and backward, at hydra_vit_base's shapes. Per pass: the
+RMSNorm and the block's LayerNorm, forward and backward, and the per-token diagonal's backward (the Triton
+pass and torch's addmm + GEMM it replaces), at hydra_vit_base's shapes. Per pass: the
 median time, each kernel's device time, the bytes the pass must move and what fraction of the
 device's copy bandwidth that makes.
 
 Widths are hydra_vit_base's: the conv over C = d_inner + 4 d_state = 1,792 channels (K = 7, x a
 strided slice of an in_proj-like output), the gated norm over d_inner = 1,536 (z a slice of it too),
-the LayerNorm over d_model = 768. Token shapes: 128 x 196 (224 px) and 8 x 4,096 (1,024 px) by
+the LayerNorm over d_model = 768, the diagonal over x's 1,536 channels of xbc's rows and 24 heads. Token shapes: 128 x 196 (224 px) and 8 x 4,096 (1,024 px) by
 default. One header line, then one JSON line per (op, shape, pass).
 
-    python benchmarks/bench_shell.py [--ops conv gated_norm layernorm] [--shapes 128x196 8x4096]
+    python benchmarks/bench_shell.py [--ops conv gated_norm layernorm diagonal] [--shapes 128x196 8x4096]
                                      [--segment 128] [--out FILE]
 """
 from __future__ import annotations
@@ -27,11 +28,13 @@ from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
 from hydra_vision.kernels.launcher import triton_kernel  # noqa: E402
 from hydra_vision.kernels.layernorm import triton_layernorm  # noqa: E402
+from hydra_vision.kernels.token_diagonal import token_diagonal_backward_into  # noqa: E402
 
 IN_PROJ = 3376  # hydra_vit_base's in_proj output: z (1,536) | xBC (1,792) | dt (48)
-WIDTHS = {"conv": 1792, "gated_norm": 1536, "layernorm": 768}
+WIDTHS = {"conv": 1792, "gated_norm": 1536, "layernorm": 768, "diagonal": 1536}
 # tensors of the op's width each pass must read or write at least (weights and their gradients aside)
-TENSORS = {"conv": {"fwd": 2, "bwd": 3}, "gated_norm": {"fwd": 3, "bwd": 5}, "layernorm": {"fwd": 2, "bwd": 3}}
+TENSORS = {"conv": {"fwd": 2, "bwd": 3}, "gated_norm": {"fwd": 3, "bwd": 5}, "layernorm": {"fwd": 2, "bwd": 3},
+           "diagonal": {"bwd": 3, "bwd_torch": 3}}
 
 
 def min_bytes(op: str, mode: str, tokens: int, itemsize: int) -> int:
@@ -62,6 +65,16 @@ def passes(op: str, batch: int, L: int, dtype: torch.dtype,
         _, rstd = triton_norm._norm_forward(x, z, w, 1e-5)
         return {"fwd": lambda: triton_norm._norm_forward(x, z, w, 1e-5),
                 "bwd": lambda: triton_norm._norm_backward(dy, x, z, w, rstd)}
+    if op == "diagonal":
+        xbc, dxbc = (torch.randn(batch * L, 1792, **dev) for _ in range(2))
+        x, dx, g = xbc[:, :1536], dxbc[:, :1536], torch.randn(batch * L, 24, **dev)
+        w = torch.randn(24, 1536, device=device) / 1536**0.5
+
+        def torch_pass():  # the fused layer's backward before token_diagonal
+            dx.addmm_(g, w.to(dtype))
+            return dx.view(batch, L, -1), (g.t() @ x).float(), g.float().sum(0)
+        return {"bwd": lambda: (dx.view(batch, L, -1), *token_diagonal_backward_into(dx, x, g, w)),
+                "bwd_torch": torch_pass}
     D = WIDTHS["layernorm"]
     x, dy = 2 + 3 * torch.randn(batch, L, D, **dev), torch.randn(batch, L, D, **dev)
     w, b = 1 + 0.5 * torch.randn(D, device=device), 0.1 * torch.randn(D, device=device)

@@ -54,6 +54,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed Triton
     raise SystemExit(f"kernel_registers.py needs triton.compiler.ASTSource, triton.backends.compiler.GPUTarget, "
                      f"triton.runtime.autotuner.Autotuner (Triton 3.x); this Triton {triton.__version__}: {exc}")
 
+from hydra_vision.kernels import token_diagonal  # noqa: E402
 from hydra_vision.kernels.dwconv import triton_conv  # noqa: E402
 from hydra_vision.kernels.gated_rmsnorm import triton_norm  # noqa: E402
 from hydra_vision.kernels.layernorm import triton_layernorm  # noqa: E402
@@ -80,6 +81,7 @@ KERNELS = {
     "norm_bwd": (triton_norm, "_norm_bwd_kernel"),
     "ln_fwd": (triton_layernorm, "_ln_fwd_kernel"),
     "ln_bwd": (triton_layernorm, "_ln_bwd_kernel"),
+    "diag_bwd": (token_diagonal, "_diag_bwd_kernel"),
 }
 PTXAS_LINE = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 REGS_LINE = re.compile(r"Used (\d+) registers")
@@ -131,6 +133,9 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         opts = (True, 0.0, float("inf"), shift, chunk_size)  # softplus, dt_limit, shift, chunk_size
         y, dta, cum = triton_mix._forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, *opts)
         triton_mix._backward(torch.empty_like(y), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, *opts)
+        if diag == "data":  # the fused layer's backward of D = x w_D^T + D_head
+            rows = xbc.view(-1, xbc.shape[-1])[:, :d_inner]
+            token_diagonal.token_diagonal_backward_into(rows, rows, D.view(-1, H), torch.empty(H, d_inner))
         weight, cbias = torch.empty(xbc.shape[-1], 1, conv_width, dtype=dtype), torch.empty(xbc.shape[-1], dtype=dtype)
         triton_conv._conv_forward(xbc, weight, cbias, False, xbc.shape[-1])
         triton_conv._conv_backward(torch.empty_like(xbc), xbc, weight, cbias, False, xbc.shape[-1])

@@ -12,11 +12,12 @@ Run as separate autograd nodes (the layer's other path), the gradients of the vi
 are concatenated by autograd (four copies per block: ~3.4 ms of hydra_vit_base's 95 ms training step on an
 H200) and the conv output is stored for the mix's backward. Here the backward writes dz (gated norm), dxf
 (conv) and ddt (mix) into one buffer shaped like zxr and the mix's dx, dB, dC into one shaped like xbc,
-adds the diagonal's x-gradient into dx in place (dx += dD w_D), and recomputes xbc from xf instead of
-storing it. The values are the separate path's: the same launchers in the same order; only dD's sum over
-tokens for D is taken in fp32. Ending with out_proj (selective recompute), it stores y and z but not out,
-which out_proj's weight gradient needs: backward recomputes out (one gated-norm forward). torch.compile and
-dispatch modes keep the separate custom ops.
+adds the diagonal's x-gradient into dx in place (dx += dD w_D, in the pass over x that takes w_D's and D's
+gradients: `token_diagonal`), and recomputes xbc from xf instead of storing it. The values are the separate
+path's: the same launchers in the same order; only the diagonal's parameter gradients are summed in fp32.
+Ending with out_proj (selective recompute), it stores y and z but not out, which out_proj's weight gradient
+needs: backward recomputes out (one gated-norm forward). torch.compile and dispatch modes keep the separate
+custom ops.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .dwconv.triton_conv import _conv_forward, conv_backward_into
 from .gated_rmsnorm.triton_norm import _norm_forward, norm_backward_into
 from .quasiseparable.triton_mix import _forward as mix_forward
 from .quasiseparable.triton_mix import backward_into as mix_backward_into
+from .token_diagonal import token_diagonal_backward_into
 
 __all__ = ["LayerSpec", "hydra_layer_triton"]
 
@@ -121,15 +123,14 @@ class _HydraLayer(torch.autograd.Function):
                                   *_mix_options(spec), (dx, dBf, dCf, dBb, dCb, *dr.chunk(2, dim=-1)))
         dA, ddiag, ddt_bias = grads[3], grads[8], grads[9]
         # diag = x . w_D + D per token: dx += dD w_D (in place, in dxbc), dw_D = dD^T x, dD_head = sum of dD
-        ddiag2 = ddiag.reshape(-1, ddiag.shape[-1])
-        dxbc[..., :spec.d_inner].view(-1, spec.d_inner).addmm_(ddiag2, fc_D_weight.to(ddiag2.dtype))  # a view
-        dfc_D = (ddiag2.t() @ xbc[..., :spec.d_inner].view(-1, spec.d_inner)).to(fc_D_weight.dtype)
-        dD = ddiag2.float().sum(0).to(D.dtype)
+        dfc_D, dD = token_diagonal_backward_into(dxbc[..., :spec.d_inner].view(-1, spec.d_inner),
+                                                 xbc[..., :spec.d_inner].view(-1, spec.d_inner),
+                                                 ddiag.reshape(-1, ddiag.shape[-1]), fc_D_weight)
         _, dconv_w, dconv_b = conv_backward_into(dxbc, xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1],
                                                  dxf)
         dA_log = (dA * A).to(ctx.A_log_dtype)  # A = -exp(A_log)
-        return (dzxr, dconv_w, None if conv_bias is None else dconv_b, dfc_D, dD, dA_log,
-                ddt_bias.to(dt_bias.dtype), dnorm, dout_weight, dout_bias, None)
+        return (dzxr, dconv_w, None if conv_bias is None else dconv_b, dfc_D.to(fc_D_weight.dtype), dD.to(D.dtype),
+                dA_log, ddt_bias.to(dt_bias.dtype), dnorm, dout_weight, dout_bias, None)
 
 
 def hydra_layer_triton(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: Optional[torch.Tensor],

@@ -35,7 +35,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv
 from ..launcher import cached_launch
-from ..quasiseparable.triton_config import interpreting
+from ..quasiseparable.triton_config import first_config_when_interpreting
 
 __all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_triton", "forward_configs"]
 
@@ -56,15 +56,10 @@ def backward_configs() -> list[triton.Config]:
     return [triton.Config({"BLOCK_C": bc}, num_warps=w) for bc, w in [(128, 1), (256, 2), (512, 4)]]
 
 
-def _first_when_interpreting(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Every config on the GPU; in the interpreter only the first (no timing there)."""
-    return configs[:1] if interpreting() else configs
-
-
 def _autotune(configs: Callable[[], list[triton.Config]], key: tuple[str, ...]):
     """`triton.autotune` over `configs()`, per `key` and the tensors' dtypes (added by Triton)."""
     return triton.autotune(configs=configs(), key=list(key),
-                           prune_configs_by={"early_config_prune": _first_when_interpreting})
+                           prune_configs_by={"early_config_prune": first_config_when_interpreting})
 
 
 @triton.jit

@@ -8,12 +8,19 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
-__all__ = ["approx_log2", "dot_precision", "forward_state_dtype", "interpreting", "mma", "mma_split"]
+__all__ = ["approx_log2", "dot_precision", "first_config_when_interpreting", "forward_state_dtype", "interpreting", "mma",
+           "mma_split"]
 
 
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import time)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def first_config_when_interpreting(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """An autotuner's `early_config_prune`: every config on the GPU; in the interpreter only the first (no timing
+    there)."""
+    return configs[:1] if interpreting() else configs
 
 
 def dot_precision(dtype: torch.dtype) -> str:

@@ -114,3 +114,13 @@ def test_sass_reports_the_loops_of_a_kernel_that_walks_rows() -> None:
             assert sum(loop["top"].values()) <= loop["instructions"]
             assert all(op.isupper() for op in loop["top"])
     assert all(not r["loops"] for r in records if r["kernel"] == "ln_fwd")
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_the_diagonal_backward_compiles_every_config_without_spills_in_bf16() -> None:
+    """The per-token diagonal's backward (two dots a tile, the weight block and dw held across the walk) fits its
+    registers in every autotune config."""
+    rows = [r for r in _report("--heads", "24", "--headdim", "64", "--kernels", "diag_bwd") if r.get("kernel")]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["n_regs"] <= 255 and r["n_spill_stores"] == 0, r

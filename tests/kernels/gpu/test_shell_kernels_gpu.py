@@ -1,7 +1,7 @@
 """The compiled kernels around the mix at Hydra-ViT-B's size (128 x 197 tokens; skipped without
 CUDA): gated RMSNorm over 1,536 channels, the depthwise conv + SiLU over 1,792 and the block's
 LayerNorm over 768 (also with its shortcut), y and every gradient within twice the PyTorch reference's own
-error against fp64, plus one rounding."""
+error against fp64, plus one rounding; the per-token diagonal's backward likewise against torch's products."""
 from __future__ import annotations
 
 import pytest
@@ -17,6 +17,7 @@ from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton 
 from hydra_vision.kernels.layernorm import layer_norm_reference  # noqa: E402
 from hydra_vision.kernels.layernorm.triton_layernorm import (  # noqa: E402
     layer_norm_triton, layer_norm_with_shortcut_triton)
+from hydra_vision.kernels.token_diagonal import token_diagonal_backward_into  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -82,3 +83,27 @@ def test_layer_norm_with_shortcut_at_real_size(dtype):
 
     inputs, dy = _layer_norm_inputs(dtype)
     _check(kernel, lambda *t: layer_norm_reference(*t, 1e-6, t[0].dtype) + 0.5 * t[0], inputs, (), dy, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_token_diagonal_backward_at_real_size(dtype):
+    """dx += g w, dw = g^T x, dD = sum of g over 128 x 197 tokens of x's 1,536 channels (views of xbc's 1,792-wide
+    rows) and 24 heads. The first call autotunes the in-place kernel: dx must still be updated exactly once; a
+    second call on the same inputs gives the same bits."""
+    gen = torch.Generator("cuda").manual_seed(3)
+    dx_rows, x_rows = (torch.randn(128 * 197, 1792, device="cuda", generator=gen).to(dtype) for _ in range(2))
+    g = torch.randn(128 * 197, 24, device="cuda", generator=gen).to(dtype)
+    w = torch.randn(24, 1536, device="cuda", generator=gen) / 1536**0.5
+    dx0, x = dx_rows[:, :1536].clone(), x_rows[:, :1536]
+    exact = [dx0.double() + g.double() @ w.to(dtype).double(), g.double().t() @ x.double(), g.double().sum(0)]
+    torch_out = [torch.addmm(dx0, g, w.to(dtype)), g.t() @ x, g.float().sum(0)]
+    runs = []
+    for _ in range(2):
+        dx_rows[:, :1536] = dx0
+        dw, dD = token_diagonal_backward_into(dx_rows[:, :1536], x, g, w)
+        runs.append([dx_rows[:, :1536].clone(), dw, dD])
+    for i, (o, r, e) in enumerate(zip(runs[0], torch_out, exact)):
+        bound = 2 * (r.double() - e).abs().max().item() + torch.finfo(dtype).eps * e.abs().max().item()
+        err = (o.double() - e).abs().max().item()
+        assert err <= bound, f"output {i}: {err:.3g} > {bound:.3g}"
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
