@@ -13,7 +13,8 @@
 #                on the H200: compare GPU-side changes by gpu_ms (the GPU's busy time per step), not by img/s.
 #            Before each run the tree's import of hydra_vision.kernels is checked to resolve inside its packed copy
 #            (exit 1 otherwise): a PYTHONPATH that misses the copy silently measures the installed checkout.
-#            AB=shell: bench_shell.py (conv, gated norm, LayerNorm alone) with AB_ARGS -> $OUT/ab_shell_BRANCH.jsonl,
+#            AB=shell: bench_shell.py (conv, gated norm, LayerNorm, diagonal alone) with AB_ARGS
+#                -> $OUT/ab_shell_BRANCH.jsonl,
 #                "op batch L mode ms kernels_us"
 # A branch name's '/' becomes '_' in paths. The first branch pays the Triton compile and autotune of
 # every kernel it runs; later ones recompile only what changed (same Triton cache).

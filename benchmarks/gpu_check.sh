@@ -19,7 +19,8 @@
 #                and the eager step's profiler tables by GPU and by host time
 #     memory     what is live at the peak of hydra_vit_base's 224 px training step, eager and compiled
 #                (benchmarks/memory_peak.py)
-#     shell      benchmarks/bench_shell.py: the conv, gated norm and LayerNorm kernels alone at hydra_vit_base's shapes
+#     shell      benchmarks/bench_shell.py: the conv, gated norm, LayerNorm and diagonal-backward kernels alone at
+#                hydra_vit_base's shapes
 # PYTEST_ADDOPTS picks tests for the tests step (e.g. PYTEST_ADDOPTS='-k "not low_precision"').
 # Each step has its own time limit so that a slow step cannot starve the later ones.
 set -uo pipefail
