@@ -31,6 +31,7 @@ PROGRAMS_PER_SM = 4
 
 
 def _configs() -> list[triton.Config]:
+    """(BLOCK_M rows, BLOCK_C channels, warps, stages): the tiles whose bf16 build needs no spills on sm_90."""
     return [triton.Config({"BLOCK_M": m, "BLOCK_C": c}, num_warps=w, num_stages=s)
             for m, c, w, s in [(32, 128, 4, 4), (64, 64, 4, 3), (64, 128, 8, 3), (32, 64, 4, 4)]]
 
@@ -61,7 +62,7 @@ def _diag_bwd_kernel(dx, s_dx, x, s_x, g, s_g, w, parts, M, C, H, SPAN, DOT_PREC
         dxv = mma(gv, wv, tl.load(dxp, mask=tile, other=0.0).to(tl.float32), DOT_PREC)
         tl.store(dxp, dxv.to(dx.dtype.element_ty), mask=tile)
         dD += tl.sum(gv.to(tl.float32), axis=0)
-    row = parts + ps.to(tl.int64) * (H * C + H)
+    row = parts + ps.to(tl.int64) * (H * C + H)  # a program's partial sums: dw (H, C), then dD (H,)
     tl.store(row + heads[:, None] * C + cols[None, :], dw, mask=hm[:, None] & cm[None, :])
     tl.store(row + H * C + heads, dD, mask=hm & (pc == 0))
 
