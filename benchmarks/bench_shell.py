@@ -6,8 +6,9 @@ device's copy bandwidth that makes.
 
 Widths are hydra_vit_base's: the conv over C = d_inner + 4 d_state = 1,792 channels (K = 7, x a
 strided slice of an in_proj-like output), the gated norm over d_inner = 1,536 (z a slice of it too),
-the LayerNorm over d_model = 768, the diagonal over x's 1,536 channels of xbc's rows and 24 heads. Token shapes: 128 x 196 (224 px) and 8 x 4,096 (1,024 px) by
-default. One header line, then one JSON line per (op, shape, pass).
+the LayerNorm over d_model = 768, the diagonal over the first 1,536 channels of the conv output's rows
+and 24 heads. Token shapes: 128 x 196 (224 px) and 8 x 4,096 (1,024 px) by default. One header line, then
+one JSON line per (op, shape, pass).
 
     python benchmarks/bench_shell.py [--ops conv gated_norm layernorm diagonal] [--shapes 128x196 8x4096]
                                      [--segment 128] [--out FILE]
@@ -66,9 +67,10 @@ def passes(op: str, batch: int, L: int, dtype: torch.dtype,
         return {"fwd": lambda: triton_norm._norm_forward(x, z, w, 1e-5),
                 "bwd": lambda: triton_norm._norm_backward(dy, x, z, w, rstd)}
     if op == "diagonal":
-        xbc, dxbc = (torch.randn(batch * L, 1792, **dev) for _ in range(2))
-        x, dx, g = xbc[:, :1536], dxbc[:, :1536], torch.randn(batch * L, 24, **dev)
-        w = torch.randn(24, 1536, device=device) / 1536**0.5
+        C, H = WIDTHS["diagonal"], 24
+        xbc, dxbc = (torch.randn(batch * L, WIDTHS["conv"], **dev) for _ in range(2))
+        x, dx, g = xbc[:, :C], dxbc[:, :C], torch.randn(batch * L, H, **dev)
+        w = torch.randn(H, C, device=device) / C**0.5
 
         def torch_pass():  # the fused layer's backward before token_diagonal
             dx.addmm_(g, w.to(dtype))

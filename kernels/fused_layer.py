@@ -14,7 +14,8 @@ H200) and the conv output is stored for the mix's backward. Here the backward wr
 (conv) and ddt (mix) into one buffer shaped like zxr and the mix's dx, dB, dC into one shaped like xbc,
 adds the diagonal's x-gradient into dx in place (dx += dD w_D, in the pass over x that takes w_D's and D's
 gradients: `token_diagonal`), and recomputes xbc from xf instead of storing it. The values are the separate
-path's: the same launchers in the same order; only the diagonal's parameter gradients are summed in fp32.
+path's: the same launchers in the same order, except that the diagonal's backward (torch's products there) is
+that one pass, whose parameter gradients are summed in fp32.
 Ending with out_proj (selective recompute), it stores y and z but not out, which out_proj's weight gradient
 needs: backward recomputes out (one gated-norm forward). torch.compile and dispatch modes keep the separate
 custom ops.

@@ -8,8 +8,8 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import libdevice
 
-__all__ = ["approx_log2", "dot_precision", "first_config_when_interpreting", "forward_state_dtype", "interpreting", "mma",
-           "mma_split"]
+__all__ = ["approx_log2", "dot_precision", "first_config_when_interpreting", "forward_state_dtype", "interpreting",
+           "mma", "mma_split"]
 
 
 def interpreting() -> bool:
