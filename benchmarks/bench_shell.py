@@ -1,6 +1,7 @@
 """The kernels around the mix alone (the "shell" of a Hydra block): depthwise conv1d + SiLU, gated
-RMSNorm and the block's LayerNorm, forward and backward, and the per-token diagonal's backward (the Triton
-pass and torch's addmm + GEMM it replaces), at hydra_vit_base's shapes. Per pass: the
+RMSNorm and the block's LayerNorm, forward and backward (the gated norm's also as `bwd_y`, which writes the
+forward's output again for out_proj's weight gradient under selective recompute), and the per-token diagonal's
+backward (the Triton pass and torch's addmm + GEMM it replaces), at hydra_vit_base's shapes. Per pass: the
 median time, each kernel's device time, the bytes the pass must move and what fraction of the
 device's copy bandwidth that makes.
 
@@ -34,8 +35,8 @@ from hydra_vision.kernels.token_diagonal import token_diagonal_backward_into  # 
 IN_PROJ = 3376  # hydra_vit_base's in_proj output: z (1,536) | xBC (1,792) | dt (48)
 WIDTHS = {"conv": 1792, "gated_norm": 1536, "layernorm": 768, "diagonal": 1536}
 # tensors of the op's width each pass must read or write at least (weights and their gradients aside)
-TENSORS = {"conv": {"fwd": 2, "bwd": 3}, "gated_norm": {"fwd": 3, "bwd": 5}, "layernorm": {"fwd": 2, "bwd": 3},
-           "diagonal": {"bwd": 3, "bwd_torch": 3}}
+TENSORS = {"conv": {"fwd": 2, "bwd": 3}, "gated_norm": {"fwd": 3, "bwd": 5, "bwd_y": 6},
+           "layernorm": {"fwd": 2, "bwd": 3}, "diagonal": {"bwd": 3, "bwd_torch": 3}}
 
 
 def min_bytes(op: str, mode: str, tokens: int, itemsize: int) -> int:
@@ -65,7 +66,9 @@ def passes(op: str, batch: int, L: int, dtype: torch.dtype,
         w, dy = 1 + 0.5 * torch.randn(D, device=device), torch.randn(batch, L, D, **dev)
         _, rstd = triton_norm._norm_forward(x, z, w, 1e-5)
         return {"fwd": lambda: triton_norm._norm_forward(x, z, w, 1e-5),
-                "bwd": lambda: triton_norm._norm_backward(dy, x, z, w, rstd)}
+                "bwd": lambda: triton_norm._norm_backward(dy, x, z, w, rstd),
+                "bwd_y": lambda: triton_norm.norm_backward_into(dy, x, z, w, rstd, torch.empty_like(x),
+                                                                torch.empty_like(x))}
     if op == "diagonal":
         C, H = WIDTHS["diagonal"], 24
         xbc, dxbc = (torch.randn(batch * L, WIDTHS["conv"], **dev) for _ in range(2))

@@ -142,6 +142,7 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         z = torch.empty(batch, L, d_inner, dtype=dtype)
         _, rstd = triton_norm._norm_forward(z, z, torch.empty(d_inner, dtype=dtype), 1e-5)
         triton_norm._norm_backward(z, z, z, torch.empty(d_inner, dtype=dtype), rstd)
+        triton_norm.norm_backward_into(z, z, z, torch.empty(d_inner, dtype=dtype), rstd, z, z)  # out rewritten
         u, width = torch.empty(batch, L, d_inner // 2, dtype=dtype), torch.empty(d_inner // 2)  # the block's input
         _, mean, rstd = triton_layernorm._ln_forward(u, width, width, 1e-6, dtype)
         triton_layernorm._ln_backward(u, u, width, width, mean, rstd)

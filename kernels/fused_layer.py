@@ -17,7 +17,8 @@ gradients: `token_diagonal`), and recomputes xbc from xf instead of storing it. 
 path's: the same launchers in the same order, except that the diagonal's backward (torch's products there) is
 that one pass, whose parameter gradients are summed in fp32.
 Ending with out_proj (selective recompute), it stores y and z but not out, which out_proj's weight gradient
-needs: backward recomputes out (one gated-norm forward). torch.compile and dispatch modes keep the separate
+needs: the gated norm's backward, which reads y and z anyway, writes out again (out_proj's input gradient comes
+first, its weight gradient after). torch.compile and dispatch modes keep the separate
 custom ops.
 """
 from __future__ import annotations
@@ -72,14 +73,18 @@ def _project(out: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     return F.linear(out, weight.to(out.dtype), None if bias is None else bias.to(out.dtype))
 
 
-def _project_backward(dres: torch.Tensor, out: torch.Tensor, weight: torch.Tensor, bias_dtype: Optional[torch.dtype]
-                      ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """Gradients of `_project` for its output gradient dres (B, L, dim): d out = dres W, dW = dres^T out and
-    db = sum of dres (None without a bias), products in out's dtype, dW and db in the parameters' dtypes."""
+def _project_input_grad(dres: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """d out = dres W for `_project`'s output gradient dres (B, L, dim), the product in out's dtype."""
+    return dres.to(dtype) @ weight.to(dtype)
+
+
+def _project_weight_grads(dres: torch.Tensor, out: torch.Tensor, weight: torch.Tensor,
+                          bias_dtype: Optional[torch.dtype]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """`_project`'s parameter gradients: dW = dres^T out in out's dtype, returned in W's dtype, and db = sum of dres
+    in the bias's dtype (None without a bias)."""
     dres2 = dres.reshape(-1, dres.shape[-1]).to(out.dtype)
-    dout = (dres2 @ weight.to(out.dtype)).view(out.shape)
     dweight = (dres2.t() @ out.reshape(-1, out.shape[-1])).to(weight.dtype)
-    return dout, dweight, None if bias_dtype is None else dres2.sum(0).to(bias_dtype)
+    return dweight, None if bias_dtype is None else dres2.sum(0).to(bias_dtype)
 
 
 class _HydraLayer(torch.autograd.Function):
@@ -108,10 +113,10 @@ class _HydraLayer(torch.autograd.Function):
          out_weight) = ctx.saved_tensors
         spec = ctx.spec
         z, xf, r = _split_projection(zxr, spec)
-        dout_weight = dout_bias = None
-        if out_weight is not None:  # dout is out_proj's output gradient
-            dout, dout_weight, dout_bias = _project_backward(
-                dout, _norm_forward(y.flatten(2), z, norm_weight, spec.eps)[0], out_weight, ctx.out_bias_dtype)
+        out = dres = None
+        if out_weight is not None:  # dout is out_proj's output gradient; out is rebuilt by the norm's backward
+            dres, dout = dout, _project_input_grad(dout, out_weight, y.dtype)
+            out = torch.empty(y.flatten(2).shape, dtype=y.dtype, device=y.device)
         xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])  # recomputed, not stored
         x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
         dt_f, dt_b = r.chunk(2, dim=-1)
@@ -119,7 +124,10 @@ class _HydraLayer(torch.autograd.Function):
         dz, dxf, dr = _split_projection(dzxr, spec)
         dxbc = torch.empty(xbc.shape, dtype=xbc.dtype, device=xbc.device)
         dx, dBf, dCf, dBb, dCb = _split_conv_output(dxbc, spec)
-        dy, _, dnorm = norm_backward_into(dout.contiguous(), y.flatten(2), z, norm_weight, rstd, dz)
+        dy, _, dnorm = norm_backward_into(dout.contiguous(), y.flatten(2), z, norm_weight, rstd, dz, out)
+        dout_weight, dout_bias = (None, None) if out is None else _project_weight_grads(dres, out, out_weight,
+                                                                                        ctx.out_bias_dtype)
+        del out  # freed before the mix's backward
         grads = mix_backward_into(dy.view(y.shape), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, diag, dt_bias, dta, cum,
                                   *_mix_options(spec), (dx, dBf, dCf, dBb, dCb, *dr.chunk(2, dim=-1)))
         dA, ddiag, ddt_bias = grads[3], grads[8], grads[9]
@@ -143,8 +151,8 @@ def hydra_layer_triton(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: 
     D, A_log, dt_bias (H,), the gated norm's weight (d_inner,)). Returns (B, L, d_inner) in zxr's dtype.
 
     With out_proj's weight (dim, d_inner) (and bias) the node ends with out_proj too and returns (B, L, dim):
-    the gated norm's output is then not stored for out_proj's backward but recomputed from the stored y and z
-    (one norm forward more; selective recompute's path)."""
+    the gated norm's output is then not stored for out_proj's backward but rewritten by the norm's backward from
+    the stored y and z (selective recompute's path)."""
     if zxr.stride(-1) != 1:
         zxr = zxr.contiguous()
     return _HydraLayer.apply(zxr, conv_weight.contiguous(), conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight,

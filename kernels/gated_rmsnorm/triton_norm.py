@@ -5,7 +5,9 @@ Per row (the last dim, D values), in fp32 whatever the input dtype:
     forward:   r = 1 / sqrt(mean(x^2) + eps),  xh = x r,  y = xh w silu(z)          (stores y and r)
     backward:  g = dy w silu(z),  dx = r (g - xh mean(g xh)),
                dz = dy xh w silu'(z),  silu'(z) = s (1 + z (1 - s)),  s = sigmoid(z),
-               dw = sum over rows of dy xh silu(z)   (per-program partial sums, added by torch)
+               dw = sum over rows of dy xh silu(z)   (per-program partial sums, added by torch),
+               and on request y again (the forward's bits, from the stored r), for a weight gradient
+               that needs the output (the fused layer's out_proj)
 
 so the forward keeps only x, z and r for the backward instead of PyTorch's fp32 intermediates.
 The backward walks a block of rows per program and loads each next row while it computes the current one.
@@ -14,6 +16,7 @@ so torch.compile captures it without graph breaks; plain eager calls take the ch
 of `eager_path`.
 """
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 import triton
@@ -54,13 +57,16 @@ def _load_row(dy, s_dy, x, s_x, z, s_z, rstd, row, end, cols, cm):
 
 
 @triton.jit
-def _bwd_row(dyv, xv, zv, r, wv, dx_row, dz_row, mask, D):
+def _bwd_row(dyv, xv, zv, r, wv, dx_row, dz_row, y_row, mask, D, STORE_Y: tl.constexpr):
     """One row in fp32: stores dx = r (g - xh mean(g xh)) at dx_row and dz = dy xh w silu'(z) at dz_row (pointer
-    blocks, under mask), with xh = x r, g = dy w silu(z); returns the row's dw term dy xh silu(z) (BLOCK_D values)."""
+    blocks, under mask), with xh = x r, g = dy w silu(z), and with STORE_Y the forward's y = xh w silu(z) at y_row;
+    returns the row's dw term dy xh silu(z) (BLOCK_D values)."""
     dyv, xv, zv = dyv.to(tl.float32), xv.to(tl.float32), zv.to(tl.float32)
     s = tl.sigmoid(zv)
     xh = xv * r
     gate = zv * s
+    if STORE_Y:  # the forward's product order, so the same bits
+        tl.store(y_row, (xv * r * wv * gate).to(y_row.dtype.element_ty), mask=mask)
     g = dyv * wv * gate
     dxv = r * (g - xh * (tl.sum(g * xh, axis=0) / D))
     dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
@@ -71,8 +77,8 @@ def _bwd_row(dyv, xv, zv, r, wv, dx_row, dz_row, mask, D):
 
 @cached_launch
 @triton.jit
-def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, dw_part, M, D, ROWS_PER_PROG,
-                     BLOCK_D: tl.constexpr):
+def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, y, dw_part, M, D, ROWS_PER_PROG,
+                     BLOCK_D: tl.constexpr, STORE_Y: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_D)
     cm = cols < D
@@ -84,7 +90,8 @@ def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, dw_part, M
     for i in range(ROWS_PER_PROG):
         row = first + i
         next_dy, next_x, next_z, next_r = _load_row(dy, s_dy, x, s_x, z, s_z, rstd, row + 1, end, cols, cm)
-        dw_acc += _bwd_row(dyv, xv, zv, r, wv, dx + row * D + cols, dz + row * s_dz + cols, cm & (row < end), D)
+        dw_acc += _bwd_row(dyv, xv, zv, r, wv, dx + row * D + cols, dz + row * s_dz + cols, y + row * D + cols,
+                           cm & (row < end), D, STORE_Y)
         dyv, xv, zv, r = next_dy, next_x, next_z, next_r
     tl.store(dw_part + pid * D + cols, dw_acc, mask=cm)
 
@@ -107,9 +114,11 @@ def _norm_backward(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: t
 
 
 def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor,
-                       dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       dz: torch.Tensor, y: Optional[torch.Tensor] = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dz, dw) of the gated norm, dz written into the given tensor of z's shape (rows of unit stride that
-    can be viewed as (M, D); the fused layer passes a view of in_proj's gradient)."""
+    can be viewed as (M, D); the fused layer passes a view of in_proj's gradient). With y (contiguous, x's shape
+    and dtype) the same pass writes the forward's output into it again, as `_norm_forward` would."""
     dy2, x2, z2 = as_rows(dy), as_rows(x), as_rows(z)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
@@ -119,8 +128,8 @@ def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weigh
     dw_part = (torch.empty if M else torch.zeros)((progs, D), dtype=torch.float32, device=x.device)
     if M:
         _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz2,
-                                   dz2.stride(0), dw_part, M, D, cdiv(M, progs), BLOCK_D=next_power_of_2(D),
-                                   num_warps=row_warps(D))
+                                   dz2.stride(0), dx if y is None else y, dw_part, M, D, cdiv(M, progs),
+                                   BLOCK_D=next_power_of_2(D), STORE_Y=y is not None, num_warps=row_warps(D))
     return dx.view(x.shape), dz, dw_part.sum(0).to(weight.dtype)
 
 

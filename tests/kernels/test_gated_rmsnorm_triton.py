@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hydra_vision.kernels.gated_rmsnorm import gated_rmsnorm, gated_rmsnorm_reference
+from hydra_vision.kernels.gated_rmsnorm import triton_norm
 from hydra_vision.kernels.gated_rmsnorm.triton_norm import gated_rmsnorm_triton
 from hydra_vision.layers import GatedRMSNorm
 
@@ -73,6 +74,22 @@ def test_programs_of_several_rows_with_a_short_last_block(monkeypatch):
     out, ref = _run(gated_rmsnorm_triton, *rows), _run(gated_rmsnorm_reference, *rows)
     for name, a, b in zip(("dx", "dz", "dw"), out[1:], ref[1:]):
         torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5 * b.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_backward_writes_the_forwards_output_again_bit_for_bit(dtype, monkeypatch):
+    """norm_backward_into with y: the forward's output from the stored rstd, the same bits as `_norm_forward`
+    (the fused layer's out_proj weight gradient uses it), and dx, dz, dw as without it. Three programs over
+    10 of 12 rows: a program that writes past its rows would change the two rows left as NaN."""
+    monkeypatch.setattr("hydra_vision.kernels.gated_rmsnorm.triton_norm.backward_programs", lambda M, device: 3)
+    x, z, w, dy = (t.detach() for t in _inputs((12, 40), dtype, seed=5, z_strided=True))
+    y_fwd, rstd = triton_norm._norm_forward(x[:10], z[:10], w, EPS)
+    y = torch.full((12, 40), float("nan"), dtype=dtype, device=DEVICE)
+    with_y = triton_norm.norm_backward_into(dy[:10], x[:10], z[:10], w, rstd, torch.empty_like(z[:10]), y[:10])
+    without = triton_norm.norm_backward_into(dy[:10], x[:10], z[:10], w, rstd, torch.empty_like(z[:10]))
+    assert torch.equal(y[:10], y_fwd) and y[10:].isnan().all()
+    for name, a, b in zip(("dx", "dz", "dw"), with_y, without):
+        assert torch.equal(a, b), name
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
