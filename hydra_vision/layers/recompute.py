@@ -10,7 +10,8 @@ the same way each time (the conv and gated-norm kernels and their PyTorch refere
 Around a block's LayerNorm -> in_proj -> conv -> mix -> gated norm -> out_proj this drops the
 LayerNorm output as in_proj takes it (`autocast_input`), the conv output (the mix's x, B, C) and
 the norm output (out_proj's input), for one LayerNorm, one conv and one norm forward more per
-block in backward. Unlike selective activation checkpointing, no dispatch mode watches the other
+block in backward (the fused Triton layer, `kernels/fused_layer.py`, takes the norm output from the
+norm's backward pass instead). Unlike selective activation checkpointing, no dispatch mode watches the other
 operators, so they cost no extra host time. A recipe holds only fn's inputs, which the block's
 ops save anyway, and its rerun outputs until the graph is freed (with retain_graph=True, the
 saving holds only until the first backward).
