@@ -27,7 +27,7 @@ from .quasiseparable.triton_config import dot_precision, first_config_when_inter
 __all__ = ["token_diagonal_backward_into"]
 
 SPAN_ROWS = 128  # a program's span of rows is a multiple of this, so of every config's BLOCK_M
-PROGRAMS_PER_SM = 4
+PROGRAMS_PER_SM = 8
 
 
 def _configs() -> list[triton.Config]:
@@ -51,16 +51,22 @@ def _diag_bwd_kernel(dx, s_dx, x, s_x, g, s_g, w, parts, M, C, H, SPAN, DOT_PREC
     dw = tl.zeros([BLOCK_H, BLOCK_C], tl.float32)
     dD = tl.zeros([BLOCK_H], tl.float32)
     first = ps * SPAN
-    for r0 in range(first, tl.minimum(first + SPAN, M), BLOCK_M):
+    last = tl.minimum(first + SPAN, M)
+    rows = (first + tl.arange(0, BLOCK_M)).to(tl.int64)
+    dx_ahead = tl.load(dx + rows[:, None] * s_dx + cols[None, :], mask=(rows < M)[:, None] & cm[None, :], other=0.0)
+    for r0 in range(first, last, BLOCK_M):
         rows = (r0 + tl.arange(0, BLOCK_M)).to(tl.int64)
         rm = rows < M
-        gv = tl.load(g + rows[:, None] * s_g + heads[None, :], mask=rm[:, None] & hm[None, :], other=0.0)
         tile = rm[:, None] & cm[None, :]
+        dxv = dx_ahead  # this tile's dx, loaded one step ahead: its load is not an operand Triton prefetches
+        ahead = rows + BLOCK_M
+        dx_ahead = tl.load(dx + ahead[:, None] * s_dx + cols[None, :], mask=(ahead < last)[:, None] & cm[None, :],
+                           other=0.0)
+        gv = tl.load(g + rows[:, None] * s_g + heads[None, :], mask=rm[:, None] & hm[None, :], other=0.0)
         xv = tl.load(x + rows[:, None] * s_x + cols[None, :], mask=tile, other=0.0)
         dw = mma(tl.trans(gv), xv, dw, DOT_PREC)
-        dxp = dx + rows[:, None] * s_dx + cols[None, :]
-        dxv = mma(gv, wv, tl.load(dxp, mask=tile, other=0.0).to(tl.float32), DOT_PREC)
-        tl.store(dxp, dxv.to(dx.dtype.element_ty), mask=tile)
+        dxv = mma(gv, wv, dxv.to(tl.float32), DOT_PREC)
+        tl.store(dx + rows[:, None] * s_dx + cols[None, :], dxv.to(dx.dtype.element_ty), mask=tile)
         dD += tl.sum(gv.to(tl.float32), axis=0)
     row = parts + ps.to(tl.int64) * (H * C + H)  # a program's partial sums: dw (H, C), then dD (H,)
     tl.store(row + heads[:, None] * C + cols[None, :], dw, mask=hm[:, None] & cm[None, :])
