@@ -16,7 +16,7 @@ operators, so they cost no extra host time. A recipe holds only fn's inputs, whi
 ops save anyway, and its rerun outputs until the graph is freed (with retain_graph=True, the
 saving holds only until the first backward).
 """
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -104,12 +104,13 @@ class RecomputedActivations(torch.autograd.graph.saved_tensors_hooks):
         self._recipes.clear()
         self._marked.clear()
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """fn(*args), its output tensors marked; they must not be modified in place afterwards (the
-        rerun gives the values they had when fn returned, and no version check sees the change)."""
+    def run(self, fn: Callable[..., Any], *args: Any, marked: Optional[int] = None) -> Any:
+        """fn(*args), its output tensors marked (the first `marked` of them; all when None); they must not be
+        modified in place afterwards (the rerun gives the values they had when fn returned, and no version check
+        sees the change)."""
         output = fn(*args)
         recipe = _Recipe(fn, args)
-        for index, t in enumerate(_tensors(output)):
+        for index, t in enumerate(_tensors(output)[:marked]):
             address = t.untyped_storage().data_ptr()
             if address:  # empty (and meta) tensors have no address of their own
                 self._recipes[address] = (recipe, index)

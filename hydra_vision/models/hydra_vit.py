@@ -126,7 +126,7 @@ class HydraBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting() and recomputing(self.mixer.selective_recompute, x):
-            mixed = self.mix_recomputing(x)
+            mixed, x = self.mix_recomputing(x)
         elif not torch.jit.is_scripting() and self.fuses_residual(x):
             mixed, x = self.mix_with_shortcut(x)
         else:
@@ -150,11 +150,15 @@ class HydraBlock(nn.Module):
         return self.mixer(normed), shortcut
 
     @torch.jit.unused
-    def mix_recomputing(self, x: torch.Tensor) -> torch.Tensor:
-        """mixer(norm1(x)) with norm1's output, as in_proj takes it, recomputed in backward instead of
-        stored (the mixer drops its conv and gated-norm outputs the same way: `selective_recompute`)."""
+    def mix_recomputing(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(mixer(norm1(x)), x) with norm1's output, as in_proj takes it, recomputed in backward instead of
+        stored (the mixer drops its conv and gated-norm outputs the same way: `selective_recompute`). Where
+        `fuses_residual` allows, x comes from norm1's `with_shortcut` node, as in `mix_with_shortcut`."""
         with RecomputedActivations() as recomputed:
-            return self.mixer(recomputed.run(self.mixer_input, x))
+            if self.fuses_residual(x):
+                normed, shortcut = recomputed.run(self.norm1.with_shortcut, x, marked=1)
+                return self.mixer(normed), shortcut
+            return self.mixer(recomputed.run(self.mixer_input, x)), x
 
     def mixer_input(self, x: torch.Tensor) -> torch.Tensor:
         """norm1(x), cast as the mixer's in_proj takes it under autocast."""

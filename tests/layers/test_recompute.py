@@ -2,6 +2,7 @@
 import gc
 import weakref
 
+import pytest
 import torch
 
 from hydra_vision.layers.recompute import RecomputedActivations, autocast_input, recomputing
@@ -51,6 +52,29 @@ def test_each_output_is_recomputed_once_however_many_views_are_saved():
     loss.backward()
     assert len(calls) == 2  # forward, then one rerun in backward
     torch.testing.assert_close(x.grad, 4 * torch.cat([x[3:], x[:3]]).detach() + 8 * x.detach())
+
+
+@pytest.mark.parametrize("marked", [None, 1])
+def test_only_the_first_marked_outputs_are_rebuilt(marked):
+    """run(fn, x, marked=1): of fn's outputs (2x, 3x) only the first is rebuilt from a rerun; the second stays
+    as saved. Told apart by changing the second in place after forward (which the run's contract forbids):
+    d/dx sum((2x)^2 + b^2) = 8x + 6b reads the saved b + 1 where b is stored and the rerun's 3x where it is not."""
+    calls = []
+
+    def pair(t):
+        calls.append(1)
+        return 2 * t, 3 * t
+
+    x = torch.randn(5, requires_grad=True)
+    with RecomputedActivations() as recomputed:
+        a, b = recomputed.run(pair, x, marked=marked)
+        loss = (a * a).sum() + (b * b).sum()
+    with torch.no_grad():
+        b.add_(1)
+    loss.backward()
+    assert len(calls) == 2  # forward, then one rerun
+    b_seen = 3 * x.detach() + (1 if marked == 1 else 0)
+    torch.testing.assert_close(x.grad, 8 * x.detach() + 6 * b_seen)
 
 
 def test_autocast_input_makes_the_copy_a_matmul_saves_droppable():

@@ -33,7 +33,7 @@ def _step(model, fuse: bool) -> tuple[torch.Tensor, dict, int]:
 
 # model options -> norm1 backward launches (of 2 blocks) that add the shortcut's gradient
 CASES = {"plain": (dict(), 2), "drop_path": (dict(drop_path_rate=0.3), 2), "layer_scale": (dict(init_values=0.1), 2),
-         "recompute": (dict(selective_recompute=True), 0)}
+         "recompute": (dict(selective_recompute=True), 2)}
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -8,13 +8,14 @@ import torch
 
 from hydra_vision.kernels.dwconv import triton_conv
 from hydra_vision.kernels.gated_rmsnorm import triton_norm
+from hydra_vision.kernels.layernorm import triton_layernorm
 from hydra_vision.kernels.quasiseparable import triton_mix
 from hydra_vision.layers import BidirectionalSSD, MatrixMixer, matrix_mixer
 
 from ._helpers import create, images
 
 KERNELS = {"mix": (triton_mix, "chunk_fwd_kernel"), "conv": (triton_conv, "_conv_fwd_kernel"),
-           "norm": (triton_norm, "_norm_fwd_kernel")}
+           "norm": (triton_norm, "_norm_fwd_kernel"), "layernorm": (triton_layernorm, "_ln_fwd_kernel")}
 
 
 class _Counted:
@@ -34,14 +35,25 @@ class _Counted:
 def test_only_the_fused_mix_runs_once(recompute):
     """Forward + backward of 2 blocks on the Triton kernels: the mix and the norm forward run once per block
     either way (with recomputation the norm's backward writes its output again); the conv forward runs again in
-    backward either way (the fused layer recomputes it)."""
+    backward either way (the fused layer recomputes it); norm1's LayerNorm runs again only with recomputation,
+    and its backward adds the shortcut's gradient either way."""
     model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16, selective_recompute=recompute)
     counts = dict.fromkeys(KERNELS, 0)
+    shortcut_grads = []
+    real_ln_backward = triton_layernorm._ln_backward
+
+    def ln_backward(*args, dres=None):
+        shortcut_grads.append(dres is not None)
+        return real_ln_backward(*args, dres=dres)
+
     with mock.patch.multiple(triton_mix, chunk_fwd_kernel=_Counted(triton_mix.chunk_fwd_kernel, counts, "mix")), \
             mock.patch.multiple(triton_conv, _conv_fwd_kernel=_Counted(triton_conv._conv_fwd_kernel, counts, "conv")), \
-            mock.patch.multiple(triton_norm, _norm_fwd_kernel=_Counted(triton_norm._norm_fwd_kernel, counts, "norm")):
+            mock.patch.multiple(triton_norm, _norm_fwd_kernel=_Counted(triton_norm._norm_fwd_kernel, counts, "norm")), \
+            mock.patch.multiple(triton_layernorm, _ln_backward=ln_backward,
+                                _ln_fwd_kernel=_Counted(triton_layernorm._ln_fwd_kernel, counts, "layernorm")):
         model(images(size=(32, 32))).sum().backward()
-    assert counts == {"mix": 2, "conv": 4, "norm": 2}
+    assert counts == {"mix": 2, "conv": 4, "norm": 2, "layernorm": 4 if recompute else 2}
+    assert sum(shortcut_grads) == 2
 
 
 @pytest.mark.parametrize("recompute", [False, True])
