@@ -105,7 +105,7 @@ class _HydraLayer(torch.autograd.Function):
         ctx.out_bias_dtype = None if out_bias is None else out_bias.dtype  # its gradient needs no values
         if out_weight is None:
             return out
-        return _project(out, out_weight, out_bias)  # out is not saved: backward recomputes it from y and z
+        return _project(out, out_weight, out_bias)  # out is not saved: the norm's backward writes it again
 
     @staticmethod
     def backward(ctx, dout):
@@ -113,10 +113,9 @@ class _HydraLayer(torch.autograd.Function):
          out_weight) = ctx.saved_tensors
         spec = ctx.spec
         z, xf, r = _split_projection(zxr, spec)
-        out = dres = None
+        dres = None
         if out_weight is not None:  # dout is out_proj's output gradient; out is rebuilt by the norm's backward
             dres, dout = dout, _project_input_grad(dout, out_weight, y.dtype)
-            out = torch.empty(y.flatten(2).shape, dtype=y.dtype, device=y.device)
         xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])  # recomputed, not stored
         x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
         dt_f, dt_b = r.chunk(2, dim=-1)
@@ -124,6 +123,7 @@ class _HydraLayer(torch.autograd.Function):
         dz, dxf, dr = _split_projection(dzxr, spec)
         dxbc = torch.empty(xbc.shape, dtype=xbc.dtype, device=xbc.device)
         dx, dBf, dCf, dBb, dCb = _split_conv_output(dxbc, spec)
+        out = None if dres is None else torch.empty(y.flatten(2).shape, dtype=y.dtype, device=y.device)
         dy, _, dnorm = norm_backward_into(dout.contiguous(), y.flatten(2), z, norm_weight, rstd, dz, out)
         dout_weight, dout_bias = (None, None) if out is None else _project_weight_grads(dres, out, out_weight,
                                                                                         ctx.out_bias_dtype)
