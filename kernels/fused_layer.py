@@ -73,16 +73,11 @@ def _project(out: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     return F.linear(out, weight.to(out.dtype), None if bias is None else bias.to(out.dtype))
 
 
-def _project_input_grad(dres: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """d out = dres W for `_project`'s output gradient dres (B, L, dim), the product in out's dtype."""
-    return dres.to(dtype) @ weight.to(dtype)
-
-
 def _project_weight_grads(dres: torch.Tensor, out: torch.Tensor, weight: torch.Tensor,
                           bias_dtype: Optional[torch.dtype]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """`_project`'s parameter gradients: dW = dres^T out in out's dtype, returned in W's dtype, and db = sum of dres
-    in the bias's dtype (None without a bias)."""
-    dres2 = dres.reshape(-1, dres.shape[-1]).to(out.dtype)
+    """`_project`'s parameter gradients for its output gradient dres (B, L, dim) in out's dtype: dW = dres^T out,
+    returned in W's dtype, and db = sum of dres in the bias's dtype (None without a bias)."""
+    dres2 = dres.reshape(-1, dres.shape[-1])
     dweight = (dres2.t() @ out.reshape(-1, out.shape[-1])).to(weight.dtype)
     return dweight, None if bias_dtype is None else dres2.sum(0).to(bias_dtype)
 
@@ -115,7 +110,8 @@ class _HydraLayer(torch.autograd.Function):
         z, xf, r = _split_projection(zxr, spec)
         dres = None
         if out_weight is not None:  # dout is out_proj's output gradient; out is rebuilt by the norm's backward
-            dres, dout = dout, _project_input_grad(dout, out_weight, y.dtype)
+            dres = dout.to(y.dtype)  # cast once, for both of out_proj's products
+            dout = dres @ out_weight.to(y.dtype)
         xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])  # recomputed, not stored
         x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
         dt_f, dt_b = r.chunk(2, dim=-1)

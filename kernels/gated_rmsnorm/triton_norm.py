@@ -66,7 +66,7 @@ def _bwd_row(dyv, xv, zv, r, wv, dx_row, dz_row, y_row, mask, D, STORE_Y: tl.con
     xh = xv * r
     gate = zv * s
     if STORE_Y:  # the forward's product order, so the same bits
-        tl.store(y_row, (xv * r * wv * gate).to(y_row.dtype.element_ty), mask=mask)
+        tl.store(y_row, (xh * wv * gate).to(y_row.dtype.element_ty), mask=mask)
     g = dyv * wv * gate
     dxv = r * (g - xh * (tl.sum(g * xh, axis=0) / D))
     dzv = dyv * xh * wv * s * (1.0 + zv * (1.0 - s))
