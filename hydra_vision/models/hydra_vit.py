@@ -156,9 +156,10 @@ class HydraBlock(nn.Module):
         `fuses_residual` allows, x comes from norm1's `with_shortcut` node, as in `mix_with_shortcut`."""
         with RecomputedActivations() as recomputed:
             if self.fuses_residual(x):
-                normed, shortcut = recomputed.run(self.norm1.with_shortcut, x, marked=1)
-                return self.mixer(normed), shortcut
-            return self.mixer(recomputed.run(self.mixer_input, x)), x
+                normed, x = recomputed.run(self.norm1.with_shortcut, x, marked=1)
+            else:
+                normed = recomputed.run(self.mixer_input, x)
+            return self.mixer(normed), x
 
     def mixer_input(self, x: torch.Tensor) -> torch.Tensor:
         """norm1(x), cast as the mixer's in_proj takes it under autocast."""
