@@ -47,6 +47,18 @@ setup_device() {
         || python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$log" 2>&1 || { cat "$log"; exit 1; }
 }
 
+# For a device call script: OUT becomes the work folder $OUT/w, which `archive` packs into the call's own
+# $OUT/TAG.tgz (after each step, so a call cut off by its limit keeps what ran; the device returns at most 8
+# files) and `end_archived_call` packs a last time and removes.
+start_archived_call() {
+    ARCHIVE_TAG=$1
+    FINAL=$OUT
+    mkdir -p "$FINAL/w"
+    export OUT=$FINAL/w
+}
+archive() { (cd "$FINAL" && tar czf "$ARCHIVE_TAG.tgz" w); }
+end_archived_call() { archive; rm -rf "$FINAL/w"; }
+
 # Extract ARCHIVES into DATA's parent unless DATA exists; exit when DATA is still missing.
 extract_data() {
     if [ ! -d "$DATA" ]; then

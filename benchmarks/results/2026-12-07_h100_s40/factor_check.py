@@ -4,6 +4,16 @@
 import torch
 torch.manual_seed(0)
 L, T, H, P, N = 197, 64, 4, 64, 64
+def bf(t):
+    """t rounded to bf16, kept in fp64."""
+    return t.to(torch.bfloat16).to(torch.float64)
+
+
+def rel(u, v):
+    """|u - v| / |v| (Frobenius)."""
+    return ((u - v).norm() / v.norm()).item()
+
+
 def run(dt_scale, A_scale):
     dt = torch.rand(L, H, dtype=torch.float64) * dt_scale
     A = -torch.rand(H, dtype=torch.float64) * A_scale
@@ -16,7 +26,6 @@ def run(dt_scale, A_scale):
     M = S[..., None] * dec * dt[None, :, :]                 # (L, L, H)
     y = torch.einsum("ijh,jhp->ihp", M, x)
     dS = torch.einsum("ihp,jhp,ijh->ij", dy, x, dec * dt[None])
-    bf = lambda t: t.to(torch.bfloat16).to(torch.float64)
     # today's form: M tile rounded to bf16, x in bf16, fp32-ish accumulate
     y_now = torch.einsum("ijh,jhp->ihp", bf(M), bf(x))
     G = torch.einsum("ihp,jhp->ijh", bf(dy), bf(x))
@@ -40,7 +49,6 @@ def run(dt_scale, A_scale):
             Yp = bf(a[..., None] * bf(dy[I]))
             y_f[I] += a[..., None] * torch.einsum("ij,jhp->ihp", bf(S[I, J]), Xp)
             dS_f[I, J] += torch.einsum("ihp,jhp->ij", Yp, Xp)
-    rel = lambda u, v: ((u - v).norm() / v.norm()).item()
     print(f"dt<{dt_scale} |A|<{A_scale}: cum min {cum.min():.0f}; y rel err now {rel(y_now, y):.2e} factor {rel(y_f, y):.2e};"
           f" dS now {rel(dS_now, dS):.2e} factor {rel(dS_f, dS):.2e}; finite {bool(torch.isfinite(y_f).all() and torch.isfinite(dS_f).all())}")
 for s in [(0.1, 1), (1, 16), (5, 16)]:

@@ -5,11 +5,8 @@
 # of its 1,024 px training step (empty Triton cache, then warm); the default 224 px step, main against f75723a.
 set -uo pipefail
 ROOT=$PWD
-FINAL=$OUT
-mkdir -p $FINAL/w
-export OUT=$FINAL/w
-archive() { (cd $FINAL && tar czf s40_call2.tgz w); }
 . benchmarks/run_concurrent.sh
+start_archived_call s40_call2
 RUNS=$OUT setup_device >/dev/null 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv > $OUT/gpu.txt
 cd .ab/main
@@ -28,5 +25,5 @@ for run in first second; do  # cold start: one empty Triton cache, two processes
 done; tail -2 $OUT/cold_start.jsonl; archive
 cd $ROOT
 mkdir -p $OUT/d && OUT=$OUT/d AB=models AB_ARGS="--kernel-times 60" timeout 100 \
-  bash benchmarks/ab_branches.sh run f75723a main; archive
-rm -rf $FINAL/w
+  bash benchmarks/ab_branches.sh run f75723a main
+end_archived_call
