@@ -58,6 +58,13 @@ start_archived_call() {
 }
 archive() { (cd "$FINAL" && tar czf "$ARCHIVE_TAG.tgz" w); }
 end_archived_call() { archive; rm -rf "$FINAL/w"; }
+# start_archived_call TAG, then the package installed (setup_device, its log in the work folder) and the GPU
+# recorded in $OUT/gpu.txt: the opening of every device call script.
+start_device_call() {
+    start_archived_call "$1"
+    RUNS=$OUT setup_device
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv >"$OUT/gpu.txt"
+}
 
 # Extract ARCHIVES into DATA's parent unless DATA exists; exit when DATA is still missing.
 extract_data() {

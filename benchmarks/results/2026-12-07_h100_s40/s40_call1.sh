@@ -6,8 +6,7 @@
 set -uo pipefail
 ROOT=$PWD
 . benchmarks/run_concurrent.sh
-start_archived_call s40_call1
-RUNS=$OUT setup_device
+start_device_call s40_call1
 (cd .ab/main && WHEELS=$ROOT/.whl PYTHONPATH=$ROOT/.ab/main:/tmp/site TEST_LIMIT=220 \
    bash benchmarks/gpu_check.sh tests 2>&1 | tail -8); archive
 mkdir -p $OUT/rc && OUT=$OUT/rc AB=models AB_ARGS="--kernel-times 60 --model-kwargs selective_recompute=True" \

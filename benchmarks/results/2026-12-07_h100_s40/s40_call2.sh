@@ -6,9 +6,7 @@
 set -uo pipefail
 ROOT=$PWD
 . benchmarks/run_concurrent.sh
-start_archived_call s40_call2
-RUNS=$OUT setup_device >/dev/null 2>&1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv > $OUT/gpu.txt
+start_device_call s40_call2
 cd .ab/main
 PYTHONPATH=$ROOT/.ab/main:/tmp/site timeout 300 python3 benchmarks/bench_models.py \
   --models hydra_vit_base vit_base_patch16_224 --compile off --quick --kernel-times 8 \

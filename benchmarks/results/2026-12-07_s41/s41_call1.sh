@@ -7,9 +7,7 @@
 set -uo pipefail
 ROOT=$PWD
 . benchmarks/run_concurrent.sh
-start_archived_call s41_call1
-RUNS=$OUT setup_device >/dev/null 2>&1
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv > $OUT/gpu.txt
+start_device_call s41_call1
 cd .ab/main
 export PYTHONPATH=$ROOT/.ab/main:/tmp/site
 timeout 100 python3 -m pytest tests/layers/test_fused_layer.py tests/kernels/gpu/test_shell_kernels_gpu.py \
