@@ -34,6 +34,12 @@ from .triton_config import mma, mma_split
 
 __all__ = ["chunk_bwd_dx_kernel"]
 
+# (BLOCK, warps, stages, maxnreg) beside `chunk_configs` (H100, RESULTS.md session 42): 168 registers fit three
+# 4-warp programs an SM where 64 / 4 / 3 takes ~220 with chunks of 64 (6 x 4,097 tokens: 0.316 against 0.379 ms
+# a launch; 0.297 in one stage); 64 fit eight where 32 / 4 / 1 takes 91 at one chunk (128 x 197 tokens: 0.294
+# against 0.308 ms).
+_REGISTER_CAPS = ((64, 4, 3, 168), (64, 4, 1, 168), (32, 4, 1, 64))
+
 
 @triton.jit
 def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns, s_bl, s_bn, N, L, c0,
@@ -58,7 +64,7 @@ def _dx_tile(dyi, bt, Cp, Sp, k, cum, dta, off, LS, A_h, rows, rm, cols, cm, ns,
 
 
 @cached_launch
-@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
+@triton.autotune(configs=chunk_configs(_REGISTER_CAPS), key=["L", "Q", "P", "N", "BIDIR", "SHIFT"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_bwd_dx_kernel(

@@ -37,14 +37,24 @@ __all__ = [
 ]
 
 
-def chunk_configs() -> list[triton.Config]:
+# (BLOCK, warps, stages, maxnreg) beside `chunk_configs` for the forward kernel (H100, RESULTS.md session 42):
+# 128 registers fit four 4-warp programs an SM where 32 / 4 / 3 takes 146 (128 x 197 tokens: 0.229 against
+# 0.235 ms a launch); 96 fit five where 32 / 4 / 1 takes 128 with chunks of 64 (6 x 4,097 tokens: 0.199 against
+# 0.212 ms for the best uncapped config).
+_REGISTER_CAPS = ((32, 4, 3, 128), (32, 4, 1, 96))
+
+
+def chunk_configs(capped: tuple[tuple[int, int, int, int], ...] = ()) -> list[triton.Config]:
     """BLOCK (rows = columns per tile), warps and stages; `prune_blocks` keeps those that fit the chunk.
     The one-stage configs hold fewer tiles in flight: at P = N = 64 the backward kernels compile without
-    register spills on sm_90 only with these (benchmarks/kernel_registers.py)."""
+    register spills on sm_90 only with these (benchmarks/kernel_registers.py). `capped` adds a kernel's
+    own (BLOCK, warps, stages, maxnreg): ptxas's register cap a thread, which fits more programs an SM
+    at the cost of some spills."""
     if interpreting():
         return [triton.Config({"BLOCK": blk}, num_warps=4) for blk in (32, 16)]
-    blocks = [(64, 4, 3), (64, 8, 3), (32, 4, 3), (16, 4, 3), (32, 4, 1), (32, 8, 1), (16, 4, 1)]
-    return [triton.Config({"BLOCK": blk}, num_warps=w, num_stages=s) for blk, w, s in blocks]
+    blocks = [(64, 4, 3, None), (64, 8, 3, None), (32, 4, 3, None), (16, 4, 3, None), (32, 4, 1, None),
+              (32, 8, 1, None), (16, 4, 1, None), *capped]
+    return [triton.Config({"BLOCK": blk}, num_warps=w, num_stages=s, maxnreg=r) for blk, w, s, r in blocks]
 
 
 def prune_blocks(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
@@ -270,7 +280,7 @@ def _finish_head(acc, xi, h, b, c, c_end, r_f, r_b, off_b, cs_f, cs_b, states, c
 
 
 @cached_launch
-@triton.autotune(configs=chunk_configs(), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "HEADS"],
+@triton.autotune(configs=chunk_configs(_REGISTER_CAPS), key=["L", "Q", "P", "N", "BIDIR", "SHIFT", "HEADS"],
                  prune_configs_by={"early_config_prune": prune_blocks})
 @triton.jit
 def chunk_fwd_kernel(
