@@ -17,11 +17,13 @@ the compiler rejects.
     python benchmarks/kernel_registers.py                         # Hydra-ViT-B, bf16 and fp32
     python benchmarks/kernel_registers.py --length 785 --dtypes bf16 --kernels mix_pairs mix_dx mix_bc
     python benchmarks/kernel_registers.py --dtypes bf16 --kernels conv_fwd --sass   # + each loop's SASS
+    python benchmarks/kernel_registers.py --dtypes bf16 --kernels norm_bwd --maxnreg 128   # spills under a cap
 
 One header line, then one JSON line per (dtype, kernel, config): compile_s (triton.compile's wall time on
 this host, without a cache: what the config adds to a cold start), n_regs, n_spill_stores /
 n_spill_loads (bytes), shared (bytes), the global load / store instructions by width (ld_vector,
-ld_scalar, st_vector, st_scalar), num_warps, num_stages, the block sizes. With --sass also the
+ld_scalar, st_vector, st_scalar), num_warps, num_stages, maxnreg (the config's register cap, or
+--maxnreg's where lower), the block sizes. With --sass also the
 machine code's size and, per loop (a backward branch in nvdisasm's listing), its instruction count
 and most frequent opcodes: what one step of the loop issues per thread.
 """
@@ -263,23 +265,26 @@ def disassemble(cubin: bytes, arch: int) -> str:
         return subprocess.run([str(tool), "-c", f.name], capture_output=True, text=True, check=True).stdout
 
 
-def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False) -> list[dict]:
-    """One row per config of this launch: its resources on the target."""
+def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False, maxnreg: int | None = None) -> list[dict]:
+    """One row per config of this launch: its resources on the target. `maxnreg` caps every config's registers
+    a thread (ptxas's maxnreg; a config's own lower cap stays)."""
     fn, configs = _configs(launch)
     kwargs = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
     rows = []
     for cfg in configs:
         signature, constexprs, attrs = _specialise(fn, launch.args, kwargs, cfg.kwargs)
         options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
-        if getattr(cfg, "maxnreg", None):
-            options["maxnreg"] = cfg.maxnreg
+        caps = [c for c in (getattr(cfg, "maxnreg", None), maxnreg) if c]
+        if caps:
+            options["maxnreg"] = min(caps)
         start = time.perf_counter()
         compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
                                   target=target, options=options)
         seconds = time.perf_counter() - start
         blocks = {k: v for k, v in constexprs.items() if k.startswith("BLOCK") or k in cfg.kwargs}
         rows.append({"kernel": launch.name, **blocks, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
-                     "compile_s": round(seconds, 2), **ptxas_usage(compiled.asm["ptx"], target.arch),
+                     "maxnreg": options.get("maxnreg"), "compile_s": round(seconds, 2),
+                     **ptxas_usage(compiled.asm["ptx"], target.arch),
                      "shared": compiled.metadata.shared,
                      **global_accesses(compiled.asm["ptx"]),
                      **{k: v for k, v in constexprs.items() if k in ("DOT_PREC", "Q", "BIDIR")},
@@ -304,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 for H100")
     ap.add_argument("--warp-size", type=int, default=32)
     ap.add_argument("--sass", action="store_true", help="also each loop's SASS instruction count and opcodes")
+    ap.add_argument("--maxnreg", type=int, help="compile every config under this register cap a thread (what a "
+                    "cap would cost in spills)")
     args = ap.parse_args(argv)
     target = GPUTarget("cuda", args.arch, args.warp_size)
     shape = dict(batch=args.batch, L=args.length, H=args.heads, P=args.headdim, N=args.d_state, G=args.ngroups,
@@ -320,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
             if launch.name not in args.kernels or key in seen:
                 continue
             seen.add(key)
-            for row in compile_launch(launch, target, args.sass):
+            for row in compile_launch(launch, target, args.sass, args.maxnreg):
                 print(json.dumps({"dtype": dname, **row}), flush=True)
 
 

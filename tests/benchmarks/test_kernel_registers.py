@@ -124,3 +124,16 @@ def test_the_diagonal_backward_compiles_every_config_without_spills_in_bf16() ->
     assert len(rows) == 4
     for r in rows:
         assert r["n_regs"] <= 255 and r["n_spill_stores"] == 0, r
+
+
+@pytest.mark.skipif(not _has_ptxas(), reason="Triton's bundled ptxas is missing")
+def test_maxnreg_caps_every_config_and_is_reported() -> None:
+    """--maxnreg compiles each config under ptxas's register cap: a kernel that takes more registers uncapped
+    (the gated norm's backward, ~200 at its real width) is held to the cap, and every row reports the cap."""
+    def rows(*options: str) -> list[dict]:
+        return [r for r in _report("--heads", "24", "--headdim", "64", "--kernels", "norm_bwd", *options)
+                if r.get("kernel")]
+
+    free, capped = rows(), rows("--maxnreg", "96")
+    assert free and all(r["maxnreg"] is None and r["n_regs"] > 96 for r in free)
+    assert len(capped) == len(free) and all(r["maxnreg"] == 96 and r["n_regs"] <= 96 for r in capped)
