@@ -74,5 +74,6 @@ def run(dt_scale, A_scale):
         f"{name} da {errs[name]:.1e} dA {dA_errs[name]:.1e}" for name in forms))
 
 
-for scales in [(0.1, 1), (1, 16), (5, 16)]:
-    run(*scales)
+if __name__ == "__main__":
+    for scales in [(0.1, 1), (1, 16), (5, 16)]:
+        run(*scales)

@@ -5,15 +5,9 @@
 # exp-shell-caps. On the device (carry .whl and .ab): the branch's shell-kernel GPU tests, the shell kernels alone,
 # then hydra_vit_base's 224 px training step in two interleaved rounds with the kernel times.
 set -uo pipefail
-ROOT=$PWD
 . benchmarks/run_concurrent.sh
 start_device_call shell_caps
-(cd .ab/exp-shell-caps && PYTHONPATH=$ROOT/.ab/exp-shell-caps:/tmp/site timeout 150 python3 -m pytest \
-  tests/kernels/gpu/test_shell_kernels_gpu.py -q -n 6 -p no:cacheprovider > $OUT/gpu_tests.log 2>&1)
-tail -3 $OUT/gpu_tests.log; archive
-mkdir -p $OUT/shell && OUT=$OUT/shell AB=shell AB_ARGS="--ops conv gated_norm" \
-  timeout 150 bash benchmarks/ab_branches.sh run main exp-shell-caps 2>&1 | tail -12
-archive
-mkdir -p $OUT/r224 && OUT=$OUT/r224 AB=models AB_ARGS="--kernel-times 60" \
-  timeout 240 bash benchmarks/ab_branches.sh run main exp-shell-caps main exp-shell-caps 2>&1 | tail -12
+packed_gpu_tests exp-shell-caps 150 tests/kernels/gpu/test_shell_kernels_gpu.py
+AB=shell AB_ARGS="--ops conv gated_norm" ab_run shell 150 main exp-shell-caps
+AB=models AB_ARGS="--kernel-times 60" ab_run r224 240 main exp-shell-caps main exp-shell-caps
 end_archived_call

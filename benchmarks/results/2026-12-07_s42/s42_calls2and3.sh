@@ -2,7 +2,6 @@
 # Session 42 calls 2 and 3, each one command line passed to the device tool on main's packed tree (9dfcfa3 in
 # .ab/main), here one function per call. Carry .whl and .ab (call 3 also .ab/probe/caps.json = caps_probe1.json).
 set -uo pipefail
-ROOT=$PWD
 . benchmarks/run_concurrent.sh
 
 call2() {  # selective recompute at 512-2,048 px (53bc2cf included), then the mixer alone against its baselines
@@ -13,8 +12,8 @@ call2() {  # selective recompute at 512-2,048 px (53bc2cf included), then the mi
       --quick --model-kwargs selective_recompute=True --out $OUT/recompute_$s.jsonl > $OUT/recompute_$s.log 2>&1
   done
   archive
-  timeout 300 python3 benchmarks/bench_mixer.py --cases triton two_pass causal sdpa --modes fwdbwd --out $OUT/mixer.jsonl \
-    > $OUT/mixer.log 2>&1
+  timeout 300 python3 benchmarks/bench_mixer.py --cases triton two_pass causal sdpa --modes fwdbwd \
+    --out $OUT/mixer.jsonl > $OUT/mixer.log 2>&1
   end_archived_call
 }
 
