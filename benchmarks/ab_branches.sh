@@ -20,12 +20,13 @@
 # every kernel it runs; later ones recompile only what changed (same Triton cache).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run_concurrent.sh
+. benchmarks/run_concurrent.sh  # packed_tree, setup_device
 mode=${1:?usage: ab_branches.sh pack|run BRANCH...}
 shift
-dir_root=${AB_DIR:-$PWD/.ab}
 if [ "$mode" = pack ]; then
     for branch in "$@"; do
-        dir="$dir_root/${branch//\//_}"
+        dir=$(packed_tree "$branch")
         rm -rf "$dir" && mkdir -p "$dir"
         git archive "$branch" hydra_vision kernels benchmarks tests pyproject.toml | tar -x -C "$dir" || exit 1
     done
@@ -33,16 +34,14 @@ if [ "$mode" = pack ]; then
 fi
 [ "$mode" = run ] || { echo "unknown mode '$mode': pack or run" >&2; exit 2; }
 for branch in "$@"; do
-    [ -d "$dir_root/${branch//\//_}" ] || { echo "no packed tree for $branch in $dir_root (run 'pack' first)" >&2; exit 1; }
+    [ -d "$(packed_tree "$branch")" ] || { echo "no packed tree for $branch (run 'pack' first)" >&2; exit 1; }
 done
 OUT=${OUT:-$PWD/.deviceout}
 mkdir -p "$OUT"
-# shellcheck source=run_concurrent.sh
-. benchmarks/run_concurrent.sh
 RUNS=$OUT setup_device >/dev/null 2>&1
 for branch in "$@"; do
     name=${branch//\//_}
-    dir="$dir_root/$name"
+    dir=$(packed_tree "$branch")
     echo "== $branch"
     imported=$(cd "$dir" && PYTHONPATH=$dir:${PYTHONPATH:-} python3 -c \
         "import os, hydra_vision.kernels as k; print(os.path.realpath(os.path.dirname(k.__file__)))" 2>&1)

@@ -65,25 +65,32 @@ start_device_call() {
     RUNS=$OUT setup_device
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv >"$OUT/gpu.txt"
 }
-# packed_gpu_tests BRANCH SECONDS TEST...: pytest TEST... in the packed tree .ab/BRANCH (`ab_branches.sh pack`),
-# importing that tree, under a timeout -> $OUT/gpu_tests.log (its last lines printed); then archive.
+# packed_tree BRANCH: the folder `ab_branches.sh pack` unpacks BRANCH into (AB_DIR, default .ab; '/' -> '_').
+packed_tree() { echo "${AB_DIR:-$PWD/.ab}/${1//\//_}"; }
+# in_packed_tree BRANCH COMMAND...: COMMAND run in BRANCH's packed tree, importing that tree (and /tmp/site).
+in_packed_tree() {
+    local tree
+    tree=$(packed_tree "$1")
+    shift
+    (cd "$tree" && PYTHONPATH=$tree:/tmp/site "$@")
+}
+# packed_gpu_tests BRANCH SECONDS TEST...: pytest TEST... in BRANCH's packed tree under a timeout
+# -> $OUT/gpu_tests.log (its last lines printed); then archive.
 packed_gpu_tests() {
-    local tree=$PWD/.ab/$1 seconds=$2
+    local branch=$1 seconds=$2
     shift 2
-    (cd "$tree" && PYTHONPATH=$tree:/tmp/site timeout "$seconds" python3 -m pytest "$@" -q -n 6 -p no:cacheprovider \
-        >"$OUT/gpu_tests.log" 2>&1)
+    in_packed_tree "$branch" timeout "$seconds" python3 -m pytest "$@" -q -n 6 -p no:cacheprovider \
+        >"$OUT/gpu_tests.log" 2>&1
     tail -3 "$OUT/gpu_tests.log"
     archive
 }
-# packed_models_table BRANCH SECONDS: the models table of the packed tree .ab/BRANCH (bench_models.py:
-# hydra_vit_base and vit_base_patch16_224 at every size, training and inference, eager, --quick, the 8 top kernels)
-# under a timeout -> $OUT/models.jsonl and models.log, the table printed; then archive.
+# packed_models_table BRANCH SECONDS: the models table of BRANCH's packed tree (bench_models.py: hydra_vit_base and
+# vit_base_patch16_224 at every size, training and inference, eager, --quick, the 8 top kernels) under a timeout
+# -> $OUT/models.jsonl and models.log, the table printed; then archive.
 packed_models_table() {
-    local tree=$PWD/.ab/$1
-    (cd "$tree" && export PYTHONPATH=$tree:/tmp/site &&
-        timeout "$2" python3 benchmarks/bench_models.py --models hydra_vit_base vit_base_patch16_224 --compile off \
-            --quick --kernel-times 8 --out "$OUT/models.jsonl" >"$OUT/models.log" 2>&1
-        python3 benchmarks/bench_models.py --table "$OUT/models.jsonl")
+    in_packed_tree "$1" timeout "$2" python3 benchmarks/bench_models.py --models hydra_vit_base vit_base_patch16_224 \
+        --compile off --quick --kernel-times 8 --out "$OUT/models.jsonl" >"$OUT/models.log" 2>&1
+    in_packed_tree "$1" python3 benchmarks/bench_models.py --table "$OUT/models.jsonl"
     archive
 }
 # ab_run DIR SECONDS BRANCH...: `ab_branches.sh run BRANCH...` (AB, AB_ARGS as set) into $OUT/DIR under a timeout

@@ -101,14 +101,18 @@ def _direction(x_b, s_xl, s_xh, s_xp, dy_b, s_yl, s_yh, s_yp, B_d, C_d, s_bl, s_
         tl.store(dC_d + skipped * s_ol + ns_out, tl.zeros([1, BLOCK_N], tl.float32), mask=nm[None, :] & here)
 
 
+# (BLOCK, warps, stages, maxnreg) beside `chunk_configs` (H100, RESULTS.md session 42): 80 registers fit six 4-warp
+# programs an SM where 32 / 4 / 3 takes 96 (128 x 197 tokens: 0.087 against 0.091 ms a launch).
+_REGISTER_CAPS = ((32, 4, 3, 80),)
+
+
 def _configs() -> list[triton.Config]:
     """`chunk_configs` at 4 warps. At BLOCK 64 and 8 warps, Triton 3.6 on sm_90 gets d_state 16 wrong (2 x 577
     tokens, headdim 32, 4 groups, no shift): before the split into directions, B_bwd's gradient came out 83%
     off; after it, the launch faults with an illegal memory access (benchmarks/RESULTS.md, session 29). Every
     4-warp config matched the reference there (so did 32 / 8 / 1, dropped with the others untimed), and the
-    autotuner picked 64 / 4 / 3 at the model's sizes anyway. With 32 / 4 / 3 under a cap of 80 registers (six
-    programs an SM where it takes 96): 0.087 against 0.091 ms a launch at 128 x 197 tokens (H100, session 42)."""
-    return [c for c in chunk_configs(((32, 4, 3, 80),)) if c.num_warps == 4]
+    autotuner picked 64 / 4 / 3 at the model's sizes anyway. Plus `_REGISTER_CAPS`."""
+    return [c for c in chunk_configs(_REGISTER_CAPS) if c.num_warps == 4]
 
 
 @cached_launch
