@@ -183,7 +183,9 @@ class MatrixMixer(nn.Module):
         """Args: u: (B, L, dim). Returns: (B, L, dim) in u's dtype."""
         recompute = not torch.jit.is_scripting() and recomputing(self.selective_recompute, u)
         if not torch.jit.is_scripting() and self.fuses_layer(u):
-            if recompute:
+            # compiled, the fused node is opaque to the partitioner: it recomputes the norm output only if it ends
+            # with out_proj
+            if recompute or (self.selective_recompute and torch.compiler.is_compiling()):
                 return self.fused_layer(self.in_proj(u), project=True)
             return self.out_proj(self.fused_layer(self.in_proj(u)))
         z, xf, r = self.split_projection(u)

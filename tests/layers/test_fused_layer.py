@@ -140,3 +140,64 @@ def test_selective_recompute_ends_the_node_with_out_proj_and_stores_no_norm_outp
         torch.testing.assert_close(a, b, rtol=0, atol=scale * b.abs().max().item() + 1e-7, msg=name)
     norm_output = u.shape[0] * u.shape[1] * layer.d_inner * u.element_size()
     assert saved[1] <= saved[0] - norm_output
+
+
+def _compiled(layer: Hydra) -> tuple[torch.nn.Module, list[torch.fx.GraphModule]]:
+    """torch.compile(layer, fullgraph=True) through AOTAutograd (eager kernels), keeping Dynamo's graphs."""
+    torch._dynamo.reset()
+    graphs, aot_eager = [], torch._dynamo.lookup_backend("aot_eager")
+
+    def backend(gm: torch.fx.GraphModule, example_inputs):
+        graphs.append(gm)
+        return aot_eager(gm, example_inputs)
+
+    return torch.compile(layer, backend=backend, fullgraph=True), graphs
+
+
+def _custom_ops(graphs: list[torch.fx.GraphModule]) -> list[torch.fx.Node]:
+    return [n for g in graphs for n in g.graph.nodes
+            if n.op == "call_function" and "hydra_vision" in str(getattr(n.target, "namespace", ""))]
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["default", "selective_recompute"])
+def test_torch_compile_traces_the_layer_as_one_custom_op(recompute):
+    """Compiled, the fused layer is one `hydra_vision::hydra_layer` node (ending with out_proj under selective
+    recompute), with the eager fused path's output and gradients; switched off, the graph holds the separate
+    conv, mix and norm ops instead."""
+    layer = _layer(seed=5)
+    layer.selective_recompute = recompute
+    u = torch.randn(2, 19, 32, device=DEVICE)
+    eager = _run(layer, u, True)
+    compiled, graphs = _compiled(layer)
+    u_c = u.detach().requires_grad_()
+    out = compiled(u_c)
+    grads = torch.autograd.grad(out.float().square().sum(), [u_c, *layer.parameters()])
+    names = ["out", "u", *(n for n, _ in layer.named_parameters())]
+    for name, a, b in zip(names, [out.detach(), *grads], eager, strict=True):
+        torch.testing.assert_close(a.float(), b, rtol=1e-5, atol=1e-5 * b.abs().max().item() + 1e-7, msg=name)
+    ops = _custom_ops(graphs)
+    assert [str(n.target) for n in ops] == ["hydra_vision.hydra_layer.default"]
+    out_weight = ops[0].args[8]
+    assert (out_weight is not None) == recompute
+
+    layer.fuse_layer = False
+    compiled, graphs = _compiled(layer)
+    compiled(u)
+    assert sorted(str(n.target).split(".")[1] for n in _custom_ops(graphs)) == [
+        "dwconv1d_silu", "gated_rmsnorm", "ssd_mix"]
+
+
+@pytest.mark.parametrize("project", [False, True], ids=["to_the_norm", "to_out_proj"])
+def test_the_layer_op_passes_torch_library_opcheck(project):
+    """Schema, fake tensors (forward and backward op), autograd registration and AOT dispatch of the custom op
+    (`torch.library.opcheck`), with the Hydra layer's parameters."""
+    from hydra_vision.kernels.fused_layer import _LAYER
+
+    layer = _layer(seed=6, bias=project)
+    zxr = torch.randn(2, 7, layer.in_proj.out_features, device=DEVICE, requires_grad=True)
+    spec = (layer.d_inner, layer.headdim, layer.ngroups, layer.d_state, layer.causal_conv, 0.0, float("inf"),
+            layer.shift, 16, layer.norm.eps)
+    out_proj = (layer.out_proj.weight, layer.out_proj.bias) if project else (None, None)
+    args = (zxr, layer.conv1d.weight, layer.conv1d.bias, layer.fc_D.weight, layer.D, layer.A_log, layer.dt_bias,
+            layer.norm.weight, *out_proj, *spec)
+    torch.library.opcheck(_LAYER.op, args)
