@@ -53,12 +53,14 @@ def _eager_function(name: str, forward: Callable, setup_context: Callable,
 class FusedOp:
     """`forward(*inputs)` and `backward(*args)` (typed launchers) as the custom ops `op` and
     `backward_op` (register their fakes on those) and as the eager `function`; `gradients(backward, ctx,
-    *output_grads)` is the autograd formula, given the backward to call. Calling the FusedOp picks the path."""
+    *output_grads)` is the autograd formula, given the backward to call. Calling the FusedOp picks the path.
+    `tags` go to both ops (e.g. `torch.Tag.flexible_layout`: Inductor passes its own strides, no copies to eager's)."""
 
     def __init__(self, name: str, forward: Callable, backward: Callable, setup_context: Callable,
-                 gradients: Callable):
-        self.op = torch.library.custom_op(f"hydra_vision::{name}", forward, mutates_args=())
-        self.backward_op = torch.library.custom_op(f"hydra_vision::{name}_backward", backward, mutates_args=())
+                 gradients: Callable, tags: tuple[torch.Tag, ...] = ()):
+        self.op = torch.library.custom_op(f"hydra_vision::{name}", forward, mutates_args=(), tags=tags)
+        self.backward_op = torch.library.custom_op(f"hydra_vision::{name}_backward", backward, mutates_args=(),
+                                                   tags=tags)
         self.op.register_autograd(functools.partial(gradients, self.backward_op), setup_context=setup_context)
         self.function = _eager_function(f"{name}Function", forward, setup_context,
                                         functools.partial(gradients, backward))

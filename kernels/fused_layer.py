@@ -56,10 +56,17 @@ class LayerSpec(NamedTuple):
 
 
 def _split_projection(zxr: torch.Tensor, spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """z, xf, r: views of in_proj's output (or of its gradient)."""
+    """z, xf, r: views of in_proj's output (or of its gradient); its rows may have any stride, its channels need
+    unit stride (`_unit_channel_stride`)."""
     H = spec.d_inner // spec.headdim
     conv_dim = zxr.shape[-1] - spec.d_inner - 2 * H
     return zxr.split([spec.d_inner, conv_dim, 2 * H], dim=-1)
+
+
+def _unit_channel_stride(zxr: torch.Tensor) -> torch.Tensor:
+    """zxr, copied only where its channels are not adjacent (padded rows, as Inductor lays out a GEMM's output,
+    stay as they are)."""
+    return zxr if zxr.stride(-1) == 1 else zxr.contiguous()
 
 
 def _split_conv_output(xbc: torch.Tensor, spec: LayerSpec) -> list[torch.Tensor]:
@@ -96,7 +103,7 @@ def _layer_forward(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: Opti
     (2, B, H, padded L) fp32, the norm's rstd (B L,) fp32). The LayerSpec's fields follow the tensors,
     dt_limit as (dt_lo, dt_hi)."""
     spec = LayerSpec(d_inner, headdim, ngroups, d_state, causal_conv, (dt_lo, dt_hi), shift, chunk_size, eps)
-    z, xf, r = _split_projection(zxr, spec)
+    z, xf, r = _split_projection(_unit_channel_stride(zxr), spec)
     xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])
     x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
     dt_f, dt_b = r.chunk(2, dim=-1)
@@ -131,7 +138,7 @@ def _layer_backward(dout: torch.Tensor, zxr: torch.Tensor, conv_weight: torch.Te
     out_bias_dtype; an empty tensor for an absent input), from the output's gradient dout and what the forward
     kept."""
     spec = LayerSpec(d_inner, headdim, ngroups, d_state, causal_conv, (dt_lo, dt_hi), shift, chunk_size, eps)
-    z, xf, r = _split_projection(zxr, spec)
+    z, xf, r = _split_projection(_unit_channel_stride(zxr), spec)
     A = _decay_rates(A_log)
     dres = None
     if out_weight is not None:  # dout is out_proj's output gradient; out is rebuilt by the norm's backward
@@ -172,7 +179,10 @@ def _layer_gradients(backward: Callable, ctx, dout, *_kept):
     return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * (len(ctx.options) - 1)
 
 
-_LAYER = FusedOp("hydra_layer", _layer_forward, _layer_backward, _layer_setup_context, _layer_gradients)
+# flexible layout: Inductor may pad in_proj's output rows (3,376 bf16 channels in hydra_vit_base are not a multiple of
+# 128 bytes); the default (eager's exact strides) copied zxr twice a training step in each block
+_LAYER = FusedOp("hydra_layer", _layer_forward, _layer_backward, _layer_setup_context, _layer_gradients,
+                 tags=(torch.Tag.flexible_layout,))
 
 
 @_LAYER.op.register_fake
@@ -201,15 +211,13 @@ def hydra_layer_triton(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: 
                        fc_D_weight: torch.Tensor, D: torch.Tensor, A_log: torch.Tensor, dt_bias: torch.Tensor,
                        norm_weight: torch.Tensor, spec: LayerSpec, out_weight: Optional[torch.Tensor] = None,
                        out_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """GatedRMSNorm(QS(SiLU(conv(xf))), z) from in_proj's output zxr (fp16/bf16/fp32, unit channel stride), as
+    """GatedRMSNorm(QS(SiLU(conv(xf))), z) from in_proj's output zxr (fp16/bf16/fp32, any strides), as
     above; the parameters are the Hydra layer's (conv1d's weight (C, 1, K) and bias, fc_D's weight (H, d_inner),
     D, A_log, dt_bias (H,), the gated norm's weight (d_inner,)). Returns (B, L, d_inner) in zxr's dtype.
 
     With out_proj's weight (dim, d_inner) (and bias) the node ends with out_proj too and returns (B, L, dim):
     the gated norm's output is then not stored for out_proj's backward but rewritten by the norm's backward from
     the stored y and z (selective recompute's path)."""
-    if zxr.stride(-1) != 1:
-        zxr = zxr.contiguous()
     return _LAYER(zxr, conv_weight.contiguous(), conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight, out_weight,
                   out_bias, spec.d_inner, spec.headdim, spec.ngroups, spec.d_state, spec.causal_conv,
                   float(spec.dt_limit[0]), float(spec.dt_limit[1]), spec.shift, spec.chunk_size, float(spec.eps))[0]
