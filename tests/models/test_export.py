@@ -58,9 +58,9 @@ def test_compile_inductor_cpu():
 
 @pytest.mark.parametrize("selective_recompute", [False, True])
 def test_compile_fullgraph_with_every_triton_kernel(selective_recompute):
-    """The training graph of a model on the Triton mix, conv and gated norm (what `auto` picks on
-    CUDA; here in Triton's interpreter) has no graph breaks, also under selective activation
-    recomputation, and its gradients equal eager's."""
+    """The training graph of a model on the Triton kernels (what `auto` picks on CUDA; here in Triton's
+    interpreter: each block's conv, mix and gated norm as the fused layer's one custom op, ending with
+    out_proj under selective recompute) has no graph breaks, and its gradients equal eager's."""
     model = create("hydra_vit_tiny", depth=1, img_size=32, backend="triton", chunk_size=16,
                    selective_recompute=selective_recompute)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
