@@ -84,7 +84,7 @@ class BidirectionalSSD(SSDMixer):
     __constants__ = ["shift"]
     shift: ClassVar[bool] = False
     diag = None
-    fuse_layer = True  # the fused eager path where it applies (`fuses_layer`); False: always the separate ops
+    fuse_layer = True  # the fused layer where it applies (`fuses_layer`: eager or compiled); False: the separate ops
 
     @torch.jit.unused
     def fuses_layer(self, u: torch.Tensor) -> bool:
