@@ -91,8 +91,8 @@ class BidirectionalSSD(SSDMixer):
         """Triton calls of a mixer with the per-token diagonal (Hydra's) at a fixed chunk length, in plain eager
         autograd or under torch.compile: then conv, mix and gated norm run as one autograd node (one custom op
         in a compiled graph; `hydra_vision.kernels.fused_layer`: no concatenated gradients, the conv output
-        recomputed; with selective recompute, in eager, out_proj joins it and the norm output is recomputed
-        too). Other dispatch modes, TorchScript tracing and meta tensors see the separate ops."""
+        recomputed; with selective recompute out_proj joins it and the norm output is recomputed too). Other
+        dispatch modes, TorchScript tracing and meta tensors see the separate ops."""
         return (self.fuse_layer and isinstance(u, torch.Tensor) and self.fc_D is not None
                 and self.chunk_size is not None and use_triton(self.backend, u)
                 and (torch.compiler.is_compiling() or not dispatcher_needed(u)))

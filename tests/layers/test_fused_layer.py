@@ -1,5 +1,5 @@
-"""The Hydra layer's fused eager path (conv, mix and gated norm as one autograd node,
-`hydra_vision.kernels.fused_layer`) against the same layer run as separate ops: equal outputs and
+"""The Hydra layer's fused path (conv, mix and gated norm as one autograd node, eager or as one custom op in a
+compiled graph, `hydra_vision.kernels.fused_layer`) against the same layer run as separate ops: equal outputs and
 gradients, no concatenated gradients, the conv output not stored, and the cases that must not fuse.
 Triton's CPU interpreter without CUDA (tests/conftest.py sets TRITON_INTERPRET)."""
 from __future__ import annotations
