@@ -156,9 +156,9 @@ def _layer_backward(dout: torch.Tensor, zxr: torch.Tensor, conv_weight: torch.Te
     dout_weight, dout_bias = (None, None) if out is None else _project_weight_grads(dres, out, out_weight,
                                                                                     out_bias_dtype)
     del out  # freed before the mix's backward
-    grads = mix_backward_into(dy.view(y.shape), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, diag, dt_bias, dta, cum,
-                              *_mix_options(spec), (dx, dBf, dCf, dBb, dCb, *dr.chunk(2, dim=-1)))
-    dA, ddiag, ddt_bias = grads[3], grads[8], grads[9]
+    mix_grads = mix_backward_into(dy.view(y.shape), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, diag, dt_bias, dta, cum,
+                                  *_mix_options(spec), (dx, dBf, dCf, dBb, dCb, *dr.chunk(2, dim=-1)))
+    dA, ddiag, ddt_bias = mix_grads[3], mix_grads[8], mix_grads[9]
     # diag = x . w_D + D per token: dx += dD w_D (in place, in dxbc), dw_D = dD^T x, dD_head = sum of dD (the two
     # views of one buffer: dD is copied, as a custom op's outputs may not alias)
     dfc_D, dD = token_diagonal_backward_into(dxbc[..., :spec.d_inner].view(-1, spec.d_inner),

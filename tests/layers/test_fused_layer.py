@@ -187,6 +187,12 @@ def test_torch_compile_traces_the_layer_as_one_custom_op(recompute):
         "dwconv1d_silu", "gated_rmsnorm", "ssd_mix"]
 
 
+def _op_spec(layer: Hydra) -> tuple:
+    """The scalar arguments of `hydra_vision::hydra_layer` for `_layer`'s layer (chunks of 16, dt unlimited)."""
+    return (layer.d_inner, layer.headdim, layer.ngroups, layer.d_state, layer.causal_conv, 0.0, float("inf"),
+            layer.shift, 16, layer.norm.eps)
+
+
 @pytest.mark.parametrize("project", [False, True], ids=["to_the_norm", "to_out_proj"])
 def test_the_layer_op_passes_torch_library_opcheck(project):
     """Schema, fake tensors (forward and backward op), autograd registration and AOT dispatch of the custom op
@@ -195,8 +201,7 @@ def test_the_layer_op_passes_torch_library_opcheck(project):
 
     layer = _layer(seed=6, bias=project)
     zxr = torch.randn(2, 7, layer.in_proj.out_features, device=DEVICE, requires_grad=True)
-    spec = (layer.d_inner, layer.headdim, layer.ngroups, layer.d_state, layer.causal_conv, 0.0, float("inf"),
-            layer.shift, 16, layer.norm.eps)
+    spec = _op_spec(layer)
     out_proj = (layer.out_proj.weight, layer.out_proj.bias) if project else (None, None)
     args = (zxr, layer.conv1d.weight, layer.conv1d.bias, layer.fc_D.weight, layer.D, layer.A_log, layer.dt_bias,
             layer.norm.weight, *out_proj, *spec)
@@ -218,8 +223,7 @@ def test_the_layer_op_takes_any_layout_of_in_projs_output(layout):
     else:
         laid_out = torch.zeros(2, 7, width, 2, device=DEVICE)[..., 0]
     laid_out.copy_(zxr)
-    spec = (layer.d_inner, layer.headdim, layer.ngroups, layer.d_state, layer.causal_conv, 0.0, float("inf"),
-            layer.shift, 16, layer.norm.eps)
+    spec = _op_spec(layer)
     params = [layer.conv1d.weight, layer.conv1d.bias, layer.fc_D.weight, layer.D, layer.A_log, layer.dt_bias,
               layer.norm.weight]
     runs = []
