@@ -131,7 +131,6 @@ def record_launches(batch: int, L: int, H: int, P: int, N: int, G: int, chunk_si
         dt_f, dt_b = dt[..., :H], dt[..., H:]
         A, dt_bias = torch.empty(H), torch.empty(H)
         D = {"data": torch.empty(batch, L, H, dtype=dtype), "head": torch.empty(H), "none": None}[diag]
-        x, dt_f, dt_b, (Bf, Cf, Bb, Cb) = triton_mix._prepare(x, dt_f, dt_b, (Bf, Cf, Bb, Cb))
         opts = (True, 0.0, float("inf"), shift, chunk_size)  # softplus, dt_limit, shift, chunk_size
         y, dta, cum = triton_mix._forward(x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, *opts)
         triton_mix._backward(torch.empty_like(y), x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cum, *opts)

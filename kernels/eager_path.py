@@ -54,10 +54,12 @@ class FusedOp:
     """`forward(*inputs)` and `backward(*args)` (typed launchers) as the custom ops `op` and
     `backward_op` (register their fakes on those) and as the eager `function`; `gradients(backward, ctx,
     *output_grads)` is the autograd formula, given the backward to call. Calling the FusedOp picks the path.
-    `tags` go to both ops (e.g. `torch.Tag.flexible_layout`: Inductor passes its own strides, no copies to eager's)."""
+    Both ops are tagged flexible_layout: Inductor hands them its own strides (e.g. a GEMM output with padded rows)
+    instead of copying to eager's, since the launchers read any layout (`layouts`)."""
 
     def __init__(self, name: str, forward: Callable, backward: Callable, setup_context: Callable,
-                 gradients: Callable, tags: tuple[torch.Tag, ...] = ()):
+                 gradients: Callable):
+        tags = (torch.Tag.flexible_layout,)
         self.op = torch.library.custom_op(f"hydra_vision::{name}", forward, mutates_args=(), tags=tags)
         self.backward_op = torch.library.custom_op(f"hydra_vision::{name}_backward", backward, mutates_args=(),
                                                    tags=tags)

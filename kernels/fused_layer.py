@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from .eager_path import FusedOp
 from .dwconv.triton_conv import _conv_forward, conv_backward_into
 from .host_math import padded_length
+from .layouts import unit_channel_stride
 from .gated_rmsnorm.triton_norm import _norm_forward, norm_backward_into
 from .quasiseparable.triton_mix import _forward as mix_forward
 from .quasiseparable.triton_mix import backward_into as mix_backward_into
@@ -57,16 +58,10 @@ class LayerSpec(NamedTuple):
 
 def _split_projection(zxr: torch.Tensor, spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """z, xf, r: views of in_proj's output (or of its gradient); its rows may have any stride, its channels need
-    unit stride (`_unit_channel_stride`)."""
+    unit stride (`layouts.unit_channel_stride`)."""
     H = spec.d_inner // spec.headdim
     conv_dim = zxr.shape[-1] - spec.d_inner - 2 * H
     return zxr.split([spec.d_inner, conv_dim, 2 * H], dim=-1)
-
-
-def _unit_channel_stride(zxr: torch.Tensor) -> torch.Tensor:
-    """zxr, copied only where its channels are not adjacent (padded rows, as Inductor lays out a GEMM's output,
-    stay as they are)."""
-    return zxr if zxr.stride(-1) == 1 else zxr.contiguous()
 
 
 def _split_conv_output(xbc: torch.Tensor, spec: LayerSpec) -> list[torch.Tensor]:
@@ -103,7 +98,7 @@ def _layer_forward(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: Opti
     (2, B, H, padded L) fp32, the norm's rstd (B L,) fp32). The LayerSpec's fields follow the tensors,
     dt_limit as (dt_lo, dt_hi)."""
     spec = LayerSpec(d_inner, headdim, ngroups, d_state, causal_conv, (dt_lo, dt_hi), shift, chunk_size, eps)
-    z, xf, r = _split_projection(_unit_channel_stride(zxr), spec)
+    z, xf, r = _split_projection(unit_channel_stride(zxr), spec)
     xbc = _conv_forward(xf, conv_weight, conv_bias, spec.causal_conv, xf.shape[-1])
     x, Bf, Cf, Bb, Cb = _split_conv_output(xbc, spec)
     dt_f, dt_b = r.chunk(2, dim=-1)
@@ -138,7 +133,7 @@ def _layer_backward(dout: torch.Tensor, zxr: torch.Tensor, conv_weight: torch.Te
     out_bias_dtype; an empty tensor for an absent input), from the output's gradient dout and what the forward
     kept."""
     spec = LayerSpec(d_inner, headdim, ngroups, d_state, causal_conv, (dt_lo, dt_hi), shift, chunk_size, eps)
-    z, xf, r = _split_projection(_unit_channel_stride(zxr), spec)
+    z, xf, r = _split_projection(unit_channel_stride(zxr), spec)
     A = _decay_rates(A_log)
     dres = None
     if out_weight is not None:  # dout is out_proj's output gradient; out is rebuilt by the norm's backward
@@ -179,10 +174,9 @@ def _layer_gradients(backward: Callable, ctx, dout, *_kept):
     return tuple(None if t is None else g for t, g in zip(present, grads)) + (None,) * (len(ctx.options) - 1)
 
 
-# flexible layout: Inductor may pad in_proj's output rows (3,376 bf16 channels in hydra_vit_base are not a multiple of
-# 128 bytes); the default (eager's exact strides) copied zxr twice a training step in each block
-_LAYER = FusedOp("hydra_layer", _layer_forward, _layer_backward, _layer_setup_context, _layer_gradients,
-                 tags=(torch.Tag.flexible_layout,))
+# flexible layout (FusedOp's tag): Inductor may pad in_proj's output rows (3,376 bf16 channels in hydra_vit_base are not
+# a multiple of 128 bytes); eager's exact strides, the custom ops' default, copied zxr twice a training step per block
+_LAYER = FusedOp("hydra_layer", _layer_forward, _layer_backward, _layer_setup_context, _layer_gradients)
 
 
 @_LAYER.op.register_fake
@@ -218,6 +212,6 @@ def hydra_layer_triton(zxr: torch.Tensor, conv_weight: torch.Tensor, conv_bias: 
     With out_proj's weight (dim, d_inner) (and bias) the node ends with out_proj too and returns (B, L, dim):
     the gated norm's output is then not stored for out_proj's backward but rewritten by the norm's backward from
     the stored y and z (selective recompute's path)."""
-    return _LAYER(zxr, conv_weight.contiguous(), conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight, out_weight,
+    return _LAYER(zxr, conv_weight, conv_bias, fc_D_weight, D, A_log, dt_bias, norm_weight, out_weight,
                   out_bias, spec.d_inner, spec.headdim, spec.ngroups, spec.d_state, spec.causal_conv,
                   float(spec.dt_limit[0]), float(spec.dt_limit[1]), spec.shift, spec.chunk_size, float(spec.eps))[0]

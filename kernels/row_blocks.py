@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .layouts import unit_channel_stride
 from .quasiseparable.triton_config import interpreting
 
 __all__ = ["as_rows", "backward_programs", "row_warps"]
@@ -11,8 +12,7 @@ __all__ = ["as_rows", "backward_programs", "row_warps"]
 
 def as_rows(t: torch.Tensor) -> torch.Tensor:
     """(..., D) -> (M, D) with unit stride along D (a view when possible)."""
-    t = t.reshape(-1, t.shape[-1])
-    return t if t.stride(-1) == 1 else t.contiguous()
+    return unit_channel_stride(t.reshape(-1, t.shape[-1]))
 
 
 def row_warps(D: int) -> int:

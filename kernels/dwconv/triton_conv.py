@@ -35,6 +35,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv
 from ..launcher import cached_launch
+from ..layouts import dense, unit_channel_stride
 from ..quasiseparable.triton_config import first_config_when_interpreting
 
 __all__ = ["backward_configs", "conv_backward_into", "depthwise_conv1d_silu_triton", "forward_configs"]
@@ -202,6 +203,7 @@ def _left(K: int, causal: bool) -> int:
 
 def _conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], causal: bool,
                   silu_channels: int) -> torch.Tensor:
+    x, (weight, bias) = unit_channel_stride(x), dense(weight, bias)
     B, L, C = x.shape
     K = weight.shape[-1]
     y = torch.empty((B, L, C), dtype=x.dtype, device=x.device)
@@ -228,9 +230,9 @@ def conv_backward_into(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
                        dx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dw, db) of the conv, dx written into the given (B, L, C) tensor (unit channel stride; the fused
     layer passes a view of in_proj's gradient)."""
+    x, dy, (weight, bias) = unit_channel_stride(x), unit_channel_stride(dy), dense(weight, bias)
     B, L, C = x.shape
     K = weight.shape[-1]
-    dy = dy if dy.stride(-1) == 1 else dy.contiguous()
     segments = cdiv(L, SEGMENT)
     parts = _partial_sums(B * segments, K, C, x.device)
     if dx.numel():
@@ -276,6 +278,4 @@ def depthwise_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Op
     any batch and token strides; the channels are made unit-stride if they are not)."""
     if x.dtype not in TRITON_DTYPES:
         raise TypeError(f"the triton depthwise conv takes float16, bfloat16 or float32, got {x.dtype}")
-    if x.stride(-1) != 1:
-        x = x.contiguous()
-    return _CONV(x, weight.contiguous(), bias, causal, int(silu_channels))
+    return _CONV(x, weight, bias, causal, int(silu_channels))

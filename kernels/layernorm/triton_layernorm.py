@@ -29,6 +29,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
+from ..layouts import dense
 from ..row_blocks import as_rows, backward_programs, row_warps
 
 __all__ = ["layer_norm_triton", "layer_norm_with_shortcut_triton"]
@@ -85,7 +86,7 @@ def _ln_bwd_kernel(dy, s_dy, x, s_x, w, mean, rstd, dres, s_dres, dx, dw_part, d
 
 def _ln_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float,
                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x2 = as_rows(x)
+    x2, (weight, bias) = as_rows(x), dense(weight, bias)
     M, D = x2.shape
     y = torch.empty((M, D), dtype=out_dtype, device=x.device)
     mean = torch.empty(M, dtype=torch.float32, device=x.device)
@@ -99,7 +100,7 @@ def _ln_forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
 def _ln_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                  mean: torch.Tensor, rstd: torch.Tensor,
                  dres: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dy2, x2 = as_rows(dy), as_rows(x)
+    dy2, x2, (weight, bias) = as_rows(dy), as_rows(x), dense(weight, bias)
     dres2 = dy2 if dres is None else as_rows(dres)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)

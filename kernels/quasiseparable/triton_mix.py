@@ -60,6 +60,7 @@ import torch
 from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2, padded_length
+from ..layouts import dense, same_strides
 from .checks import check_mix_inputs
 from .chunk_tuning import chunk_length, resolve_chunk_size, tuned_chunk_size
 from .triton_bwd_bc import chunk_bwd_bc_kernel
@@ -74,12 +75,17 @@ from .triton_states import chunk_states, chunk_states_and_adjoints
 __all__ = ["backward_into", "chunk_length", "quasiseparable_mix_triton", "ssd_mix_triton"]
 
 
-def _same_strides(*tensors: Optional[torch.Tensor]) -> list[Optional[torch.Tensor]]:
-    """The tensors as they are when they share strides (views of one projection), else contiguous."""
-    present = [t for t in tensors if t is not None]
-    if all(t.stride() == present[0].stride() for t in present):
-        return list(tensors)
-    return [None if t is None else t.contiguous() for t in tensors]
+def _readable(dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, Bf: torch.Tensor, Cf: torch.Tensor,
+              Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
+              dt_bias: Optional[torch.Tensor]) -> tuple:
+    """The mix's inputs after x in layouts its kernels read (`layouts`): dt_f/dt_b with one set of strides,
+    B_f/C_f/B_b/C_b with another, A, dt_bias and a per-head D dense (a per-token D and x take any strides)."""
+    dt_f, dt_b = same_strides(dt_f, dt_b)
+    Bf, Cf, Bb, Cb = same_strides(Bf, Cf, Bb, Cb)
+    A, dt_bias = dense(A, dt_bias)
+    if D is not None and D.dim() == 1:
+        D = D.contiguous()
+    return dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias
 
 
 def _d_mode(D: Optional[torch.Tensor]) -> int:
@@ -128,6 +134,7 @@ def _forward(
     Cf: torch.Tensor, Bb: Optional[torch.Tensor], Cb: Optional[torch.Tensor], D: Optional[torch.Tensor],
     dt_bias: Optional[torch.Tensor], dt_softplus: bool, lo: float, hi: float, shift: bool, chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias = _readable(dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias)
     k = _dims(x, Bf)
     L, H = k["L"], k["H"]
     Q = chunk_length(L, chunk_size)
@@ -178,6 +185,7 @@ def backward_into(
     """The mix backward (gradients in `_MIX`'s input order); `out` = (dx, dB_f, dC_f, dB_b, dC_b, ddt_f,
     ddt_b) are tensors (any strides; ddt_f and ddt_b share theirs) the gradients are written into instead of
     new ones (the fused layer passes views of one buffer, so that no concatenation follows)."""
+    dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias = _readable(dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias)
     k = _dims(x, Bf)
     batch, L, H, G = k["batch"], k["L"], k["H"], k["G"]
     Q = chunk_length(L, chunk_size)
@@ -279,17 +287,6 @@ def _mix_backward_fake(dy, x, dt_f, dt_b, A, Bf, Cf, Bb, Cb, D, dt_bias, dta, cu
     return [like(x), like(dt_f), like(dt_b), like(A), like(Bf), like(Cf), like(Bb), like(Cb), dD, like(dt_bias)]
 
 
-def _prepare(
-    x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], B_C: tuple[Optional[torch.Tensor], ...],
-) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], list[Optional[torch.Tensor]]]:
-    """Checks dtypes for the kernels and aligns strides (copies only mismatched layouts)."""
-    if x.dtype not in TRITON_DTYPES:
-        raise TypeError(f"the triton backend takes x in float16, bfloat16 or float32, got {x.dtype}")
-    B_C = [None if t is None else t.to(x.dtype) for t in B_C]
-    dt_f, dt_b = _same_strides(dt_f, dt_b)
-    return x, dt_f, dt_b, _same_strides(*B_C)
-
-
 def ssd_mix_triton(
     x: torch.Tensor, dt_f: torch.Tensor, dt_b: Optional[torch.Tensor], A: torch.Tensor, B_f: torch.Tensor,
     C_f: torch.Tensor, B_b: Optional[torch.Tensor], C_b: Optional[torch.Tensor], D: Optional[torch.Tensor], *,
@@ -300,7 +297,9 @@ def ssd_mix_triton(
     on checked inputs; shapes as in `quasiseparable_mix`; chunk_size "auto": by length
     (`chunk_tuning.auto_chunk_size`), None: chosen by timing (`chunk_tuning.tuned_chunk_size`)."""
     chunk_size = resolve_chunk_size(chunk_size, x.shape[1])
-    x, dt_f, dt_b, (B_f, C_f, B_b, C_b) = _prepare(x, dt_f, dt_b, (B_f, C_f, B_b, C_b))
+    if x.dtype not in TRITON_DTYPES:
+        raise TypeError(f"the triton backend takes x in float16, bfloat16 or float32, got {x.dtype}")
+    B_f, C_f, B_b, C_b = (None if t is None else t.to(x.dtype) for t in (B_f, C_f, B_b, C_b))
     lo, hi = float(dt_limit[0]), float(dt_limit[1])
     inputs = (x, dt_f, dt_b, A, B_f, C_f, B_b, C_b, D, dt_bias)
     if chunk_size is None:

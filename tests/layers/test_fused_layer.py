@@ -206,30 +206,3 @@ def test_the_layer_op_passes_torch_library_opcheck(project):
     args = (zxr, layer.conv1d.weight, layer.conv1d.bias, layer.fc_D.weight, layer.D, layer.A_log, layer.dt_bias,
             layer.norm.weight, *out_proj, *spec)
     torch.library.opcheck(_LAYER.op, args)
-
-
-@pytest.mark.parametrize("layout", ["padded_rows", "strided_channels"])
-def test_the_layer_op_takes_any_layout_of_in_projs_output(layout):
-    """The op is tagged flexible_layout (Inductor passes its own strides, e.g. rows padded to 128 bytes): padded
-    rows and non-adjacent channels give the contiguous input's output and gradients."""
-    from hydra_vision.kernels.fused_layer import _LAYER
-
-    assert torch.Tag.flexible_layout in _LAYER.op._opoverload.tags
-    layer = _layer(seed=7)
-    width = layer.in_proj.out_features
-    zxr = torch.randn(2, 7, width, device=DEVICE)
-    if layout == "padded_rows":
-        laid_out = torch.zeros(2, 7, width + 5, device=DEVICE)[..., :width]
-    else:
-        laid_out = torch.zeros(2, 7, width, 2, device=DEVICE)[..., 0]
-    laid_out.copy_(zxr)
-    spec = _op_spec(layer)
-    params = [layer.conv1d.weight, layer.conv1d.bias, layer.fc_D.weight, layer.D, layer.A_log, layer.dt_bias,
-              layer.norm.weight]
-    runs = []
-    for t in (zxr, laid_out):
-        t = t.detach().requires_grad_()
-        out = _LAYER.op(t, *params, None, None, *spec)[0]
-        runs.append([out.detach(), *torch.autograd.grad(out.square().sum(), [t, *params])])
-    for a, b in zip(*runs, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
