@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from ..launcher import cached_launch
+from ..layouts import dense
 
 __all__ = ["gather_canvas_triton", "scatter_rounded_triton"]
 
@@ -53,7 +54,7 @@ def gather_canvas_triton(data: torch.Tensor, shapes: torch.Tensor, starts: torch
                          wide: int) -> torch.Tensor:
     canvas = torch.empty(len(shapes), top, channels, wide, device=data.device, dtype=torch.float32)
     if canvas.numel():
-        _gather_kernel[(len(shapes), top)](data, shapes.contiguous(), starts.contiguous(), canvas, channels, wide,
+        _gather_kernel[(len(shapes), top)](*dense(data, shapes, starts), canvas, channels, wide,
                                            BLOCK=BLOCK)
     return canvas
 

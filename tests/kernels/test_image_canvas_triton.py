@@ -30,11 +30,14 @@ def _canvas_loop(images: list[torch.Tensor], top: int, wide: int) -> torch.Tenso
     return canvas
 
 
+@pytest.mark.parametrize("strided", [False, True], ids=["dense", "strided_data"])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("backend", ["reference", "triton"])
-def test_gather_puts_each_image_in_its_corner_of_a_zero_canvas(backend: str, channels: int):
+def test_gather_puts_each_image_in_its_corner_of_a_zero_canvas(backend: str, channels: int, strided: bool):
     sizes = [(5, 7), (1, 1), (9, 3), (5, 7), (2, 130)]  # 130 columns: two of the kernel's column blocks
     images, data, shapes, starts = _packed(sizes, channels)
+    if strided:  # the same bytes, every other one of a buffer
+        data = torch.zeros(len(data), 2, dtype=data.dtype, device=DEVICE)[:, 0].copy_(data)
     canvas = gather_canvas(data, shapes, starts, channels, 11, 133, backend=backend)
     assert canvas.dtype == torch.float32 and canvas.shape == (5, 11, channels, 133)
     torch.testing.assert_close(canvas.cpu(), _canvas_loop(images, 11, 133), rtol=0, atol=0)
