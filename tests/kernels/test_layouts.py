@@ -93,14 +93,17 @@ def _relaid(t: torch.Tensor, layout: str) -> torch.Tensor:
     return out.copy_(t)
 
 
-def _output_and_grads(op: str, args: list) -> list[torch.Tensor]:
-    """The op's first output and the gradients of its tensor inputs for the loss sum(output^2)."""
+def _output_and_grads(op: str, args: list, grad_layout: str | None = None) -> list[torch.Tensor]:
+    """The op's first output and the gradients of its tensor inputs for the loss sum(output^2), the output's
+    gradient 2 output handed to the backward dense or relaid (`grad_layout`)."""
     args = [a.detach().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
             for a in args]
     out = OPS[op].op(*args)
     out = out[0] if isinstance(out, tuple) else out
     inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-    return [out.detach(), *torch.autograd.grad(out.square().sum(), inputs)]
+    grad = 2 * out.detach()
+    grad = grad if grad_layout is None else _relaid(grad, grad_layout)
+    return [out.detach(), *torch.autograd.grad(out, inputs, grad)]
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +127,23 @@ def test_every_fused_op_is_tagged_flexible_layout(op):
         assert torch.Tag.flexible_layout in custom_op._opoverload.tags
 
 
+def _assert_close_to(results: list[torch.Tensor], expected: list[torch.Tensor]) -> None:
+    for a, b in zip(results, expected, strict=True):  # within roundings: torch's own GEMMs (the layer's F.linear)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # may sum in another order for another layout
+
+
 @pytest.mark.parametrize("op, index, layout", _cases())
 def test_an_input_in_another_layout_gives_the_dense_result(op, index, layout, dense_results):
     args, expected = dense_results(op)
     relaid = list(args)
     relaid[index] = _relaid(args[index], layout)
     assert relaid[index].stride() != args[index].stride()
-    for a, b in zip(_output_and_grads(op, relaid), expected, strict=True):  # within roundings: torch's own GEMMs
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # (the layer's F.linear) may sum in another order
+    _assert_close_to(_output_and_grads(op, relaid), expected)
+
+
+@pytest.mark.parametrize("layout", ["strided_channels", "padded_rows"])
+@pytest.mark.parametrize("op", OPS)
+def test_the_output_gradient_in_another_layout_gives_the_dense_gradients(op, layout, dense_results):
+    """What autograd hands the backward op (under compile, a GEMM's padded output, say) in any layout."""
+    args, expected = dense_results(op)
+    _assert_close_to(_output_and_grads(op, args, layout), expected)
