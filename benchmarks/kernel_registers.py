@@ -268,12 +268,12 @@ def compile_launch(launch: Launch, target: GPUTarget, sass: bool = False, maxnre
     """One row per config of this launch: its resources on the target. `maxnreg` caps every config's registers
     a thread (ptxas's maxnreg; a config's own lower cap stays)."""
     fn, configs = _configs(launch)
-    kwargs = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
+    kwargs = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages", "maxnreg")}
     rows = []
     for cfg in configs:
         signature, constexprs, attrs = _specialise(fn, launch.args, kwargs, cfg.kwargs)
         options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
-        caps = [c for c in (getattr(cfg, "maxnreg", None), maxnreg) if c]
+        caps = [c for c in (getattr(cfg, "maxnreg", None), launch.kwargs.get("maxnreg"), maxnreg) if c]
         if caps:
             options["maxnreg"] = min(caps)
         start = time.perf_counter()

@@ -30,6 +30,12 @@ from ..row_blocks import as_rows, backward_programs, row_warps
 
 __all__ = ["gated_rmsnorm_triton", "norm_backward_into"]
 
+# ptxas's register cap for the backward that also writes y again (selective recompute): three 4-warp programs an SM
+# instead of two, 184 -> 170 us at 128 x 196 tokens of width 1,536 and 241 -> 224 us at 8 x 4,096 (H100, RESULTS.md
+# session 43; hydra_vit_base's 224 px step with selective recompute 73.87 -> 73.46 GPU ms, session 44). Without y
+# the cap cost 1% there, so that launch stays uncapped.
+STORE_Y_MAXNREG = 168
+
 
 @cached_launch
 @triton.jit
@@ -129,7 +135,8 @@ def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weigh
     if M:
         _norm_bwd_kernel[(progs,)](dy2, dy2.stride(0), x2, x2.stride(0), z2, z2.stride(0), weight, rstd, dx, dz2,
                                    dz2.stride(0), dx if y is None else y, dw_part, M, D, cdiv(M, progs),
-                                   BLOCK_D=next_power_of_2(D), STORE_Y=y is not None, num_warps=row_warps(D))
+                                   BLOCK_D=next_power_of_2(D), STORE_Y=y is not None, num_warps=row_warps(D),
+                                   **({"maxnreg": STORE_Y_MAXNREG} if y is not None else {}))
     return dx.view(x.shape), dz, dw_part.sum(0).to(weight.dtype)
 
 
