@@ -1,8 +1,8 @@
 """Every fused custom op reads any layout of its inputs (`hydra_vision.kernels.layouts`): an input whose channels
 are strided, whose rows are padded, or a strided parameter vector gives the dense input's output and gradients
-(to within roundings). That is what lets each op carry the flexible_layout tag, under which torch.compile hands it Inductor's
-own strides uncopied. Run through the custom ops themselves (compile's path); the eager path calls the same
-launchers. Triton's CPU interpreter without CUDA (tests/conftest.py sets TRITON_INTERPRET)."""
+(to within roundings). That is what lets each op carry the flexible_layout tag, under which torch.compile hands it
+Inductor's own strides uncopied. Run through the custom ops themselves (compile's path); the eager path calls the
+same launchers. Triton's CPU interpreter without CUDA (tests/conftest.py sets TRITON_INTERPRET)."""
 from __future__ import annotations
 
 import math
@@ -39,7 +39,7 @@ def _layer_norm_args() -> list:
 
 
 def _mix_args() -> list:
-    """Two chunks of 8 (states between them), a per-head D; dt and B/C as `tests/kernels/conftest.py` draws them."""
+    """Two chunks of 8 (states between them), a per-head D, raw dt near -3 (softplus: small steps), C . B ~ N(0, 1)."""
     batch, L, H, P, N = 1, 11, 2, 8, 8
     bias = torch.rand(H, device=DEVICE) - 2
     dt = [torch.rand(batch, L, H, device=DEVICE) - 3 for _ in range(2)]
