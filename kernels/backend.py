@@ -41,6 +41,15 @@ def get_default_backend() -> str:
 _TRITON_IMPORTABLE = importlib.util.find_spec("triton") is not None  # found once, at import
 
 
+_AUTOCAST_DEVICE_TYPES = ("cuda", "cpu")  # torch always has autocast for these
+
+
+def autocast_available(device_type: str) -> bool:
+    """`torch.amp.is_autocast_available(device_type)`, answered without that call for CUDA and CPU. Dynamo in
+    torch 2.11 cannot trace the call: under torch.compile it broke the graph at every block that asked."""
+    return device_type in _AUTOCAST_DEVICE_TYPES or torch.amp.is_autocast_available(device_type)
+
+
 def triton_available() -> bool:
     """True when Triton is installed and a CUDA device is present (no functools cache: torch.compile
     warns about tracing through one)."""

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from hydra_vision.kernels.backend import autocast_available
 from hydra_vision.kernels.eager_path import dispatcher_needed
 
 __all__ = ["RecomputedActivations", "autocast_input", "matmul_dtype", "recomputing"]
@@ -41,7 +42,7 @@ def recomputing(enabled: bool, x: torch.Tensor) -> bool:
 def matmul_dtype(t: torch.Tensor) -> torch.dtype:
     """The dtype autocast's matmuls take t in: the autocast dtype when autocast is on for t's device, else t's."""
     device = t.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+    if autocast_available(device) and torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return t.dtype
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hydra_vision.kernels.backend import (
-    BACKENDS, get_default_backend, resolve_backend, set_default_backend, triton_available, use_triton)
+    BACKENDS, autocast_available, get_default_backend, resolve_backend, set_default_backend, triton_available, use_triton)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 
@@ -60,3 +60,17 @@ def test_torch_compile_traces_the_backend_choice_without_warnings():
         y = choose(torch.zeros(3, device=DEVICE))
     assert torch.equal(y, torch.full((3,), 1.0 if DEVICE == "cuda" else -1.0, device=DEVICE))
     assert [str(w.message) for w in caught] == []
+
+
+def test_autocast_available_asks_torch_only_for_devices_other_than_cuda_and_cpu(monkeypatch):
+    """torch.compile in torch 2.11 cannot trace torch.amp.is_autocast_available (a graph break a block), so the
+    devices that always have autocast are answered without it."""
+    asked = []
+
+    def is_autocast_available(device_type):
+        asked.append(device_type)
+        return device_type == "xpu"
+
+    monkeypatch.setattr(torch.amp, "is_autocast_available", is_autocast_available)
+    assert autocast_available("cuda") and autocast_available("cpu") and asked == []
+    assert autocast_available("xpu") and not autocast_available("meta") and asked == ["xpu", "meta"]

@@ -65,7 +65,7 @@ def test_no_rows_gives_empty_outputs_and_zero_parameter_gradients():
     x, w, b, dy = _inputs((0, 24), torch.float32)
     y, dx, dw, db = _run(layer_norm_triton, x, w, b, dy)
     assert y.shape == dx.shape == (0, 24)
-    zeros = torch.zeros(24, dtype=torch.float64)
+    zeros = torch.zeros(24, dtype=torch.float64, device=DEVICE)
     assert torch.equal(dw, zeros) and torch.equal(db, zeros)
 
 
@@ -96,13 +96,14 @@ def test_low_precision_within_the_references_own_error(dtype):
 @pytest.mark.parametrize("x_dtype, out_dtype", [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16)],
                          ids=str)
 def test_output_dtype_is_the_requested_one_and_rounds_the_fp32_result(x_dtype, out_dtype):
-    """y in out_dtype equals the fp32 result rounded once; dx comes back in x's dtype."""
+    """y in out_dtype equals the fp32 result rounded once (to within fp32's own error of a few ulps, as the GPU sums
+    in another order); dx comes back in x's dtype."""
     x, w, b, dy = _inputs((4, 5, 48), x_dtype, seed=4)
     y = layer_norm_triton(x, w, b, EPS, out_dtype)
     assert y.dtype == out_dtype
     fp32 = layer_norm_reference(x.float(), w, b, EPS, torch.float32)
-    torch.testing.assert_close(y.float(), fp32.to(out_dtype).float(), rtol=0,
-                               atol=torch.finfo(out_dtype).eps * fp32.abs().max().item())
+    rounding = torch.finfo(out_dtype).eps + 4 * torch.finfo(torch.float32).eps
+    torch.testing.assert_close(y.float(), fp32.to(out_dtype).float(), rtol=0, atol=rounding * fp32.abs().max().item())
     (dx,) = torch.autograd.grad(y, x, dy.to(out_dtype))
     assert dx.dtype == x_dtype
 
@@ -116,7 +117,8 @@ def test_dispatch_only_by_name_and_fp64_stays_in_pytorch(operator_log):
         layer_norm(x32, w32, b32, EPS, backend="auto")
     with operator_log() as triton:
         layer_norm(x32, w32, b32, EPS, backend="triton")
-    assert "hydra_vision::layer_norm" not in auto.names and "hydra_vision::layer_norm" in triton.names
+    assert ("hydra_vision::layer_norm" in auto.names) == (DEVICE == "cuda")  # auto: Triton on CUDA only
+    assert "hydra_vision::layer_norm" in triton.names
 
 
 def test_compiles_without_graph_breaks():

@@ -47,6 +47,16 @@ def test_compile_fullgraph_no_graph_breaks(model):
     torch.testing.assert_close(compiled(x), model(x))
 
 
+def test_compile_fullgraph_under_autocast(model):
+    """Under autocast the blocks ask which dtype their matmuls take (`matmul_dtype`) without a graph break."""
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    x = images()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = compiled(x), model(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref)
+
+
 @pytest.mark.slow
 def test_compile_inductor_cpu():
     model = create("hydra_vit_tiny", depth=1, img_size=32).eval()

@@ -1,6 +1,7 @@
 """HydraBlock's fused residual gradient: x + DropPath(LS(mixer(norm1(x)))) with x's two gradients (the shortcut's
 and norm1's) added inside norm1's backward kernel. On the Triton kernels (the interpreter on CPU) in fp32 the
-outputs and gradients equal autograd's addition (`fuse_residual = False`) bit for bit: both add two fp32 values."""
+outputs and gradients equal autograd's addition (`fuse_residual = False`) bit for bit: both add two fp32 values.
+On a CUDA machine the same tests run the Triton kernels on the GPU."""
 from unittest import mock
 
 import pytest
@@ -10,6 +11,8 @@ from hydra_vision.kernels.layernorm import triton_layernorm
 from hydra_vision.models.hydra_vit import HydraBlock
 
 from ._helpers import create, images
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 
 
 def _step(model, fuse: bool) -> tuple[torch.Tensor, dict, int]:
@@ -26,7 +29,7 @@ def _step(model, fuse: bool) -> tuple[torch.Tensor, dict, int]:
     with mock.patch.object(HydraBlock, "fuse_residual", fuse), \
             mock.patch.object(triton_layernorm, "_ln_backward", ln_backward):
         model.zero_grad(set_to_none=True)
-        out = model(images(size=(32, 32)))
+        out = model(images(size=(32, 32)).to(DEVICE))
         out.square().sum().backward()
     return out.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}, sum(fused)
 
@@ -39,7 +42,7 @@ CASES = {"plain": (dict(), 2), "drop_path": (dict(drop_path_rate=0.3), 2), "laye
 @pytest.mark.parametrize("case", CASES)
 def test_fused_residual_gradient_equals_autograds_addition(case):
     kwargs, fused_launches = CASES[case]
-    model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16, **kwargs).train()
+    model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16, **kwargs).to(DEVICE).train()
     out, grads, launches = _step(model, True)
     assert launches == fused_launches
     out_separate, grads_separate, launches_separate = _step(model, False)
@@ -51,7 +54,7 @@ def test_fused_residual_gradient_equals_autograds_addition(case):
 
 
 def test_a_forward_hook_on_norm1_keeps_the_separate_path_so_that_it_sees_every_call():
-    model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16)
+    model = create("hydra_vit_tiny", backend="triton", img_size=32, chunk_size=16).to(DEVICE)
     seen = []
     model.blocks[0].norm1.register_forward_hook(lambda *_: seen.append(1))
     assert _step(model, True)[2] == 1 and seen == [1]  # block 1 still fuses
