@@ -3,26 +3,33 @@
 # Dynamo's warning that it cannot trace torch.amp.is_autocast_available (matmul_dtype, asked by every block). Packed
 # in .ab (carry .whl and .ab): s45-base (6607d4e, before the fix), main (28c1700: the fix, autocast_available) and
 # exp-compiled-ln (main + the LayerNorm ops under compile). 1: graph count and break reasons of the forward under
-# autocast, s45-base and main (graph_breaks.py). 2: the branch's GPU tests. 3: the compiled 224 px training step of
-# hydra_vit_base in each tree, ViT-B with the branch.
+# autocast, s45-base and main (graph_breaks.py). 2: the compiled 224 px training step of hydra_vit_base in each tree,
+# ViT-B with the branch. 3: the branch's GPU tests. 4: the small model under CUDA graphs, where host time decides
+# (session 5: hydra_vit_tiny 12,623 img/s, 0.29x deit_tiny; 128 px, batch 392, reduce-overhead), main and s45-base.
 set -uo pipefail
 . benchmarks/run_concurrent.sh
 start_device_call s45_call2
 for tree in s45-base main; do
-  in_packed_tree "$tree" timeout 120 python3 "$PWD/benchmarks/results/2026-12-07_s45/graph_breaks.py" "$tree" \
+  in_packed_tree "$tree" timeout 90 python3 "$PWD/benchmarks/results/2026-12-07_s45/graph_breaks.py" "$tree" \
     >"$OUT/graph_breaks_$tree.log" 2>&1
   grep -v Warning "$OUT/graph_breaks_$tree.log" | grep -E '^\{|is_autocast' | cut -c1-600
 done
 archive
-packed_gpu_tests exp-compiled-ln 150 tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
-  tests/kernels/test_layernorm_triton.py tests/kernels/test_backend.py tests/models/test_export.py
-compiled() {  # BRANCH NAME MODELS: the compiled 224 px training step -> $OUT/NAME.jsonl
-  in_packed_tree "$1" timeout 200 python3 benchmarks/bench_models.py --models $3 --img-sizes 224 \
-    --modes train --compile on --quick --kernel-times 60 --out "$OUT/$2.jsonl" >"$OUT/$2.log" 2>&1
-  grep '"case"' "$OUT/$2.jsonl" | cut -c1-300
+bench() {  # BRANCH NAME MODELS SECONDS [bench_models.py options] -> $OUT/NAME.jsonl
+  local branch=$1 name=$2 models=$3 seconds=$4
+  shift 4
+  in_packed_tree "$branch" timeout "$seconds" python3 benchmarks/bench_models.py --models $models --modes train \
+    --quick --out "$OUT/$name.jsonl" "$@" >"$OUT/$name.log" 2>&1
+  grep '"case"' "$OUT/$name.jsonl" | cut -c1-300
   archive
 }
-compiled s45-base compiled_base hydra_vit_base
-compiled main compiled_main hydra_vit_base
-compiled exp-compiled-ln compiled_branch "hydra_vit_base vit_base_patch16_224"
+compiled=(--img-sizes 224 --compile on --kernel-times 40)
+bench s45-base compiled_base hydra_vit_base 110 "${compiled[@]}"
+bench main compiled_main hydra_vit_base 110 "${compiled[@]}"
+bench exp-compiled-ln compiled_branch "hydra_vit_base vit_base_patch16_224" 160 "${compiled[@]}"
+packed_gpu_tests exp-compiled-ln 100 tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
+  tests/kernels/test_layernorm_triton.py tests/kernels/test_backend.py tests/models/test_export.py
+tiny=(--img-sizes 128 --batch-sizes 392 --compile reduce-overhead)
+bench main tiny_graphs_main "hydra_vit_tiny deit_tiny_patch16_224" 100 "${tiny[@]}"
+bench s45-base tiny_graphs_base hydra_vit_tiny 70 "${tiny[@]}"
 end_archived_call
