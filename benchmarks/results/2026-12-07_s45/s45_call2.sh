@@ -10,7 +10,7 @@ set -uo pipefail
 . benchmarks/run_concurrent.sh
 start_device_call s45_call2
 for tree in s45-base main; do
-  in_packed_tree "$tree" timeout 90 python3 "$PWD/benchmarks/results/2026-12-07_s45/graph_breaks.py" "$tree" \
+  in_packed_tree "$tree" timeout 60 python3 "$PWD/benchmarks/results/2026-12-07_s45/graph_breaks.py" "$tree" \
     >"$OUT/graph_breaks_$tree.log" 2>&1
   grep -v Warning "$OUT/graph_breaks_$tree.log" | grep -E '^\{|is_autocast' | cut -c1-600
 done
@@ -24,10 +24,10 @@ bench() {  # BRANCH NAME MODELS SECONDS [bench_models.py options] -> $OUT/NAME.j
   archive
 }
 compiled=(--img-sizes 224 --compile on --kernel-times 40)
-bench s45-base compiled_base hydra_vit_base 110 "${compiled[@]}"
-bench main compiled_main hydra_vit_base 110 "${compiled[@]}"
-bench exp-compiled-ln compiled_branch "hydra_vit_base vit_base_patch16_224" 160 "${compiled[@]}"
-packed_gpu_tests exp-compiled-ln 100 tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
+bench s45-base compiled_base hydra_vit_base 100 "${compiled[@]}"
+bench main compiled_main hydra_vit_base 100 "${compiled[@]}"
+bench exp-compiled-ln compiled_branch "hydra_vit_base vit_base_patch16_224" 140 "${compiled[@]}"
+packed_gpu_tests exp-compiled-ln 80 tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
   tests/kernels/test_layernorm_triton.py tests/kernels/test_backend.py tests/models/test_export.py
 tiny=(--img-sizes 128 --batch-sizes 392 --compile reduce-overhead)
 bench main tiny_graphs_main "hydra_vit_tiny deit_tiny_patch16_224" 100 "${tiny[@]}"
