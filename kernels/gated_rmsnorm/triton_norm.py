@@ -26,6 +26,7 @@ from ..backend import TRITON_DTYPES
 from ..eager_path import FusedOp
 from ..host_math import cdiv, next_power_of_2
 from ..launcher import cached_launch
+from ..layouts import dense
 from ..row_blocks import as_rows, backward_programs, row_warps
 
 __all__ = ["gated_rmsnorm_triton", "norm_backward_into"]
@@ -104,7 +105,7 @@ def _norm_bwd_kernel(dy, s_dy, x, s_x, z, s_z, w, rstd, dx, dz, s_dz, y, dw_part
 
 def _norm_forward(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    x2, z2, weight = as_rows(x), as_rows(z), weight.contiguous()
+    x2, z2, (weight,) = as_rows(x), as_rows(z), dense(weight)
     M, D = x2.shape
     y = torch.empty((M, D), dtype=x.dtype, device=x.device)
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
@@ -125,7 +126,7 @@ def norm_backward_into(dy: torch.Tensor, x: torch.Tensor, z: torch.Tensor, weigh
     """(dx, dz, dw) of the gated norm, dz written into the given tensor of z's shape (rows of unit stride that
     can be viewed as (M, D); the fused layer passes a view of in_proj's gradient). With y (contiguous, x's shape
     and dtype) the same pass writes the forward's output into it again, as `_norm_forward` would."""
-    dy2, x2, z2, weight = as_rows(dy), as_rows(x), as_rows(z), weight.contiguous()
+    dy2, x2, z2, (weight,) = as_rows(dy), as_rows(x), as_rows(z), dense(weight)
     M, D = x2.shape
     dx = torch.empty((M, D), dtype=x.dtype, device=x.device)
     dz2 = dz.view(M, D)

@@ -8,21 +8,9 @@
 # (session 5: hydra_vit_tiny 12,623 img/s, 0.29x deit_tiny; 128 px, batch 392, reduce-overhead), main and s45-base.
 set -uo pipefail
 . benchmarks/run_concurrent.sh
+. benchmarks/results/2026-12-07_s45/s45_steps.sh
 start_device_call s45_call2
-for tree in s45-base main; do
-  in_packed_tree "$tree" timeout 60 python3 "$PWD/benchmarks/results/2026-12-07_s45/graph_breaks.py" "$tree" \
-    >"$OUT/graph_breaks_$tree.log" 2>&1
-  grep -v Warning "$OUT/graph_breaks_$tree.log" | grep -E '^\{|is_autocast' | cut -c1-600
-done
-archive
-bench() {  # BRANCH NAME MODELS SECONDS [bench_models.py options] -> $OUT/NAME.jsonl
-  local branch=$1 name=$2 models=$3 seconds=$4
-  shift 4
-  in_packed_tree "$branch" timeout "$seconds" python3 benchmarks/bench_models.py --models $models --modes train \
-    --quick --out "$OUT/$name.jsonl" "$@" >"$OUT/$name.log" 2>&1
-  grep '"case"' "$OUT/$name.jsonl" | cut -c1-300
-  archive
-}
+graph_counts 60 s45-base main
 compiled=(--img-sizes 224 --compile on --kernel-times 40)
 bench s45-base compiled_base hydra_vit_base 100 "${compiled[@]}"
 bench main compiled_main hydra_vit_base 100 "${compiled[@]}"
