@@ -11,8 +11,8 @@ set -uo pipefail
 start_device_call s46_call3
 bench main host_compiled hydra_vit_base 150 --img-sizes 224 --compile on --kernel-times 12 --python-profile \
   --sync-debug --profile
-bench main host_eager hydra_vit_base 80 --img-sizes 224 --compile off --kernel-times 12 --python-profile
-packed_gpu_tests main 150 -rf tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
-  tests/kernels/test_layernorm_triton.py tests/kernels/test_backend.py tests/models/test_export.py
 bench main graphs_base hydra_vit_base 100 --img-sizes 224 --compile reduce-overhead --kernel-times 12
+bench main host_eager hydra_vit_base 80 --img-sizes 224 --compile off --kernel-times 12 --python-profile
+packed_gpu_tests main 120 -rf tests/models/test_fused_residual.py tests/layers/test_matmul_input_norm.py \
+  tests/kernels/test_layernorm_triton.py tests/kernels/test_backend.py tests/models/test_export.py
 end_archived_call
