@@ -5,6 +5,8 @@ from timm.layers import create_feature_extractor
 
 from ._helpers import create, images
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -69,12 +71,12 @@ def test_compile_inductor_cpu():
 @pytest.mark.parametrize("selective_recompute", [False, True])
 def test_compile_fullgraph_with_every_triton_kernel(selective_recompute):
     """The training graph of a model on the Triton kernels (what `auto` picks on CUDA; here in Triton's
-    interpreter: each block's conv, mix and gated norm as the fused layer's one custom op, ending with
-    out_proj under selective recompute) has no graph breaks, and its gradients equal eager's."""
+    interpreter, on a GPU where there is one: each block's conv, mix and gated norm as the fused layer's one custom
+    op, ending with out_proj under selective recompute) has no graph breaks, and its gradients equal eager's."""
     model = create("hydra_vit_tiny", depth=1, img_size=32, backend="triton", chunk_size=16,
-                   selective_recompute=selective_recompute)
+                   selective_recompute=selective_recompute).to(DEVICE)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    x = images(size=(32, 32))
+    x = images(size=(32, 32)).to(DEVICE)
     eager_loss, compiled_loss = model(x).square().mean(), compiled(x).square().mean()
     eager_grads = torch.autograd.grad(eager_loss, list(model.parameters()))
     compiled_grads = torch.autograd.grad(compiled_loss, list(model.parameters()))

@@ -1,7 +1,10 @@
 """HydraBlock's fused residual gradient: x + DropPath(LS(mixer(norm1(x)))) with x's two gradients (the shortcut's
 and norm1's) added inside norm1's backward kernel. On the Triton kernels (the interpreter on CPU) in fp32 the
 outputs and gradients equal autograd's addition (`fuse_residual = False`) bit for bit: both add two fp32 values.
-On a CUDA machine the same tests run the Triton kernels on the GPU."""
+On a CUDA machine the same tests run the Triton kernels on the GPU, where the output is still compared bit for bit
+but the gradients to fp32 rounding: the shortcut's gradient comes out of the LayerNorm kernel in another layout than
+autograd's sum, and cuBLAS may then sum the patch embedding's weight gradient in another order (seen on an H100).
+A lost or doubled shortcut gradient moves them by O(1), far beyond that bound."""
 from unittest import mock
 
 import pytest
@@ -13,6 +16,7 @@ from hydra_vision.models.hydra_vit import HydraBlock
 from ._helpers import create, images
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
+GRAD_TOLERANCE = dict(rtol=0, atol=0) if DEVICE == "cpu" else dict(rtol=1e-5, atol=1e-6)
 
 
 def _step(model, fuse: bool) -> tuple[torch.Tensor, dict, int]:
@@ -50,7 +54,7 @@ def test_fused_residual_gradient_equals_autograds_addition(case):
     torch.testing.assert_close(out, out_separate, rtol=0, atol=0)
     assert grads.keys() == grads_separate.keys()
     for name, grad in grads_separate.items():
-        torch.testing.assert_close(grads[name], grad, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(grads[name], grad, **GRAD_TOLERANCE, msg=name)
 
 
 def test_a_forward_hook_on_norm1_keeps_the_separate_path_so_that_it_sees_every_call():
