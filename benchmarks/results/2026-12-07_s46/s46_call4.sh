@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Session 46, call 4 (.ab and .whl as in call 1): host_probe.py in main's tree (why the compiled step is host-bound).
+# Session 46, call 4, not run (the session's device time was spent; .ab and .whl as in call 1): host_probe.py in
+# main's tree (why the compiled step is host-bound), then again with Inductor compiling in the main process
+# (TORCHINDUCTOR_COMPILE_THREADS=1: no worker pool and none of its threads).
 set -uo pipefail
 . benchmarks/run_concurrent.sh
 start_device_call s46_call4
-in_packed_tree main timeout 170 python3 "$PWD/benchmarks/results/2026-12-07_s46/host_probe.py" >"$OUT/host_probe.log" 2>&1
+probe=$PWD/benchmarks/results/2026-12-07_s46/host_probe.py
+in_packed_tree main timeout 170 python3 "$probe" >"$OUT/host_probe.log" 2>&1
 grep -E '^\{|THREAD' "$OUT/host_probe.log"
+archive
+TORCHINDUCTOR_COMPILE_THREADS=1 in_packed_tree main timeout 200 python3 "$probe" >"$OUT/host_probe_one_thread.log" 2>&1
+grep -E '^\{|THREAD' "$OUT/host_probe_one_thread.log"
 end_archived_call
