@@ -6,7 +6,8 @@ uses SDPA, flash on the GPU), mode and compile setting, one resident random batc
     train  model.train(), forward + cross-entropy + backward + AdamW step (fused on CUDA)
 under bf16 autocast on CUDA (fp32 on CPU). Reported per case: median ms per step (triton do_bench
 on CUDA, time.perf_counter on CPU), img/s = B / median, the peak memory of one step (weights,
-optimizer state and input included), on CUDA the GPU's busy time per step (`gpu_ms`: below the
+optimizer state and input included; under CUDA graphs the graphs' private pool escapes it, so `reserved_gib`, what
+the caching allocator holds after the case, is recorded too), on CUDA the GPU's busy time per step (`gpu_ms`: below the
 median when the host sets the pace, as in eager steps of small batches) and MFU = FLOPs / time /
 peak FLOP/s. FLOPs per image are counted once per model and size with FlopCounterMode on a meta
 copy of the model (batch 1; the Hydra mix counted through its pure-PyTorch reference form); a
@@ -136,7 +137,8 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     stats = time_ms(step, warmup_ms=25 if quick else 200, rep_ms=500 if quick else 1000)
     resident = torch.cuda.memory_allocated() / 2**30
     peak = round(resident + peak_memory_gib(step), 4)
-    record = {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak, "gpu_ms": gpu_busy_ms(step)}
+    record = {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak,
+              "reserved_gib": round(torch.cuda.memory_reserved() / 2**30, 4), "gpu_ms": gpu_busy_ms(step)}
     if kernel_times:
         record["kernels_us"] = largest(kernel_us(step, steps=3), kernel_times)
     return record
