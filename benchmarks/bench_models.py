@@ -8,7 +8,8 @@ under bf16 autocast on CUDA (fp32 on CPU). Reported per case: median ms per step
 on CUDA, time.perf_counter on CPU), img/s = B / median, the peak memory of one step (weights,
 optimizer state and input included; under CUDA graphs the graphs' private pool escapes it, so `reserved_gib`, what
 the caching allocator holds after the case, is recorded too), on CUDA the GPU's busy time per step (`gpu_ms`: below the
-median when the host sets the pace, as in eager steps of small batches) and MFU = FLOPs / time /
+median when the host sets the pace, as in eager steps of small batches), the host's time to issue one step
+(`host_ms`: near the median when the host sets the pace) and MFU = FLOPs / time /
 peak FLOP/s. FLOPs per image are counted once per model and size with FlopCounterMode on a meta
 copy of the model (batch 1; the Hydra mix counted through its pure-PyTorch reference form); a
 training step counts 3x the forward (backward = 2x forward, the usual MFU convention; the counter's
@@ -40,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import (  # noqa: E402
-    cpu_time_ms, emit, env_header, gpu_busy_ms, kernel_us, largest, peak_memory_gib, profile_table,
+    cpu_time_ms, emit, env_header, gpu_busy_ms, host_ms, kernel_us, largest, peak_memory_gib, profile_table,
     python_profile_table, sync_report, time_ms,
 )
 
@@ -138,7 +139,8 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     resident = torch.cuda.memory_allocated() / 2**30
     peak = round(resident + peak_memory_gib(step), 4)
     record = {**stats, "img_s": round(batch * 1000 / stats["ms"], 2), "peak_gib": peak,
-              "reserved_gib": round(torch.cuda.memory_reserved() / 2**30, 4), "gpu_ms": gpu_busy_ms(step)}
+              "reserved_gib": round(torch.cuda.memory_reserved() / 2**30, 4), "gpu_ms": gpu_busy_ms(step),
+              "host_ms": host_ms(step)}
     if kernel_times:
         record["kernels_us"] = largest(kernel_us(step, steps=3), kernel_times)
     return record

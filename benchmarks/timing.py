@@ -112,6 +112,20 @@ def gpu_busy_ms(fn: Callable[[], object], steps: int = 3) -> float:
     return round(busy_time(kernel_intervals(prof.events())) / 1e3 / steps, 3)
 
 
+def host_ms(fn: Callable[[], object], steps: int = 5,
+            synchronize: Callable[[], None] = torch.cuda.synchronize) -> float:
+    """Median host time (ms) of fn() (warmed up by the caller) from a synchronised start to its return, not waiting
+    for the device: the host's share of a step. Near the step's wall time when the host sets the pace."""
+    times = []
+    for _ in range(steps):
+        synchronize()
+        start = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - start))
+    synchronize()
+    return round(statistics.median(times), 3)
+
+
 def kernel_us(fn: Callable[[], object], steps: int = 10) -> dict[str, float]:
     """Device time per call of fn() (us, warmed up by the caller) of every kernel it launches, by name."""
     averages = _cuda_profile(fn, steps).key_averages()

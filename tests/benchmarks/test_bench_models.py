@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,15 @@ def test_sync_report_counts_each_synchronising_place_and_restores_the_mode(monke
     assert counts == ["## 6", "## 3"]
     assert "sync_here" in text.split("## 3")[0]
     assert modes == ["warn", "default"]
+
+
+def test_host_ms_times_the_call_from_a_synchronised_start_without_waiting_after_it() -> None:
+    events = []
+
+    def step():
+        events.append("step")
+        time.sleep(0.004)
+
+    ms = _timing().host_ms(step, steps=3, synchronize=lambda: events.append("sync"))
+    assert events == ["sync", "step"] * 3 + ["sync"]
+    assert 4.0 <= ms < 40.0
