@@ -13,7 +13,8 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "mixup_args",
     "create_train_loader",
     "create_eval_loader",
+    "ending_new_workers_on_error",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -178,6 +180,22 @@ def _workers_ignore_stop_signals(loader: Any) -> Any:
     base = loader.loader if isinstance(loader, PrefetchLoader) else loader
     base.worker_init_fn = partial(_init_worker_ignoring_stop, init_fn=base.worker_init_fn)
     return loader
+
+
+@contextmanager
+def ending_new_workers_on_error() -> Iterator[None]:
+    """Kill the daemonic processes (loader workers) started inside the block when an error leaves it. The workers
+    ignore SIGTERM (`_workers_ignore_stop_signals`), and multiprocessing's exit handler ends daemonic children with
+    SIGTERM before joining them: a loader iterator that the error kept alive would keep the process from exiting."""
+    before = set(multiprocessing.active_children())
+    try:
+        yield
+    except BaseException:
+        for child in set(multiprocessing.active_children()) - before:
+            if child.daemon:
+                child.kill()
+                child.join(timeout=10)
+        raise
 
 
 def mixup_args(args: argparse.Namespace, num_classes: int) -> dict[str, Any] | None:

@@ -31,7 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint_io import load_checkpoint_file, state_dict_mismatch
 from .checkpoint import AtomicCheckpointSaver, atomic_save, atomic_write_text, export_safetensors
 from .config import config_to_yaml
-from .data import class_names_of, create_eval_loader, create_image_dataset, create_train_loader, mixup_args
+from .data import (class_names_of, create_eval_loader, create_image_dataset, create_train_loader,
+                   ending_new_workers_on_error, mixup_args)
 from .distributed import DistContext, setup_distributed, teardown_distributed
 from .loggers import ScalarLogger
 from .loss import create_train_loss
@@ -57,7 +58,8 @@ def train(args: argparse.Namespace) -> int:
     (0, or 128 + signal number after a SIGTERM/SIGINT stop)."""
     ctx = setup_distributed(args.device)
     try:
-        return _train(args, ctx)
+        with ending_new_workers_on_error():
+            return _train(args, ctx)
     finally:
         teardown_distributed(ctx)
 
