@@ -45,12 +45,14 @@ def time_ms(fn: Callable[[], object], warmup_ms: float = 25.0, rep_ms: float = 1
     return {"ms": round(med, 4), "ms_q20": round(q20, 4), "ms_q80": round(q80, 4)}
 
 
-def cpu_time_ms(fn: Callable[[], object], warmup: int, reps: int) -> dict:
-    """Median and 20/80% quantiles (ms) of fn() by time.perf_counter (do_bench needs CUDA)."""
+def cpu_time_ms(fn: Callable[[], object], warmup: int, reps: int, before: Callable[[], object] = lambda: None) -> dict:
+    """Median and 20/80% quantiles (ms) of fn() by time.perf_counter (do_bench needs CUDA), `before()` run untimed
+    ahead of each timed call."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(reps):
+        before()
         start = time.perf_counter()
         fn()
         times.append(1000 * (time.perf_counter() - start))
@@ -116,14 +118,9 @@ def host_ms(fn: Callable[[], object], steps: int = 5,
             synchronize: Callable[[], None] = torch.cuda.synchronize) -> float:
     """Median host time (ms) of fn() (warmed up by the caller) from a synchronised start to its return, not waiting
     for the device: the host's share of a step. Near the step's wall time when the host sets the pace."""
-    times = []
-    for _ in range(steps):
-        synchronize()
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
+    ms = cpu_time_ms(fn, warmup=0, reps=steps, before=synchronize)["ms"]
     synchronize()
-    return round(statistics.median(times), 3)
+    return ms
 
 
 def kernel_us(fn: Callable[[], object], steps: int = 10) -> dict[str, float]:

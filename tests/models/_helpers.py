@@ -3,6 +3,7 @@ import timm
 import torch
 
 MODELS = timm.list_models("hydra*")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 IMG = 48
 PATCH = 16
 

@@ -3,9 +3,7 @@ import pytest
 import torch
 from timm.layers import create_feature_extractor
 
-from ._helpers import create, images
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
+from ._helpers import DEVICE, create, images
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ import torch
 from hydra_vision.kernels.layernorm import triton_layernorm
 from hydra_vision.models.hydra_vit import HydraBlock
 
-from ._helpers import create, images
+from ._helpers import DEVICE, create, images
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: tests/conftest.py sets TRITON_INTERPRET
 GRAD_TOLERANCE = dict(rtol=0, atol=0) if DEVICE == "cpu" else dict(rtol=1e-5, atol=1e-6)
 
 

@@ -6,9 +6,10 @@ set -uo pipefail
 . benchmarks/run_concurrent.sh
 start_device_call s46_call4
 probe=$PWD/benchmarks/results/2026-12-07_s46/host_probe.py
-in_packed_tree main timeout 170 python3 "$probe" >"$OUT/host_probe.log" 2>&1
-grep -E '^\{|THREAD' "$OUT/host_probe.log"
-archive
-TORCHINDUCTOR_COMPILE_THREADS=1 in_packed_tree main timeout 200 python3 "$probe" >"$OUT/host_probe_one_thread.log" 2>&1
-grep -E '^\{|THREAD' "$OUT/host_probe_one_thread.log"
+for setting in "" TORCHINDUCTOR_COMPILE_THREADS=1; do
+  log=$OUT/host_probe${setting:+_one_thread}.log
+  in_packed_tree main env $setting timeout 200 python3 "$probe" >"$log" 2>&1  # $setting unquoted: none or one
+  grep -E '^\{|THREAD' "$log"
+  archive
+done
 end_archived_call
