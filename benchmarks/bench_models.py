@@ -46,7 +46,6 @@ from timing import (  # noqa: E402
 )
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
-from hydra_vision.training.heap import freeze_heap  # noqa: E402
 
 PAIRS = (("hydra_vit_tiny", "deit_tiny_patch16_224"), ("hydra_vit_small", "deit_small_patch16_224"),
          ("hydra_vit_base", "vit_base_patch16_224"))
@@ -116,16 +115,13 @@ def make_step(model: torch.nn.Module, mode: str, compile_mode: str | None, batch
 
 def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: int, img_size: int,
             device: torch.device, quick: bool, profile: bool = False, python_profile: bool = False,
-            sync_debug: bool = False, kernel_times: int = 0, freeze: bool = False) -> dict:
-    """Median step time, img/s and peak memory of one case, the heap frozen after warm-up with `freeze` as the
-    trainer freezes it (`hydra_vision.training.heap`; with `profile`, also print the profiler tables
+            sync_debug: bool = False, kernel_times: int = 0) -> dict:
+    """Median step time, img/s and peak memory of one case (with `profile`, also print the profiler tables
     by GPU time and by host time: a step that launches many small kernels is bound by the second; with
     `kernel_times`, also record that many kernels with the most GPU time per step, in us)."""
     step = make_step(model, mode, compile_mode, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
-    if freeze:
-        freeze_heap()
     title = f"{type(model).__name__} {mode} {img_size} px batch {batch}"
     if profile and device.type == "cuda":
         print(profile_table(step, title, steps=3, rows=30, sort_by=("self_cuda_time_total", "self_cpu_time_total")),
@@ -198,8 +194,7 @@ def run(args: argparse.Namespace) -> None:
                          f"got {len(args.batch_sizes)}")
     stream = args.out.open("a") if args.out else None
     emit({**env_header(), "bench": "models", "amp": "bf16" if device.type == "cuda" else "fp32",
-          "peak_flops": args.peak_tflops * 1e12, "model_kwargs": model_kwargs,
-          "freeze_heap": args.freeze_heap}, stream)
+          "peak_flops": args.peak_tflops * 1e12, "model_kwargs": model_kwargs}, stream)
     if args.cold_start:
         emit(cold_start(args, model_kwargs, device), stream)
         return
@@ -218,7 +213,7 @@ def run(args: argparse.Namespace) -> None:
                     try:
                         stats = measure(case_model, mode, COMPILE_MODES[compile_flag], batch, img_size, device,
                                         args.quick, args.profile, args.python_profile, args.sync_debug,
-                                        args.kernel_times, args.freeze_heap)
+                                        args.kernel_times)
                         mfu = record["flops_img"] * batch / (stats["ms"] / 1000) / (args.peak_tflops * 1e12)
                         record.update(stats, status="ok", mfu=float(f"{mfu:.4g}"))
                     except Exception as e:  # one failing case (OOM, kernel error) must not hide the others
@@ -304,9 +299,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="print each case's synchronising CUDA calls with their Python stacks (2 steps)")
     parser.add_argument("--kernel-times", type=int, default=0, metavar="N",
                         help="record each case's N kernels with the most GPU time per step (us), for A/Bs")
-    parser.add_argument("--freeze-heap", action=argparse.BooleanOptionalAction, default=True,
-                        help="freeze the Python heap after each case's warm-up, as the trainer does after its first "
-                             "update (--no-freeze-heap: as timm's benchmark.py)")
     parser.add_argument("--cold-start", action="store_true",
                         help="instead, time the first step of the first model, size, mode and compile setting "
                              "in this process (compile + autotune on an empty Triton cache)")

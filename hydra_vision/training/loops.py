@@ -1,8 +1,6 @@
 """The epoch loops: one training epoch (grad accumulation, clipping, AMP, EMA, per-update LR)
 and an evaluation pass (top-1 / top-5 / loss, exact under DDP).
 
-The heap is frozen after an epoch's first update (`heap.freeze_heap`): by then torch.compile, autotuning and
-the loaders have made what lives for the run, and the garbage collector stops walking it every step.
 The training step follows timm's train.py: the loss of an accumulated update is divided by the
 number of micro-batches, DDP skips the gradient all-reduce on micro-batches that do not update,
 the EMA and the scheduler advance once per optimizer update.
@@ -26,7 +24,6 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .distributed import DistContext
-from .heap import freeze_heap
 from .signals import StopRequest
 
 __all__ = ["TrainParts", "EpochProgress", "train_one_epoch", "evaluate", "mean_lr"]
@@ -127,7 +124,6 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                                dtype=torch.float64)
     window_samples = carried if ctx.is_primary else 0
     epoch_samples = window_updates = 0
-    heap_frozen = False
     window_start = time.perf_counter()
     batches_done = num_batches
     bar = tqdm(total=num_batches, initial=start.batches, desc=f"train {epoch}", unit="batch", dynamic_ncols=True,
@@ -175,9 +171,6 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
                 torch.cuda.synchronize()
             if parts.scheduler is not None:
                 parts.scheduler.step_update(num_updates=num_updates)
-            if not heap_frozen:  # the first update has compiled and autotuned what the run keeps
-                freeze_heap()
-                heap_frozen = True
 
             update_idx = batch_idx // accum
             if (update_idx + 1) % args.log_interval == 0 or batch_idx == num_batches - 1:

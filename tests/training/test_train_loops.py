@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 from contextlib import nullcontext
 
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 from hydra_vision.training.distributed import DistContext
-from hydra_vision.training.heap import freeze_heap
 from hydra_vision.training.loops import TrainParts, evaluate, train_one_epoch
 from hydra_vision.training.signals import StopRequest
 
@@ -195,27 +193,3 @@ def test_evaluate_scores_several_models_in_one_pass_over_the_loader() -> None:
         alone = evaluate({name: _FixedLogits(table)}, loader, CPU)[name]
         assert together[name] == alone
     assert together["model"] != together["ema"]
-
-
-def test_the_heap_is_frozen_once_an_epoch_after_its_first_update(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = _linear()
-    parts = _parts(model)
-    steps, frozen_at = [], []
-    step = parts.optimizer.step
-    monkeypatch.setattr(parts.optimizer, "step", lambda *a, **k: (steps.append(1), step(*a, **k))[1])
-    monkeypatch.setattr("hydra_vision.training.loops.freeze_heap", lambda: frozen_at.append(len(steps)))
-    for epoch in range(2):
-        train_one_epoch(parts, _batches(4), epoch, _options(grad_accum_steps=2), StopRequest(), total_updates=4)
-    assert frozen_at == [1, 3]  # after the first optimizer step of each epoch
-
-
-def test_freeze_heap_moves_live_objects_out_of_the_collectors_reach() -> None:
-    before = gc.get_freeze_count()
-    kept = [[i] for i in range(1000)]  # tracked containers alive across the freeze
-    try:
-        freeze_heap()
-        assert gc.get_freeze_count() >= before + len(kept)
-        assert not any(o is kept[0] for o in gc.get_objects())  # no generation holds it any more
-    finally:
-        gc.unfreeze()
-    assert any(o is kept[0] for o in gc.get_objects())

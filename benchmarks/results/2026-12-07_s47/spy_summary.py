@@ -1,6 +1,7 @@
 """Summarises a py-spy raw (collapsed) file from spy_steps.py: samples per thread, the top leaf frames (own time)
-per thread, and the top frames by inclusive samples. `python spy_summary.py FILE [TOP]`."""
+per thread, and the top frames by inclusive samples. `python spy_summary.py FILE[.gz] [TOP]`."""
 import collections
+import gzip
 import re
 import sys
 
@@ -8,7 +9,7 @@ path, top = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 25
 threads = collections.Counter()
 leaves = collections.defaultdict(collections.Counter)
 inclusive = collections.defaultdict(collections.Counter)
-for line in open(path):
+for line in (gzip.open(path, "rt") if path.endswith(".gz") else open(path)):
     stack, _, count = line.rstrip().rpartition(" ")
     frames = stack.split(";")
     thread, n = frames[0], int(count)
