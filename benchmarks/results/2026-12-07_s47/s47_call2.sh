@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 47, call 2 (carry .whl and .ab; .ab from `ab_branches.sh pack main` with the heap freeze): gc_probe.py
+# Session 47, call 2 (never ran: no machine, then too little budget; call 3 is its first step): gc_probe.py
 # (the garbage collector's share of the step, eager and compiled, one process); ViT-B and hydra_vit_base under
 # CUDA graphs at 224 px (reserved_gib includes the graphs' pool); session 46's two test fixes on the GPU (call 1's
 # run hit its 90 s limit after 13 passes).
