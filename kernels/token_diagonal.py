@@ -24,6 +24,7 @@ import triton.language as tl
 from .host_math import cdiv, next_power_of_2
 from .launcher import cached_launch
 from .quasiseparable.triton_config import dot_precision, first_config_when_interpreting, interpreting, mma
+from .row_blocks import sm_count
 
 __all__ = ["token_diagonal_backward_into"]
 
@@ -79,7 +80,7 @@ def _spans(M: int, C: int, device: torch.device) -> int:
     128-channel tiles (a few spans in the interpreter)."""
     if interpreting() or device.type != "cuda":
         return SPAN_ROWS
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    sms = sm_count(device)
     spans = max(1, cdiv(PROGRAMS_PER_SM * sms, cdiv(C, 128)))
     return cdiv(cdiv(M, spans), SPAN_ROWS) * SPAN_ROWS
 
