@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 47, call 3 (call 2 cut to what the budget left can hold; carry .whl and .ab as for call 2): gc_probe.py
+# Session 47, call 3 (carry .whl and .ab from `ab_branches.sh pack main`; the budget left held one probe): gc_probe.py
 # alone, its lines printed as they come.
 set -uo pipefail
 . benchmarks/run_concurrent.sh
