@@ -46,6 +46,7 @@ from timing import (  # noqa: E402
 )
 
 import hydra_vision  # noqa: E402,F401  (registers hydra_vit_*)
+from hydra_vision.training.compile_workers import release_compile_workers  # noqa: E402
 
 PAIRS = (("hydra_vit_tiny", "deit_tiny_patch16_224"), ("hydra_vit_small", "deit_small_patch16_224"),
          ("hydra_vit_base", "vit_base_patch16_224"))
@@ -122,6 +123,7 @@ def measure(model: torch.nn.Module, mode: str, compile_mode: str | None, batch: 
     step = make_step(model, mode, compile_mode, batch, img_size, device)
     for _ in range(2 if quick else 3):  # compile, autotune, allocator warm-up outside the timed region
         step()
+    release_compile_workers()  # as the trainer does after its first update (their idle pool slows the host)
     title = f"{type(model).__name__} {mode} {img_size} px batch {batch}"
     if profile and device.type == "cuda":
         print(profile_table(step, title, steps=3, rows=30, sort_by=("self_cuda_time_total", "self_cpu_time_total")),

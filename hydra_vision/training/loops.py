@@ -23,6 +23,7 @@ from timm.utils import ModelEmaV3, NativeScaler, dispatch_clip_grad
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from .compile_workers import release_compile_workers
 from .distributed import DistContext
 from .signals import StopRequest
 
@@ -114,6 +115,7 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
     last_accum = num_batches % accum or accum
     first_of_last_group = num_batches - last_accum
     num_updates = epoch * updates_per_epoch + start.updates(accum)
+    first_update = num_updates + 1
     has_no_sync = hasattr(model, "no_sync")
     clip_params = list(model_parameters(parts.raw_model, exclude_head="agc" in args.clip_mode))
 
@@ -165,6 +167,8 @@ def train_one_epoch(parts: TrainParts, loader: Any, epoch: int, args: argparse.N
             num_updates += 1
             window_updates += 1
             optimizer.zero_grad(set_to_none=True)
+            if num_updates == first_update:  # the step is compiled by now: its idle compile workers slow the host
+                release_compile_workers()
             if parts.ema is not None:
                 parts.ema.update(parts.raw_model, step=num_updates)
             if args.synchronize_step and ctx.device.type == "cuda":

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hydra_vision.training.distributed import DistContext
+from hydra_vision.training import loops
 from hydra_vision.training.loops import TrainParts, evaluate, train_one_epoch
 from hydra_vision.training.signals import StopRequest
 
@@ -90,6 +91,16 @@ def test_updates_are_counted_from_the_epoch_start() -> None:
     train_one_epoch(_parts(_linear(), scheduler=scheduler), _batches(5), 2, _options(grad_accum_steps=2),
                     StopRequest(), total_updates=9, log_step=lambda *row: logged.append(row[1]))
     assert scheduler.updates == [7, 8, 9] and logged == [7, 8, 9]
+
+
+def test_compile_workers_are_released_once_an_epoch_after_its_first_update(monkeypatch) -> None:
+    scheduler = _RecordingScheduler()
+    released_after = []  # scheduler updates already made when the workers were released
+    monkeypatch.setattr(loops, "release_compile_workers", lambda: released_after.append(len(scheduler.updates)))
+    for epoch in range(2):
+        train_one_epoch(_parts(_linear(), scheduler=scheduler), _batches(5), epoch, _options(grad_accum_steps=2),
+                        StopRequest(), total_updates=6)
+    assert released_after == [0, 3] and len(scheduler.updates) == 6
 
 
 def test_stop_request_ends_the_epoch_after_the_current_update() -> None:
