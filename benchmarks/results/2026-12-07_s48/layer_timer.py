@@ -4,9 +4,11 @@ per thread) every function `kernels.fused_layer` calls by module-global name, ev
 `_conv_forward` of each layer call (forward and backward: the custom op's context) and on the main thread between
 steps. Cases in one process: eager (nothing compiled yet), compiled (default mode), then eager again.
 Per case: median wall and host forward/backward ms a step, and per component calls and host ms a step.
+With RELEASE=1, Inductor's compile workers are shut down after each case's warm-up (`release_compile_workers`).
 `python layer_timer.py [MODEL IMG_SIZE BATCH]` (default hydra_vit_base 224 128; CUDA)."""
 import collections
 import json
+import os
 import statistics
 import sys
 import threading
@@ -18,7 +20,9 @@ import torch.nn.functional as F
 
 import hydra_vision  # noqa: F401  (registers the models)
 from hydra_vision.kernels import fused_layer, launcher
+from hydra_vision.training.compile_workers import release_compile_workers
 
+release = os.environ.get("RELEASE") == "1"
 name, img_size, batch = (sys.argv[1:] + ["hydra_vit_base", "224", "128"][len(sys.argv) - 1:])[:3]
 device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a smoke run (HYDRA_VISION_BACKEND=triton, TRITON_INTERPRET=1)
 model = timm.create_model(name, img_size=int(img_size)).to(device).train()
@@ -87,6 +91,10 @@ def step(net):
 def measure(label: str, net, n: int = 15 if device == "cuda" else 1) -> None:
     for _ in range(3 if device == "cuda" else 1):
         step(net)
+    if release:
+        t0 = time.perf_counter()
+        released = release_compile_workers()
+        print(json.dumps({"case": label, "released": released, "release_s": round(time.perf_counter() - t0, 3)}))
     walls, phases, per_step = [], [], collections.defaultdict(list)
     for _ in range(n):
         synchronize()
