@@ -8,8 +8,8 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from hydra_vision.training.distributed import DistContext
 from hydra_vision.training import loops
+from hydra_vision.training.distributed import DistContext
 from hydra_vision.training.loops import TrainParts, evaluate, train_one_epoch
 from hydra_vision.training.signals import StopRequest
 
