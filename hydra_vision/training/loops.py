@@ -218,7 +218,8 @@ def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContex
     sync per batch); top-k hits are counted exactly, so any batching gives the same scores. Under
     DDP each process scores its shard of timm's `OrderedDistributedSampler`; the padding that evens
     out the shards runs through the models (every process makes the same calls) but is left out of
-    the scores, so the result equals a single-process pass. Returns {name: {loss, top1, top5}}.
+    the scores, so the result equals a single-process pass. Inductor's compile workers are released
+    after the first batch. Returns {name: {loss, top1, top5}}.
     """
     sampler = getattr(loader, "sampler", None)
     num_valid = getattr(sampler, "num_valid_samples", None)
@@ -247,6 +248,8 @@ def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContex
             sums[index] += torch.stack([
                 torch.nn.functional.cross_entropy(output, scored, reduction="sum"),
                 hits[:, 0].sum(), hits.any(-1).sum()]).double()
+        if seen == inputs.size(0):  # the models are compiled by now: their idle compile workers slow the host
+            release_compile_workers()
     *sums, count = ctx.all_reduce_sum(torch.cat([sums.flatten(), sums.new_tensor([min(seen, num_valid)])])).tolist()
     count = max(count, 1)
     return {name: {"loss": sums[3 * i] / count, "top1": 100.0 * sums[3 * i + 1] / count,

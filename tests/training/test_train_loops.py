@@ -204,3 +204,20 @@ def test_evaluate_scores_several_models_in_one_pass_over_the_loader() -> None:
         alone = evaluate({name: _FixedLogits(table)}, loader, CPU)[name]
         assert together[name] == alone
     assert together["model"] != together["ema"]
+
+
+def test_evaluate_releases_compile_workers_once_after_the_first_batch(monkeypatch) -> None:
+    calls = []  # (model calls made so far) at each release
+
+    class _CountingLogits(_FixedLogits):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append("forward")
+            return super().forward(x)
+
+    released_after = []
+    monkeypatch.setattr(loops, "release_compile_workers", lambda: released_after.append(len(calls)))
+    table = torch.randn(9, 5, generator=torch.Generator().manual_seed(3))
+    inputs, targets = torch.arange(9, dtype=torch.float32)[:, None], torch.zeros(9, dtype=torch.long)
+    loader = _Loader([(inputs[i:i + 4], targets[i:i + 4]) for i in range(0, 9, 4)], 9)
+    evaluate({"model": _CountingLogits(table), "ema": _CountingLogits(table)}, loader, CPU)
+    assert released_after == [2] and len(calls) == 6
