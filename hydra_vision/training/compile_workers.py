@@ -1,4 +1,4 @@
-"""Inductor's compile workers, released once the training step is compiled.
+"""Inductor's compile workers, released once the training step (or an evaluation's first batch) is compiled.
 
 torch.compile builds its kernels in a pool of worker processes that stays up after the compile. On the device
 machine (H100, torch 2.11, hydra_vit_base at 224 px, batch 128) a process holding that pool ran the training step
