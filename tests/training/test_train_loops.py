@@ -207,14 +207,14 @@ def test_evaluate_scores_several_models_in_one_pass_over_the_loader() -> None:
 
 
 def test_evaluate_releases_compile_workers_once_after_the_first_batch(monkeypatch) -> None:
-    calls = []  # (model calls made so far) at each release
+    calls = []  # one entry per model call
 
     class _CountingLogits(_FixedLogits):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             calls.append("forward")
             return super().forward(x)
 
-    released_after = []
+    released_after = []  # model calls made when the workers were released
     monkeypatch.setattr(loops, "release_compile_workers", lambda: released_after.append(len(calls)))
     table = torch.randn(9, 5, generator=torch.Generator().manual_seed(3))
     inputs, targets = torch.arange(9, dtype=torch.float32)[:, None], torch.zeros(9, dtype=torch.long)
