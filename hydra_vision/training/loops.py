@@ -229,8 +229,8 @@ def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContex
         model.eval()
     sums = torch.zeros(len(models), 3, dtype=torch.float64, device=ctx.device)  # loss, top-1 hits, top-k hits
     seen = 0
-    for inputs, targets in tqdm(loader, desc=desc, unit="batch", leave=False,
-                                disable=None if ctx.is_primary else True):
+    batches = tqdm(loader, desc=desc, unit="batch", leave=False, disable=None if ctx.is_primary else True)
+    for batch_index, (inputs, targets) in enumerate(batches):
         valid = max(0, min(inputs.size(0), num_valid - seen))
         seen += inputs.size(0)
         inputs, targets = inputs.to(ctx.device, non_blocking=True), targets.to(ctx.device, non_blocking=True)
@@ -248,7 +248,7 @@ def evaluate(models: Mapping[str, torch.nn.Module], loader: Any, ctx: DistContex
             sums[index] += torch.stack([
                 torch.nn.functional.cross_entropy(output, scored, reduction="sum"),
                 hits[:, 0].sum(), hits.any(-1).sum()]).double()
-        if seen == inputs.size(0):  # the models are compiled by now: their idle compile workers slow the host
+        if batch_index == 0:  # the models are compiled by now: their idle compile workers slow the host
             release_compile_workers()
     *sums, count = ctx.all_reduce_sum(torch.cat([sums.flatten(), sums.new_tensor([min(seen, num_valid)])])).tolist()
     count = max(count, 1)
