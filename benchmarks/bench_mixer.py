@@ -10,6 +10,8 @@ so 24 heads of 64, N = 64, G = 1) and a constant number of tokens per batch:
                "bidirectional should cost little more than causal" yardstick
     sdpa_h{n}  torch SDPA, flash backend, n heads of 64 (n = d_model / 64: ViT's attention at the
                same model width; and n = H: the mixer's inner width)
+    sdpa_cudnn_h{n}  torch SDPA, cuDNN backend, d_model / 64 heads: the attention timm's ViT runs by default on
+               an H100 (torch 2.11), faster there than the flash backend
 Inputs are bf16 views into one projection-like tensor, as in the model. Before timing, the
 triton and two-pass outputs are checked against the reference (correctness gate).
 
@@ -40,7 +42,8 @@ from hydra_vision.kernels.quasiseparable.chunk_tuning import AUTO, DEFAULT_CHUNK
 from hydra_vision.kernels.quasiseparable.triton_mix import chunk_length  # noqa: E402
 
 LENGTHS = (197, 785, 1025, 4097, 16385)
-CASES = ("triton", "reference", "two_pass", "causal", "sdpa")
+CASES = ("triton", "reference", "two_pass", "causal", "sdpa", "sdpa_cudnn")
+SDPA_BACKENDS = {"sdpa": "FLASH_ATTENTION", "sdpa_cudnn": "CUDNN_ATTENTION"}  # case -> torch's SDPBackend
 
 
 def mixer_flops(batch: int, L: int, H: int, P: int, G: int, N: int, Q: int) -> float:
@@ -114,6 +117,23 @@ def case_fn(case: str, kw: dict, chunk_size: int | str | None) -> Callable[[], t
 def sdpa_inputs(batch: int, L: int, heads: int, dtype: torch.dtype) -> list[torch.Tensor]:
     qkv = torch.randn(3, batch, heads, L, 64, device="cuda", dtype=dtype).requires_grad_()
     return [qkv]
+
+
+def attention_case(case: str, batch: int, L: int, heads: int, dtype: torch.dtype, mode: str) -> dict:
+    """`run_case` of torch SDPA on `heads` heads of 64 through the case's backend (`SDPA_BACKENDS`); a backend
+    this device or torch lacks gives {"status": "unavailable: ..."} instead."""
+    backend = getattr(torch.nn.attention.SDPBackend, SDPA_BACKENDS[case])
+    qkv = sdpa_inputs(batch, L, heads, dtype)
+
+    def attn() -> torch.Tensor:
+        with torch.nn.attention.sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(qkv[0][0], qkv[0][1], qkv[0][2])
+
+    try:
+        attn()
+    except RuntimeError as error:  # torch: "No available kernel" for a backend it cannot run here
+        return {"status": f"unavailable: {str(error).splitlines()[0]}"}
+    return run_case(case, attn, qkv, mode)
 
 
 def check_against_reference(kw: dict, chunk_size: int | str | None) -> dict:
@@ -206,12 +226,13 @@ def table(records: list[dict]) -> str:
         "",
         f"| L | batch | mode | triton ms | two-pass ms | causal ms | reference ms | SDPA h{h_attn} ms "
         f"| SDPA h{header['H']} ms | two-pass / triton (>= 2) | triton / causal (<= 1.3) "
-        "| SDPA / triton (> 1 from L 1025) | triton / causal, GPU time | triton peak GiB |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| SDPA / triton (> 1 from L 1025) | triton / causal, GPU time | triton peak GiB "
+        f"| SDPA cuDNN h{h_attn} ms | SDPA cuDNN / triton |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def ms(row: dict, name: str) -> str:
-        return f"{row[name]['ms']:.3f}" if name in row else "-"
+        return f"{row[name]['ms']:.3f}" if "ms" in row.get(name, {}) else "-"  # absent, or unavailable there
 
     def ratio(row: dict, num: str, den: str, key: str = "ms") -> str:
         return f"{row[num][key] / row[den][key]:.2f}" if key in row.get(num, {}) and key in row.get(den, {}) else "-"
@@ -223,7 +244,8 @@ def table(records: list[dict]) -> str:
             f"| {L} | {batch} | {mode} | {ms(row, 'triton')} | {ms(row, 'two_pass')} | {ms(row, 'causal')} | "
             f"{ms(row, 'reference')} | {ms(row, f'sdpa_h{h_attn}')} | {ms(row, 'sdpa_h' + str(header['H']))} | "
             f"{ratio(row, 'two_pass', 'triton')} | {ratio(row, 'triton', 'causal')} | "
-            f"{ratio(row, f'sdpa_h{h_attn}', 'triton')} | {ratio(row, 'triton', 'causal', 'gpu_ms')} | {peak} |"
+            f"{ratio(row, f'sdpa_h{h_attn}', 'triton')} | {ratio(row, 'triton', 'causal', 'gpu_ms')} | {peak} | "
+            f"{ms(row, f'sdpa_cudnn_h{h_attn}')} | {ratio(row, f'sdpa_cudnn_h{h_attn}', 'triton')} |"
         )
     return "\n".join(lines)
 
@@ -275,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                   "process_s": round(time.perf_counter() - PROCESS_START, 2)}, stream)
             return 0
         if args.profile:
-            for case in (c for c in args.cases if c != "sdpa"):
+            for case in (c for c in args.cases if c not in SDPA_BACKENDS):
                 profile(kw, args.chunk_size, case, f"{case} B{batch}_L{L}_D{args.d_model}")
             continue
         if args.ncu_window:
@@ -292,16 +314,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 record = {"kind": "case", "name": f"B{batch}_L{L}_D{args.d_model}", "L": L, "batch": batch,
                           "mode": mode, "chunk_size": chunk}
-                if case == "sdpa":
-                    for heads in sorted({args.d_model // 64, H}):
-                        qkv = sdpa_inputs(batch, L, heads, dtype)
-
-                        def attn(qkv=qkv):
-                            with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
-                                return F.scaled_dot_product_attention(qkv[0][0], qkv[0][1], qkv[0][2])
-
-                        emit({**record, "case": f"sdpa_h{heads}", **run_case("sdpa", attn, qkv, mode)}, stream)
-                        del qkv
+                if case in SDPA_BACKENDS:
+                    heads_set = sorted({args.d_model // 64, H}) if case == "sdpa" else [args.d_model // 64]
+                    for heads in heads_set:
+                        emit({**record, "case": f"{case}_h{heads}", **attention_case(case, batch, L, heads, dtype, mode)},
+                             stream)
                     continue
                 stats = run_case(case, case_fn(case, kw, args.chunk_size), leaves, mode)
                 if case == "triton":

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -47,6 +48,25 @@ def test_table_compares_triton_with_causal_by_gpu_time_where_both_have_it():
     assert "| 1.00 | - | 1.50 | 0.40 |" in bench_mixer.table(timed)
     old = [header, {**row, "case": "triton", "ms": 1.5}, {**row, "case": "causal", "ms": 1.5}]
     assert "| 1.00 | - | - | 0.40 |" in bench_mixer.table(old)
+
+
+def test_table_sets_cudnn_attention_beside_triton_and_marks_an_unavailable_backend():
+    header = {"kind": "header", "date": "d", "device": "gpu", "torch": "t", "triton": "tr", "d_model": 768, "H": 24,
+              "P": 64, "N": 64, "G": 1, "dtype": "bfloat16", "tokens": 25216, "chunk_size": "auto"}
+    row = {"kind": "case", "L": 197, "batch": 128, "mode": "fwdbwd", "peak_gib": 0.4}
+    triton_case = {**row, "case": "triton", "ms": 1.25}
+    text = bench_mixer.table([header, triton_case, {**row, "case": "sdpa_cudnn_h12", "ms": 0.5}])
+    assert "| SDPA cuDNN h12 ms | SDPA cuDNN / triton |" in text
+    assert text.endswith("| 0.40 | 0.500 | 0.40 |")
+    missing = bench_mixer.table([header, triton_case, {**row, "case": "sdpa_cudnn_h12", "status": "unavailable: x"}])
+    assert missing.endswith("| 0.40 | - | - |")
+
+
+def test_an_attention_backend_torch_cannot_run_is_reported_not_raised(monkeypatch):
+    monkeypatch.setattr(bench_mixer, "sdpa_inputs",
+                        lambda batch, L, heads, dtype: [torch.randn(3, batch, heads, L, 64, dtype=dtype)])
+    stats = bench_mixer.attention_case("sdpa_cudnn", 1, 8, 2, torch.float32, "fwd")  # no cuDNN attention on a CPU
+    assert stats["status"].startswith("unavailable: ")
 
 
 def test_profile_runs_each_named_case(monkeypatch):
